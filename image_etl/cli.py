@@ -1,0 +1,170 @@
+"""`image-etl`: start the local stack, show its settings, upload images, load the demo set."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from image_etl.settings import DEFAULT_AWS_PORT, DEFAULT_SITE_PORT, Settings, default_data_dir, load_settings
+
+app = typer.Typer(
+    help="image-etl: raw image uploads -> resized variants + records -> ML datasets.", no_args_is_help=True
+)
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Local stack data dir (default: .image-etl/ in the project, or $IMAGE_ETL_DATA_DIR).",
+    ),
+]
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    aws_port: Annotated[
+        int, typer.Option("--aws-port", help="Port of the AWS emulation on 127.0.0.1.")
+    ] = DEFAULT_AWS_PORT,
+    site_port: Annotated[
+        int, typer.Option("--site-port", help="Port of the upload site on 127.0.0.1.")
+    ] = DEFAULT_SITE_PORT,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Event worker processes.")] = 2,
+) -> None:
+    """Start the local stack (AWS emulation + event workers) in the foreground; Ctrl-C stops it."""
+    from image_etl.local.stack import LocalStack, StackError
+
+    folder = (data_dir or default_data_dir()).resolve()
+    try:
+        code = LocalStack(folder, aws_port=aws_port, site_port=site_port, workers=workers).run()
+    except StackError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    raise typer.Exit(code)
+
+
+@app.command()
+def info(
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show the endpoints and resource names that the CLI, notebooks and Dagster use."""
+    settings = load_settings(data_dir)
+    if as_json:
+        print(json.dumps(settings.to_json(), indent=2))
+        return
+    state = "running" if settings.running else "not running (these are the settings it would start with)"
+    console.print(f"local stack on {settings.data_dir}: {state}")
+    for name, value in settings.to_json().items():
+        console.print(f"  {name:<18} {value}")
+
+
+@app.command()
+def upload(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Image files or folders (a folder's name is the label).")
+    ],
+    label: Annotated[
+        str | None, typer.Option("--label", help="Label for every file, overriding folder names.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64)] = 8,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for each image's record and report.")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for records.")] = 120.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Upload images to the upload bucket (local stack, or AWS when IMAGE_ETL_* point there)."""
+    settings = _settings_or_exit(data_dir)
+    _upload(settings, paths, label=label, concurrency=concurrency, wait=wait, timeout=timeout)
+
+
+@app.command()
+def demo(
+    per_class: Annotated[int, typer.Option("--per-class", min=1, max=200)] = 8,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Generate a small labelled demo set (3 classes, duplicates, broken files) and upload it."""
+    from image_etl.demo import write_demo_dataset
+
+    settings = _settings_or_exit(data_dir)
+    with tempfile.TemporaryDirectory(prefix="image-etl-demo-") as tmp:
+        root = Path(tmp) / "demo"
+        files = write_demo_dataset(root, per_class=per_class)
+        console.print(f"generated {len(files)} demo files (3 classes, 2 duplicates, 3 broken)")
+        _upload(settings, [root], label=None, concurrency=8, wait=wait, timeout=180.0)
+
+
+def _settings_or_exit(data_dir: Path | None) -> Settings:
+    settings = load_settings(data_dir)
+    if settings.is_local and not settings.running:
+        console.print(
+            f"[red]error:[/red] no local stack is running on {settings.data_dir}; start it with `make up` "
+            "(or `image-etl up`), or point IMAGE_ETL_* settings at a deployed stack"
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _upload(
+    settings: Settings, paths: list[Path], *, label: str | None, concurrency: int, wait: bool, timeout: float
+) -> None:
+    from image_etl.upload import plan_uploads, upload_all, wait_for_records
+
+    plan = plan_uploads(paths, upload_prefix=settings.upload_prefix, label=label)
+    for path, reason in plan.skipped:
+        console.print(f"[yellow]skipped[/yellow] {path}: {reason}")
+    if not plan.uploads:
+        console.print("[red]error:[/red] nothing to upload")
+        raise typer.Exit(2)
+    with _progress() as progress:
+        task = progress.add_task(f"uploading to s3://{settings.upload_bucket}", total=len(plan.uploads))
+        errors = upload_all(
+            settings, plan.uploads, concurrency=concurrency, on_done=lambda _: progress.advance(task)
+        )
+    for item, error in errors:
+        console.print(f"[red]upload failed[/red] {item.path}: {error}")
+    console.print(f"uploaded {len(plan.uploads) - len(errors)} of {len(plan.uploads)} files")
+    if errors:
+        raise typer.Exit(1)
+    if not wait:
+        return
+    keys = [item.key for item in plan.uploads]
+    with _progress() as progress:
+        task = progress.add_task("processing", total=len(keys))
+        records = wait_for_records(
+            settings, keys, timeout_s=timeout, on_progress=lambda n: progress.update(task, completed=n)
+        )
+    failed = {key: r for key, r in records.items() if r.get("status") != "processed"}
+    missing = [key for key in keys if key not in records]
+    console.print(
+        f"processed {len(records) - len(failed)}, failed {len(failed)}, still pending {len(missing)}"
+    )
+    for key, record in sorted(failed.items()):
+        console.print(f"  [red]failed[/red] {key}: {record.get('error')}")
+    for key in missing:
+        console.print(f"  [yellow]no record yet[/yellow] {key}")
+    if missing:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,176 @@
+"""The AWS emulation of the local stack: a moto server on loopback with durable state.
+
+Start-up order matters: provision the resources, put the stored objects and items back (no S3
+events fire), connect S3 -> SQS, then re-enqueue only the uploads that lack an up-to-date record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moto.backends import get_backend
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore
+from image_etl.local.provision import connect_notifications, create_resources
+from image_etl.resources import LOCAL, StackNames
+from image_etl.settings import LOCAL_ACCOUNT_ID, LOCAL_HOST, Settings, local_settings
+from lambda_resizer.records import from_item, image_id_for
+
+STATE_DB = "state.sqlite3"
+
+
+@dataclass(frozen=True)
+class StartupReport:
+    restored_objects: int
+    restored_items: int
+    requeued: int
+    seconds: float
+
+
+class Emulator:
+    """moto behind the persistence middleware, served by a threaded WSGI server on 127.0.0.1."""
+
+    def __init__(
+        self, data_dir: Path, *, port: int, names: StackNames = LOCAL, region: str = "us-east-1"
+    ) -> None:
+        self.data_dir = data_dir
+        self.names = names
+        self.store = StateStore(data_dir / STATE_DB)
+        app = DomainDispatcherApplication(create_backend_app)
+        self._s3 = get_backend("s3")[LOCAL_ACCOUNT_ID]["aws"]
+        self._dynamodb = get_backend("dynamodb")[LOCAL_ACCOUNT_ID][region]
+        middleware = PersistenceMiddleware(app, self.store, s3=self._s3, dynamodb=self._dynamodb)
+        # Raises OSError (EADDRINUSE) right here when the port is taken.
+        self._server = make_server(LOCAL_HOST, port, middleware, threaded=True)
+        self.port = self._server.server_address[1]
+        self.settings: Settings = local_settings(data_dir, aws_port=self.port, region=region, names=names)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+
+    def start(self) -> StartupReport:
+        """Serve, provision, restore, connect events, re-enqueue unprocessed uploads; return what was done."""
+        began = time.perf_counter()
+        self._thread.start()
+        create_resources(self.settings, self.names)
+        objects, items = restore(self.store, s3=self._s3, dynamodb=self._dynamodb)
+        connect_notifications(self.settings)
+        requeued = reconcile(self.settings)
+        return StartupReport(objects, items, requeued, time.perf_counter() - began)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self.store.close()
+
+
+def reconcile(settings: Settings) -> int:
+    """Enqueue an S3 event for every upload whose record is missing or older than the object.
+
+    SQS messages do not survive a restart; this finds the work they carried by comparing the upload
+    prefix with the records (one BatchGetItem per 100 objects), and enqueues nothing else.
+
+    :return: the number of uploads enqueued.
+    """
+    s3, dynamodb, sqs = settings.client("s3"), settings.client("dynamodb"), settings.client("sqs")
+    pending: list[dict[str, Any]] = []
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.upload_bucket, Prefix=settings.upload_prefix
+    )
+    for page in pages:
+        objects = page.get("Contents", [])
+        for start in range(0, len(objects), 100):
+            chunk = objects[start : start + 100]
+            ids = {image_id_for(settings.upload_bucket, obj["Key"]): obj for obj in chunk}
+            done = _recorded_etags(dynamodb, settings.table_name, list(ids))
+            pending.extend(
+                obj for image_id, obj in ids.items() if done.get(image_id) != obj["ETag"].strip('"')
+            )
+    for start in range(0, len(pending), 10):
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps(_s3_event(settings, obj))}
+            for i, obj in enumerate(pending[start : start + 10])
+        ]
+        sqs.send_message_batch(QueueUrl=settings.queue_url, Entries=entries)
+    return len(pending)
+
+
+def _recorded_etags(dynamodb: Any, table: str, image_ids: list[str]) -> dict[str, str]:
+    request: dict[str, Any] = {
+        table: {
+            "Keys": [{"image_id": {"S": i}} for i in image_ids],
+            "ProjectionExpression": "image_id, source_etag",
+        }
+    }
+    found: dict[str, str] = {}
+    while request:
+        response = dynamodb.batch_get_item(RequestItems=request)
+        for item in response["Responses"].get(table, []):
+            record = from_item(item)
+            found[record["image_id"]] = record.get("source_etag", "")
+        request = response.get("UnprocessedKeys") or {}
+    return found
+
+
+def _s3_event(settings: Settings, obj: dict[str, Any]) -> dict[str, Any]:
+    """Return an S3 ObjectCreated notification for a listed object, as S3 itself would send it."""
+    from urllib.parse import quote_plus
+
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": settings.region,
+                "eventTime": obj["LastModified"].isoformat().replace("+00:00", "Z"),
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "reconcile",
+                    "bucket": {
+                        "name": settings.upload_bucket,
+                        "arn": f"arn:aws:s3:::{settings.upload_bucket}",
+                    },
+                    "object": {
+                        "key": quote_plus(obj["Key"]),
+                        "size": obj["Size"],
+                        "eTag": obj["ETag"].strip('"'),
+                    },
+                },
+            }
+        ]
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator in the foreground until SIGTERM/SIGINT; print one JSON line when ready."""
+    parser = argparse.ArgumentParser(description="image-etl local AWS emulation (moto + durable state)")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        emulator = Emulator(args.data_dir, port=args.port)
+    except OSError as error:
+        print(
+            json.dumps({"error": f"cannot listen on {LOCAL_HOST}:{args.port}: {error.strerror}"}), flush=True
+        )
+        sys.exit(2)
+    report = emulator.start()
+    print(json.dumps({"ready": True, "port": emulator.port, **report.__dict__}), flush=True)
+    stop.wait()
+    emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""Durable state for the moto emulator: S3 objects and DynamoDB items mirrored into SQLite.
+
+moto keeps everything in memory. A WSGI middleware in front of it copies every object and item a
+successful write touched into one SQLite file before the client sees the response, so whatever a
+client was told is stored survives a restart, kill -9 included (WAL mode: a committed transaction
+survives the process). Only the final state of each object and item is kept, so the file does not
+grow with traffic the way moto's request recorder does. SQS messages are not kept: on restart the
+stack re-enqueues exactly the uploads that have no up-to-date record (`reconcile`), which is both
+lossless and free of reprocessing storms.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from xml.etree import ElementTree
+
+from werkzeug.formparser import parse_form_data
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS s3_objects (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, etag TEXT NOT NULL,
+    metadata TEXT NOT NULL, last_modified TEXT NOT NULL, PRIMARY KEY (bucket, key));
+CREATE TABLE IF NOT EXISTS dynamodb_items (
+    table_name TEXT NOT NULL, item_key TEXT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (table_name, item_key));
+"""
+
+_DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    body: bytes
+    etag: str
+    metadata: dict[str, Any]
+    last_modified: datetime
+
+
+class StateStore:
+    """The SQLite file that holds the emulator's objects and items."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def put_object(self, obj: StoredObject) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO s3_objects VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    obj.bucket,
+                    obj.key,
+                    obj.body,
+                    obj.etag,
+                    json.dumps(obj.metadata),
+                    obj.last_modified.isoformat(),
+                ),
+            )
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM s3_objects WHERE bucket = ? AND key = ?", (bucket, key))
+
+    def objects(self) -> Iterator[StoredObject]:
+        cursor = self._db.execute("SELECT bucket, key, body, etag, metadata, last_modified FROM s3_objects")
+        for bucket, key, body, etag, metadata, last_modified in cursor:
+            yield StoredObject(
+                bucket, key, body, etag, json.loads(metadata), datetime.fromisoformat(last_modified)
+            )
+
+    def put_item(self, table: str, key: dict[str, Any], item: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO dynamodb_items VALUES (?, ?, ?)",
+                (table, json.dumps(key, sort_keys=True), json.dumps(item)),
+            )
+
+    def delete_item(self, table: str, key: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM dynamodb_items WHERE table_name = ? AND item_key = ?",
+                (table, json.dumps(key, sort_keys=True)),
+            )
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for table, item in self._db.execute("SELECT table_name, item FROM dynamodb_items"):
+            yield table, json.loads(item)
+
+    def counts(self) -> tuple[int, int]:
+        objects = self._db.execute("SELECT count(*) FROM s3_objects").fetchone()[0]
+        items = self._db.execute("SELECT count(*) FROM dynamodb_items").fetchone()[0]
+        return objects, items
+
+
+class _KeyLocks:
+    """Striped locks: read-back + store of one key happen in order, so the newest state is stored last."""
+
+    def __init__(self, stripes: int = 64) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    def __call__(self, *parts: str) -> threading.Lock:
+        return self._locks[hash(parts) % len(self._locks)]
+
+
+class PersistenceMiddleware:
+    """WSGI middleware that mirrors what each successful S3/DynamoDB write changed into a StateStore."""
+
+    def __init__(self, app: Callable[..., Any], store: StateStore, *, s3: Any, dynamodb: Any) -> None:
+        """:param s3: moto's S3 backend; :param dynamodb: moto's DynamoDB backend for the stack's region."""
+        self.app = app
+        self.store = store
+        self.s3 = s3
+        self.dynamodb = dynamodb
+        self._locks = _KeyLocks()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] in {"GET", "HEAD", "OPTIONS"}:
+            return self.app(environ, start_response)
+        body = _buffer_body(environ)
+        status: list[int] = []
+
+        def capture(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(int(status_line.split(" ", 1)[0]))
+            return (
+                start_response(status_line, headers, exc_info)
+                if exc_info
+                else start_response(status_line, headers)
+            )
+
+        response = self.app(environ, capture)
+        if status and 200 <= status[0] < 300:
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if target.startswith("DynamoDB_"):
+                self._mirror_dynamodb(target.split(".", 1)[-1], body)
+            else:
+                self._mirror_s3(environ, body)
+        return response
+
+    # --- S3 -------------------------------------------------------------------------------------
+    def _mirror_s3(self, environ: dict[str, Any], body: bytes) -> None:
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        bucket, _, key = path.lstrip("/").partition("/")
+        if bucket not in self.s3.buckets:
+            return
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        method = environ["REQUEST_METHOD"]
+        if "partNumber" in query:
+            return  # a part is not an object until the upload completes
+        if key:
+            self._store_object(bucket, key, deleted=method == "DELETE")
+        elif method == "POST" and "delete" in query:
+            for deleted_key in _keys_in_delete_request(body):
+                self._store_object(bucket, deleted_key, deleted=True)
+        elif method == "POST":
+            form_key = _key_in_form_upload(environ, body)
+            if form_key:
+                self._store_object(bucket, form_key, deleted=False)
+
+    def _store_object(self, bucket: str, key: str, *, deleted: bool) -> None:
+        with self._locks("s3", bucket, key):
+            try:
+                fake = self.s3.get_object(bucket, key)
+            except Exception:  # moto raises its own "missing key" errors
+                fake = None
+            if fake is None:
+                if deleted:
+                    self.store.delete_object(bucket, key)
+                return
+            self.store.put_object(
+                StoredObject(bucket, key, fake.value, fake.etag, dict(fake.metadata), fake.last_modified)
+            )
+
+    # --- DynamoDB -------------------------------------------------------------------------------
+    def _mirror_dynamodb(self, operation: str, body: bytes) -> None:
+        if operation not in _DYNAMODB_WRITES:
+            return
+        request = json.loads(body or b"{}")
+        for table, key in self._touched_keys(operation, request):
+            with self._locks("dynamodb", table, json.dumps(key, sort_keys=True)):
+                item = self.dynamodb.get_item(table, key)
+                if item is None:
+                    self.store.delete_item(table, key)
+                else:
+                    self.store.put_item(table, key, item.to_json()["Attributes"])
+
+    def _touched_keys(self, operation: str, request: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        if operation in {"UpdateItem", "DeleteItem"}:
+            yield request["TableName"], request["Key"]
+        elif operation == "PutItem":
+            yield request["TableName"], self._key_of(request["TableName"], request["Item"])
+        elif operation == "BatchWriteItem":
+            for table, writes in request.get("RequestItems", {}).items():
+                for write in writes:
+                    if "PutRequest" in write:
+                        yield table, self._key_of(table, write["PutRequest"]["Item"])
+                    elif "DeleteRequest" in write:
+                        yield table, write["DeleteRequest"]["Key"]
+        elif operation == "TransactWriteItems":
+            for entry in request.get("TransactItems", []):
+                for kind, spec in entry.items():
+                    if kind == "Put":
+                        yield spec["TableName"], self._key_of(spec["TableName"], spec["Item"])
+                    elif kind in {"Update", "Delete"}:
+                        yield spec["TableName"], spec["Key"]
+
+    def _key_of(self, table_name: str, item: dict[str, Any]) -> dict[str, Any]:
+        table = self.dynamodb.get_table(table_name)
+        names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        return {name: item[name] for name in names}
+
+
+def restore(store: StateStore, *, s3: Any, dynamodb: Any) -> tuple[int, int]:
+    """Put every stored object and item back into fresh moto backends, firing no S3 events.
+
+    :return: (objects, items) restored.
+    """
+    objects = items = 0
+    for obj in store.objects():
+        if obj.bucket not in s3.buckets:
+            continue
+        fake = s3.put_object(
+            obj.bucket, obj.key, obj.body, etag=obj.etag.strip('"'), disable_notification=True
+        )
+        fake.set_metadata(dict(obj.metadata), replace=True)
+        fake.last_modified = obj.last_modified
+        objects += 1
+    for table, item in store.items():
+        dynamodb.put_item(table, item)
+        items += 1
+    return objects, items
+
+
+def _buffer_body(environ: dict[str, Any]) -> bytes:
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if environ.get("wsgi.input_terminated") or not length:
+        body = stream.read() if environ.get("wsgi.input_terminated") else b""
+    else:
+        body = stream.read(int(length))
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _keys_in_delete_request(body: bytes) -> list[str]:
+    root = ElementTree.fromstring(body)
+    return [element.text or "" for element in root.iter() if element.tag.endswith("Key") and element.text]
+
+
+def _key_in_form_upload(environ: dict[str, Any], body: bytes) -> str | None:
+    copy = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+    _, form, files = parse_form_data(copy)
+    key = form.get("key")
+    if not key:
+        return None
+    upload = files.get("file")
+    return key.replace("${filename}", upload.filename or "") if upload else key

@@ -1,0 +1,227 @@
+"""`image-etl up`: start the local stack in the foreground and stop every process it started.
+
+Processes: the AWS emulation (moto + durable state) and N event workers. Each child dies with
+this process (PR_SET_PDEATHSIG), so even a kill -9 of `image-etl up` leaves no stray server
+holding a port; the next start restores the state and re-enqueues unfinished uploads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings
+
+_PR_SET_PDEATHSIG = 1
+
+
+class StackError(RuntimeError):
+    """The local stack cannot start; the message says why and what to do."""
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def ensure_port_free(port: int, flag: str) -> None:
+    """Raise StackError with a clear message when ``port`` on 127.0.0.1 is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOCAL_HOST, port))
+        except OSError as error:
+            raise StackError(
+                f"port {port} on {LOCAL_HOST} is already in use ({error.strerror}); "
+                f"stop what holds it (`image-etl info` shows a running stack) or choose another with {flag}"
+            ) from error
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``data_dir`` so two stacks never share one state file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise StackError(f"another `image-etl up` is already running on {data_dir}") from error
+        yield
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[str] | None = None
+    restarts: int = 0
+    log_threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
+
+    def stream_output(self, out: IO[str]) -> None:
+        assert self.process is not None
+        for stream in (self.process.stdout, self.process.stderr):
+            thread = threading.Thread(target=_prefix_lines, args=(stream, self.name, out), daemon=True)
+            thread.start()
+            self.log_threads.append(thread)
+
+
+def _prefix_lines(stream: IO[str] | None, name: str, out: IO[str]) -> None:
+    if stream is None:
+        return
+    for line in stream:
+        out.write(f"[{name}] {line}")
+        out.flush()
+
+
+@dataclass
+class LocalStack:
+    data_dir: Path
+    aws_port: int
+    site_port: int
+    workers: int = 2
+    out: IO[str] = sys.stdout
+    children: list[Child] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> int:
+        """Start everything, block until SIGINT/SIGTERM, stop everything; return an exit code."""
+        if os.environ.get("IMAGE_ETL_DIE_WITH_PARENT") == "1":
+            _die_with_parent()  # under `make up`, a killed make must not leave the stack behind
+        with data_dir_lock(self.data_dir):
+            ensure_port_free(self.aws_port, "--aws-port")
+            ensure_port_free(self.site_port, "--site-port")
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self._stop.set())
+            try:
+                settings = self._start()
+                self._banner(settings)
+                self._supervise()
+            finally:
+                self._shutdown()
+        return 0
+
+    def _start(self) -> Settings:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        emulator = Child(
+            "aws",
+            [
+                sys.executable,
+                "-m",
+                "image_etl.local.emulator",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.aws_port),
+            ],
+        )
+        emulator.start(env)
+        self.children.append(emulator)
+        assert emulator.process is not None and emulator.process.stdout is not None
+        first = emulator.process.stdout.readline()
+        try:
+            ready = json.loads(first)
+        except json.JSONDecodeError:
+            ready = {
+                "error": first.strip() or (emulator.process.stderr.read() if emulator.process.stderr else "")
+            }
+        if not ready.get("ready"):
+            raise StackError(f"the AWS emulation did not start: {ready.get('error', 'no reason given')}")
+        emulator.stream_output(self.out)
+        self._write_state_file()
+        settings = load_settings(self.data_dir)
+        self.out.write(
+            f"AWS emulation ready on {settings.aws_endpoint_url} in {ready['seconds']:.1f}s: restored "
+            f"{ready['restored_objects']} objects and {ready['restored_items']} records, "
+            f"re-enqueued {ready['requeued']} unprocessed uploads\n"
+        )
+        for index in range(self.workers):
+            worker = Child(
+                f"worker-{index + 1}",
+                [sys.executable, "-m", "image_etl.local.worker", "--data-dir", str(self.data_dir)],
+            )
+            worker.start(env)
+            worker.stream_output(self.out)
+            self.children.append(worker)
+        return settings
+
+    def _write_state_file(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "aws_port": self.aws_port,
+            "site_port": self.site_port,
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        tmp = self.data_dir / f"{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.data_dir / STATE_FILE)
+
+    def _banner(self, settings: Settings) -> None:
+        self.out.write(
+            "\nimage-etl local stack is up (Ctrl-C stops it)\n"
+            f"  AWS endpoint   {settings.aws_endpoint_url}  (region {settings.region})\n"
+            f"  upload to      s3://{settings.upload_bucket}/{settings.upload_prefix}<label>/<file>\n"
+            f"  variants in    s3://{settings.variants_bucket}/{settings.variants_prefix}\n"
+            f"  records in     DynamoDB table {settings.table_name}\n"
+            f"  workers        {self.workers} processes polling {settings.queue_url}\n"
+            f"  data dir       {self.data_dir}\n"
+            "  try            image-etl demo | image-etl upload PATH --label L | image-etl info --json\n\n"
+        )
+        self.out.flush()
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.5):
+            for child in self.children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is None:
+                    continue
+                if child.name == "aws":
+                    raise StackError(f"the AWS emulation exited with code {code}; stopping the stack")
+                # A crashed worker is restarted, as Lambda would start a new execution environment.
+                child.restarts += 1
+                self.out.write(f"[{child.name}] exited with code {code}; restart #{child.restarts}\n")
+                time.sleep(min(5, child.restarts))
+                child.start({**os.environ, "PYTHONUNBUFFERED": "1"})
+                child.stream_output(self.out)
+
+    def _shutdown(self) -> None:
+        # Workers first, so no batch is cut off by the emulator going away under it.
+        for child in sorted(self.children, key=lambda c: c.name == "aws"):
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+                try:
+                    child.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+        for child in self.children:
+            for thread in child.log_threads:
+                thread.join(timeout=2)
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / STATE_FILE).unlink()
+        self.out.write("image-etl local stack stopped\n")
+        self.out.flush()

@@ -1,0 +1,141 @@
+"""Where image-etl's resources are: read once, from the environment, then the running local stack,
+then the defaults of the local stack. The CLI, the notebooks and Dagster all use this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from image_etl.resources import LOCAL, StackNames
+
+DEFAULT_AWS_PORT = 4566
+DEFAULT_SITE_PORT = 8000
+DEFAULT_REGION = "us-east-1"
+#: moto's account id (any access key that is not an AWS key id maps to it).
+LOCAL_ACCOUNT_ID = "123456789012"
+LOCAL_HOST = "127.0.0.1"
+STATE_FILE = "stack.json"
+
+# Environment variables that override a setting; IMAGE_ETL_* win over the stack file.
+_ENV = {
+    "aws_endpoint_url": "IMAGE_ETL_AWS_ENDPOINT_URL",
+    "region": "IMAGE_ETL_REGION",
+    "upload_bucket": "IMAGE_ETL_UPLOAD_BUCKET",
+    "upload_prefix": "IMAGE_ETL_UPLOAD_PREFIX",
+    "variants_bucket": "IMAGE_ETL_VARIANTS_BUCKET",
+    "variants_prefix": "IMAGE_ETL_VARIANTS_PREFIX",
+    "table_name": "IMAGE_ETL_TABLE_NAME",
+    "queue_url": "IMAGE_ETL_QUEUE_URL",
+    "dlq_url": "IMAGE_ETL_DLQ_URL",
+}
+
+
+def project_root(start: Path | None = None) -> Path:
+    """Return the nearest folder at or above ``start`` (default cwd) with image-etl's pyproject, else cwd."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "image-etl"' in pyproject.read_text(errors="replace"):
+            return folder
+    return here
+
+
+def default_data_dir() -> Path:
+    """Return the data dir: $IMAGE_ETL_DATA_DIR, else ``.image-etl/`` in the project."""
+    env = os.environ.get("IMAGE_ETL_DATA_DIR")
+    return Path(env).resolve() if env else project_root() / ".image-etl"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Endpoints and resource names of one image-etl deployment (local or AWS)."""
+
+    aws_endpoint_url: str | None
+    region: str
+    upload_bucket: str
+    upload_prefix: str
+    variants_bucket: str
+    variants_prefix: str
+    table_name: str
+    queue_url: str
+    dlq_url: str
+    data_dir: str
+    processed_index: str = LOCAL.table.processed_index
+    index_shards: int = LOCAL.table.index_shards
+    running: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.aws_endpoint_url) and "127.0.0.1" in str(self.aws_endpoint_url)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def client(self, service: str) -> Any:
+        """Return a boto3 client for ``service`` pointed at this deployment."""
+        return self._session.client(service, endpoint_url=self.aws_endpoint_url, region_name=self.region)
+
+    @cached_property
+    def _session(self) -> Any:
+        import boto3
+
+        if self.is_local:
+            # moto accepts any credentials; never send a user's real keys to the emulator.
+            return boto3.session.Session(
+                aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
+            )
+        return boto3.session.Session(region_name=self.region)
+
+
+def local_settings(
+    data_dir: Path,
+    *,
+    aws_port: int = DEFAULT_AWS_PORT,
+    region: str = DEFAULT_REGION,
+    names: StackNames = LOCAL,
+) -> Settings:
+    """Return the settings of a local stack on ``aws_port`` with the local resource names."""
+    endpoint = f"http://{LOCAL_HOST}:{aws_port}"
+    return Settings(
+        aws_endpoint_url=endpoint,
+        region=region,
+        upload_bucket=names.upload_bucket,
+        upload_prefix=names.upload_prefix,
+        variants_bucket=names.variants_bucket,
+        variants_prefix=names.variants_prefix,
+        table_name=names.table.name,
+        queue_url=f"{endpoint}/{LOCAL_ACCOUNT_ID}/{names.queue.name}",
+        dlq_url=f"{endpoint}/{LOCAL_ACCOUNT_ID}/{names.queue.dlq_name}",
+        data_dir=str(data_dir),
+        processed_index=names.table.processed_index,
+        index_shards=names.table.index_shards,
+    )
+
+
+def read_stack_file(data_dir: Path) -> dict[str, Any] | None:
+    """Return what the local stack running on ``data_dir`` wrote about itself, if it is alive."""
+    path = data_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return state
+
+
+def load_settings(data_dir: Path | str | None = None) -> Settings:
+    """Return the settings: IMAGE_ETL_* environment variables, else the running local stack, else defaults.
+
+    :param data_dir: the local stack's data dir (default :func:`default_data_dir`).
+    """
+    folder = Path(data_dir).resolve() if data_dir else default_data_dir()
+    state = read_stack_file(folder)
+    port = int(state["aws_port"]) if state else int(os.environ.get("IMAGE_ETL_AWS_PORT", DEFAULT_AWS_PORT))
+    settings = replace(local_settings(folder, aws_port=port), running=state is not None)
+    overrides = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
+    return replace(settings, **overrides) if overrides else settings

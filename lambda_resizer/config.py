@@ -1,0 +1,40 @@
+"""Settings of the resize function, read once from the environment that the CDK stack and the
+local stack both set (see `image_etl.resources.resizer_environment`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lambda_resizer.core import Recipe
+
+
+@dataclass(frozen=True)
+class ResizerConfig:
+    upload_prefix: str
+    variants_bucket: str
+    variants_prefix: str
+    table_name: str
+    index_shards: int
+    max_object_bytes: int
+    recipe: Recipe
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ResizerConfig:
+        """Return the config from environment variables; a missing required one raises KeyError naming it."""
+        env = os.environ if env is None else env
+        formats = tuple(f.strip().lower() for f in env.get("OUTPUT_FORMATS", "jpeg").split(",") if f.strip())
+        return cls(
+            upload_prefix=env.get("UPLOAD_PREFIX", "uploads/"),
+            variants_bucket=env["VARIANTS_BUCKET"],
+            variants_prefix=env.get("VARIANTS_PREFIX", "variants/"),
+            table_name=env["TABLE_NAME"],
+            index_shards=int(env.get("INDEX_SHARDS", "16")),
+            max_object_bytes=int(env.get("MAX_OBJECT_BYTES", str(50 * 1024 * 1024))),
+            recipe=Recipe(
+                formats=formats or ("jpeg",),
+                jpeg_quality=int(env.get("JPEG_QUALITY", "85")),
+                max_pixels=int(env.get("MAX_PIXELS", "100000000")),
+            ),
+        )

@@ -1,0 +1,231 @@
+"""One upload in, variants and one record out: the resize function's work on a single S3 object.
+
+AWS clients are passed in, so the same code runs in Lambda, in the local worker and in tests.
+Errors split in two: anything wrong with the *bytes* (too big, corrupt, a bomb, not an image) ends
+as a `failed` record and returns normally, so the message is acknowledged; anything wrong with
+*AWS* (throttling, a timeout, an outage) raises, so the message is retried and, after the queue's
+max receive count, lands in the DLQ. The source object is only ever read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from lambda_resizer.config import ResizerConfig
+from lambda_resizer.core import ImageRejected, ResizeResult, content_type, process_image
+from lambda_resizer.records import (
+    SourceObject,
+    base_record,
+    decode_key,
+    failed_record,
+    from_item,
+    image_id_for,
+    label_from,
+    processed_record,
+    to_item,
+    variant_key,
+)
+
+logger = Logger(child=True)
+
+# Variant uploads are network-bound: a few threads hide the round trips (4 sizes x formats).
+_uploads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="variant-put")
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one source object."""
+
+    image_id: str | None
+    status: str  # "processed", "failed", "skipped"
+    detail: str = ""
+
+
+def sources_from_s3_event(event: Mapping[str, Any]) -> list[SourceObject]:
+    """Return the objects an S3 event notification names; none for an ``s3:TestEvent``.
+
+    :param event: the notification as a dict (an SQS message body, parsed, or a direct S3 event).
+    :raises ValueError: when the message is neither an S3 notification nor a test event.
+    """
+    if event.get("Event") == "s3:TestEvent":
+        return []
+    records = event.get("Records")
+    if not isinstance(records, list):
+        raise ValueError(f"not an S3 event notification: keys {sorted(event)[:5]}")
+    sources = []
+    for record in records:
+        s3 = record.get("s3") or {}
+        obj = s3.get("object") or {}
+        if not str(record.get("eventName", "")).startswith("ObjectCreated") or "key" not in obj:
+            logger.warning(
+                "ignoring S3 event that does not create an object", event_name=record.get("eventName")
+            )
+            continue
+        sources.append(
+            SourceObject(
+                bucket=s3["bucket"]["name"],
+                key=decode_key(obj["key"]),
+                size=obj.get("size"),
+                etag=obj.get("eTag"),
+                event_time=record.get("eventTime"),
+            )
+        )
+    return sources
+
+
+def sources_from_sqs_body(body: str) -> list[SourceObject]:
+    """Return the objects named by the S3 notification carried in an SQS message body."""
+    try:
+        parsed = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"SQS message body is not JSON: {error}") from error
+    return sources_from_s3_event(parsed)
+
+
+class ImageProcessor:
+    """Turns upload objects into variants and records, with the clients and config it is given."""
+
+    def __init__(self, *, s3: Any, dynamodb: Any, config: ResizerConfig) -> None:
+        self.s3 = s3
+        self.dynamodb = dynamodb
+        self.config = config
+        self._recipe_record = config.recipe.to_record()
+
+    def process(self, source: SourceObject) -> Outcome:
+        """Return the outcome of processing one object; raises only on AWS errors worth a retry."""
+        config = self.config
+        if not source.key.startswith(config.upload_prefix):
+            logger.warning(
+                "ignoring key outside the upload prefix", key=source.key, prefix=config.upload_prefix
+            )
+            return Outcome(None, "skipped", f"key outside upload prefix {config.upload_prefix!r}")
+        image_id = image_id_for(source.bucket, source.key)
+        if self._already_done(image_id, source.etag):
+            logger.info("already processed, skipping redelivery", image_id=image_id, key=source.key)
+            return Outcome(image_id, "skipped", "already processed with this recipe")
+
+        if source.size is not None and source.size > config.max_object_bytes:
+            head = self._head(source)
+            return self._fail(
+                source, image_id, head, "too_large", _too_large(source.size, config.max_object_bytes)
+            )
+        try:
+            response = self.s3.get_object(Bucket=source.bucket, Key=source.key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return self._fail(
+                    source, image_id, {}, "missing", "the object was deleted before it was processed"
+                )
+            raise
+        size = int(response["ContentLength"])
+        if size > config.max_object_bytes:
+            response["Body"].close()  # checked from the headers: the body is never downloaded
+            return self._fail(
+                source, image_id, response, "too_large", _too_large(size, config.max_object_bytes)
+            )
+        data = response["Body"].read()
+        try:
+            result = process_image(data, config.recipe)
+        except ImageRejected as rejected:
+            return self._fail(source, image_id, response, rejected.code, str(rejected))
+
+        keys = self._put_variants(image_id, result)
+        base = self._base(source, image_id, response, size)
+        record = processed_record(base, result, keys, primary=config.recipe.formats[0])
+        self.dynamodb.put_item(TableName=config.table_name, Item=to_item(record))
+        logger.info(
+            "processed",
+            image_id=image_id,
+            key=source.key,
+            label=record["label"],
+            width=result.info.width,
+            height=result.info.height,
+        )
+        return Outcome(image_id, "processed")
+
+    def _already_done(self, image_id: str, etag: str | None) -> bool:
+        if not etag:
+            return False
+        item = self.dynamodb.get_item(
+            TableName=self.config.table_name,
+            Key={"image_id": {"S": image_id}},
+            ProjectionExpression="source_etag, recipe",
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return False
+        existing = from_item(item)
+        return (
+            existing.get("source_etag") == etag.strip('"') and existing.get("recipe") == self._recipe_record
+        )
+
+    def _head(self, source: SourceObject) -> Mapping[str, Any]:
+        try:
+            return self.s3.head_object(Bucket=source.bucket, Key=source.key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return {}
+            raise
+
+    def _base(
+        self, source: SourceObject, image_id: str, response: Mapping[str, Any], size: int | None
+    ) -> dict[str, Any]:
+        label = label_from(source.key, self.config.upload_prefix, response.get("Metadata"))
+        etag = response.get("ETag", source.etag)
+        return base_record(
+            SourceObject(source.bucket, source.key, size, etag, source.event_time),
+            image_id=image_id,
+            label=label,
+            recipe=self.config.recipe,
+            shards=self.config.index_shards,
+            source_bytes=size,
+        )
+
+    def _fail(
+        self, source: SourceObject, image_id: str, response: Mapping[str, Any], code: str, reason: str
+    ) -> Outcome:
+        size = response.get("ContentLength", source.size)
+        record = failed_record(self._base(source, image_id, response, size), code=code, reason=reason)
+        self.dynamodb.put_item(TableName=self.config.table_name, Item=to_item(record))
+        logger.warning("image failed", image_id=image_id, key=source.key, code=code, reason=reason)
+        return Outcome(image_id, "failed", reason)
+
+    def _put_variants(self, image_id: str, result: ResizeResult) -> dict[str, dict[str, str]]:
+        keys: dict[str, dict[str, str]] = {}
+        uploads = []
+        for variant in result.variants:
+            keys[variant.name] = {}
+            for fmt, data in variant.encoded.items():
+                key = variant_key(self.config.variants_prefix, image_id, variant.name, fmt)
+                keys[variant.name][fmt] = key
+                uploads.append(
+                    _uploads.submit(
+                        self.s3.put_object,
+                        Bucket=self.config.variants_bucket,
+                        Key=key,
+                        Body=data,
+                        ContentType=content_type(fmt),
+                        # Keys are per image and rewritten only when the source changes.
+                        CacheControl="public, max-age=86400",
+                    )
+                )
+        for upload in uploads:
+            upload.result()  # re-raises an AWS error so the message is retried
+        return keys
+
+    def process_all(self, sources: Iterable[SourceObject]) -> list[Outcome]:
+        """Return the outcomes of processing each object in turn (the first AWS error raises)."""
+        return [self.process(source) for source in sources]
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"object is {size / 2**20:.1f} MiB, over the {limit / 2**20:g} MiB limit"

@@ -1,0 +1,47 @@
+"""Shared fixtures: a real moto server over HTTP with the stack's resources, and generated images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from image_etl.local.provision import connect_notifications, create_resources
+from image_etl.resources import LOCAL
+from image_etl.settings import Settings, local_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+# boto3 refuses to sign without credentials; never let a developer's real ones reach a test.
+for name, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}.items():
+    os.environ[name] = value
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server in this process, over HTTP on a free loopback port."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def stack(moto_endpoint: str, tmp_path: Path) -> Settings:
+    """Fresh local-stack resources (buckets, queue + DLQ, table + index, notification) in moto."""
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    port = int(moto_endpoint.rsplit(":", 1)[1])
+    settings = local_settings(tmp_path / "data", aws_port=port)
+    create_resources(settings, LOCAL)
+    connect_notifications(settings)
+    return settings

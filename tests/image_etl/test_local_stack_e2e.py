@@ -1,0 +1,309 @@
+"""End to end through the real local stack: `image-etl up` in a subprocess, everything over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from image_etl.settings import Settings, load_settings
+from lambda_resizer.records import from_item, image_id_for
+from tests.imaging import encode, photo_like
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DEADLINE_S = 90
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RunningStack:
+    def __init__(self, data_dir: Path, aws_port: int, site_port: int) -> None:
+        self.data_dir, self.aws_port, self.site_port = data_dir, aws_port, site_port
+        self.log = data_dir.parent / f"up-{aws_port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start `image-etl up`, wait until it says it is up; return its startup line."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        log = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "image_etl.cli",
+                "up",
+                "--data-dir",
+                str(self.data_dir),
+                "--aws-port",
+                str(self.aws_port),
+                "--site-port",
+                str(self.site_port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = self.log.read_bytes()[offset:].decode(errors="replace")
+            if "local stack is up" in text:
+                return next(line for line in text.splitlines() if "AWS emulation ready" in line)
+            if self.process.poll() is not None:
+                pytest.fail(f"image-etl up exited with {self.process.returncode}:\n{text[-3000:]}")
+            time.sleep(0.2)
+        pytest.fail(f"image-etl up did not come up in 60 s:\n{self.log.read_text()[-3000:]}")
+
+    def kill_hard(self) -> None:
+        """kill -9 the whole process group: no handler runs, nothing is flushed by us."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            return self.process.wait(timeout=30)
+        return self.process.returncode
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.data_dir)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    root = tmp_path_factory.mktemp("stack")
+    stack = RunningStack(root / "data", free_port(), free_port())
+    stack.start()
+    yield stack
+    if stack.process and stack.process.poll() is None:
+        stack.stop()
+
+
+def records(settings: Settings) -> dict[str, dict[str, Any]]:
+    items = settings.client("dynamodb").get_paginator("scan").paginate(TableName=settings.table_name)
+    return {r["source_key"]: r for page in items for r in map(from_item, page["Items"])}
+
+
+def wait_for(
+    settings: Settings, keys: list[str], deadline_s: float = DEADLINE_S
+) -> dict[str, dict[str, Any]]:
+    end = time.monotonic() + deadline_s
+    while True:
+        found = records(settings)
+        if all(key in found for key in keys) or time.monotonic() > end:
+            return found
+        time.sleep(0.5)
+
+
+def write_dataset(folder: Path, count: int) -> list[Path]:
+    """Images of assorted formats and sizes in ImageFolder layout, plus hostile files."""
+    formats = [
+        ("JPEG", "jpg", {}),
+        ("PNG", "png", {}),
+        ("WEBP", "webp", {}),
+        ("GIF", "gif", {}),
+        ("TIFF", "tif", {}),
+        ("BMP", "bmp", {}),
+    ]
+    written = []
+    for index in range(count):
+        fmt, suffix, params = formats[index % len(formats)]
+        label = ("cats", "dogs", "birds")[index % 3]
+        size = [(1600, 1200), (900, 1400), (640, 480), (300, 200)][index % 4]
+        path = folder / label / f"img_{index:02d}.{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = photo_like(100 + index, size)
+        path.write_bytes(encode(image if fmt != "GIF" else image.convert("P"), fmt, **params))
+        written.append(path)
+    return written
+
+
+def test_cli_upload_makes_a_record_and_four_variants_each(running: RunningStack, tmp_path: Path) -> None:
+    files = write_dataset(tmp_path / "set", 21)
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "zero.jpg").write_bytes(b"")
+    (hostile / "text.jpg").write_text("just text")
+    (hostile / "truncated.jpg").write_bytes(files[0].read_bytes()[:2000])
+    upload = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "image_etl.cli",
+            "upload",
+            str(tmp_path / "set"),
+            "--data-dir",
+            str(running.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert upload.returncode == 0, upload.stderr
+    assert "uploaded 21 of 21 files" in upload.stderr
+    hostile_upload = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "image_etl.cli",
+            "upload",
+            str(hostile),
+            "--label",
+            "junk",
+            "--wait",
+            "--data-dir",
+            str(running.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert "failed 3" in hostile_upload.stderr, hostile_upload.stderr
+    settings = running.settings
+    keys = [f"uploads/{p.parent.name}/{p.name}" for p in files]
+    found = wait_for(settings, keys)
+
+    s3 = settings.client("s3")
+    for key in keys:
+        record = found[key]
+        assert record["status"] == "processed", record
+        assert record["label"] == key.split("/")[1]
+        assert set(record["variants"]) == {"large", "medium", "small", "thumb"}
+        for variant in record["variants"].values():
+            head = s3.head_object(Bucket=settings.variants_bucket, Key=variant["key"])
+            assert head["ContentLength"] == variant["bytes"] and head["ContentType"] == "image/jpeg"
+    for name, code in (("zero.jpg", "empty"), ("text.jpg", "not_an_image"), ("truncated.jpg", "truncated")):
+        record = found[f"uploads/junk/{name}"]
+        assert record["status"] == "failed" and record["error_code"] == code and record["error"], record
+
+
+def test_every_event_delivered_three_times_changes_nothing(running: RunningStack) -> None:
+    settings = running.settings
+    before = records(settings)
+    assert len(before) >= 20
+    sqs = settings.client("sqs")
+    for _ in range(3):
+        for record in before.values():
+            body = {
+                "Records": [
+                    {
+                        "eventSource": "aws:s3",
+                        "eventName": "ObjectCreated:Put",
+                        "eventTime": record["uploaded_at"],
+                        "s3": {
+                            "bucket": {"name": record["source_bucket"]},
+                            "object": {
+                                "key": record["source_key"].replace(" ", "+"),
+                                "size": record["source_bytes"],
+                                "eTag": record["source_etag"],
+                            },
+                        },
+                    }
+                ]
+            }
+            sqs.send_message(QueueUrl=settings.queue_url, MessageBody=json.dumps(body))
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=settings.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}:
+            break
+        time.sleep(0.5)
+    assert records(settings) == before
+
+
+def test_port_taken_gets_a_clear_message(running: RunningStack, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "image_etl.cli",
+            "up",
+            "--data-dir",
+            str(tmp_path / "other"),
+            "--aws-port",
+            str(running.aws_port),
+            "--site-port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"port {running.aws_port}" in result.stderr and "--aws-port" in result.stderr
+
+
+def test_info_json_describes_the_running_stack(running: RunningStack) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "image_etl.cli", "info", "--json", "--data-dir", str(running.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    info = json.loads(result.stdout)
+    assert info["aws_endpoint_url"] == f"http://127.0.0.1:{running.aws_port}" and info["running"] is True
+    for name in (
+        "region",
+        "upload_bucket",
+        "upload_prefix",
+        "variants_bucket",
+        "variants_prefix",
+        "table_name",
+        "queue_url",
+        "dlq_url",
+        "data_dir",
+    ):
+        assert info[name]
+    assert running.settings.client("sqs").get_queue_url(QueueName=info["queue_url"].rsplit("/", 1)[1])
+
+
+def test_kill_9_and_restart_keeps_all_data_without_reprocessing(
+    running: RunningStack, tmp_path: Path
+) -> None:
+    settings = running.settings
+    before = records(settings)
+    variants_before = settings.client("s3").list_objects_v2(Bucket=settings.variants_bucket)["KeyCount"]
+    # An upload the workers never see: it is in S3 when the whole stack dies.
+    running.kill_hard()
+    late = encode(photo_like(999))
+
+    ready_line = running.start()
+    settings = running.settings
+    assert "re-enqueued 0 unprocessed uploads" in ready_line, ready_line
+    assert records(settings) == before
+    assert (
+        settings.client("s3").list_objects_v2(Bucket=settings.variants_bucket)["KeyCount"] == variants_before
+    )
+
+    settings.client("s3").put_object(
+        Bucket=settings.upload_bucket, Key="uploads/late/after-restart.jpg", Body=late
+    )
+    found = wait_for(settings, ["uploads/late/after-restart.jpg"])
+    assert found["uploads/late/after-restart.jpg"]["status"] == "processed"
+    assert len(found) == len(before) + 1
+    assert running.stop() == 0
+    assert not (running.data_dir / "stack.json").exists()
+    assert image_id_for(settings.upload_bucket, "uploads/late/after-restart.jpg") in {
+        r["image_id"] for r in found.values()
+    }

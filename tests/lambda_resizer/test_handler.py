@@ -1,0 +1,197 @@
+"""The resize handler against a real moto server over HTTP: events in, variants and records out."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from image_etl.local.worker import FakeLambdaContext, handler_environment
+from image_etl.settings import Settings
+from lambda_resizer import handler
+from lambda_resizer.records import from_item, image_id_for
+from tests.imaging import encode, photo_like
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def sqs_event(*s3_events: dict[str, Any]) -> dict[str, Any]:
+    """Return the fixture SQS event carrying one message per S3 notification, ids msg-0, msg-1, ..."""
+    template = load_event("sqs_s3_put.json")["Records"][0]
+    records = []
+    for index, body in enumerate(s3_events):
+        record = copy.deepcopy(template)
+        record["messageId"] = f"msg-{index}"
+        record["body"] = json.dumps(body)
+        records.append(record)
+    return {"Records": records}
+
+
+def s3_notification(bucket: str, raw_key: str, size: int, etag: str | None = None) -> dict[str, Any]:
+    """Return the fixture's S3 notification with another object (``raw_key`` as S3 encodes it)."""
+    event = json.loads(load_event("sqs_s3_put.json")["Records"][0]["body"])
+    obj = event["Records"][0]["s3"]["object"]
+    obj.update({"key": raw_key, "size": size})
+    if etag:
+        obj["eTag"] = etag
+    event["Records"][0]["s3"]["bucket"]["name"] = bucket
+    return event
+
+
+@pytest.fixture
+def invoke(stack: Settings, monkeypatch: pytest.MonkeyPatch):
+    """Call the real Lambda handler with the environment the local stack gives it."""
+    for name, value in handler_environment(stack).items():
+        monkeypatch.setenv(name, value)
+    handler.image_processor.cache_clear()
+
+    def call(event: dict[str, Any]) -> dict[str, Any]:
+        return handler.lambda_handler(event, FakeLambdaContext(aws_request_id="test"))
+
+    yield call
+    handler.image_processor.cache_clear()
+
+
+def put_upload(stack: Settings, key: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    # The fixture bucket has a notification: drain nothing, the handler is called directly here.
+    return stack.client("s3").put_object(Bucket=stack.upload_bucket, Key=key, Body=data, **extra)
+
+
+def record_of(stack: Settings, key: str) -> dict[str, Any] | None:
+    item = (
+        stack.client("dynamodb")
+        .get_item(TableName=stack.table_name, Key={"image_id": {"S": image_id_for(stack.upload_bucket, key)}})
+        .get("Item")
+    )
+    return from_item(item) if item else None
+
+
+def test_sqs_batch_reports_only_the_bad_message_and_records_every_image(stack: Settings, invoke) -> None:
+    good = encode(photo_like(1, (1600, 1200)))
+    put_upload(stack, "uploads/cats/a.jpg", good)
+    put_upload(stack, "uploads/cats/broken.jpg", b"this is not a jpeg")
+    event = sqs_event(
+        s3_notification(stack.upload_bucket, "uploads%2Fcats%2Fa.jpg", len(good)),
+        s3_notification(stack.upload_bucket, "uploads%2Fcats%2Fbroken.jpg", 18),
+        s3_notification("no-such-bucket-anywhere", "uploads%2Fx.jpg", 10),
+    )
+
+    response = invoke(event)
+
+    # Bad bytes are a record, not a retry; a missing bucket is an AWS error worth retrying.
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-2"}]}
+    processed = record_of(stack, "uploads/cats/a.jpg")
+    assert processed["status"] == "processed" and processed["label"] == "cats"
+    assert (processed["width"], processed["height"]) == (1600, 1200)
+    assert set(processed["variants"]) == {"large", "medium", "small", "thumb"}
+    s3 = stack.client("s3")
+    for name, edge in {"large": 1024, "medium": 512, "small": 256, "thumb": 128}.items():
+        variant = processed["variants"][name]
+        body = s3.get_object(Bucket=stack.variants_bucket, Key=variant["key"])["Body"].read()
+        assert len(body) == variant["bytes"]
+        with Image.open(io.BytesIO(body)) as image:
+            assert image.format == "JPEG" and max(image.size) == edge == max(
+                variant["width"], variant["height"]
+            )
+    failed = record_of(stack, "uploads/cats/broken.jpg")
+    assert failed["status"] == "failed" and failed["error"] and failed["error_code"] == "not_an_image"
+
+
+def test_direct_s3_event_is_processed(stack: Settings, invoke) -> None:
+    data = encode(photo_like(2), "PNG")
+    put_upload(stack, "uploads/dogs/dog.png", data)
+    event = load_event("s3_direct_put.json")
+    event["Records"][0]["s3"]["object"]["size"] = len(data)
+
+    invoke(event)
+
+    record = record_of(stack, "uploads/dogs/dog.png")
+    assert record["status"] == "processed" and record["format"] == "PNG" and record["label"] == "dogs"
+    assert record["uploaded_at"] == "2026-11-26T10:00:00.000000Z"
+
+
+def test_url_encoded_keys_are_decoded(stack: Settings, invoke) -> None:
+    data = encode(photo_like(3))
+    key = "uploads/my cats/café photo+1.jpg"
+    put_upload(stack, key, data)
+
+    invoke(
+        sqs_event(
+            s3_notification(stack.upload_bucket, "uploads%2Fmy+cats%2Fcaf%C3%A9+photo%2B1.jpg", len(data))
+        )
+    )
+
+    record = record_of(stack, key)
+    assert record["source_key"] == key and record["label"] == "my cats" and record["status"] == "processed"
+
+
+def test_test_event_and_foreign_prefix_are_acknowledged_and_write_nothing(stack: Settings, invoke) -> None:
+    data = encode(photo_like(4))
+    put_upload(stack, "elsewhere/x.jpg", data)
+    event = sqs_event(
+        load_event("s3_test_event.json"), s3_notification(stack.upload_bucket, "elsewhere%2Fx.jpg", len(data))
+    )
+
+    assert invoke(event) == {"batchItemFailures": []}
+    assert stack.client("dynamodb").scan(TableName=stack.table_name)["Count"] == 0
+    assert stack.client("s3").list_objects_v2(Bucket=stack.variants_bucket)["KeyCount"] == 0
+
+
+def test_message_that_is_not_an_s3_event_is_reported_failed(stack: Settings, invoke) -> None:
+    event = sqs_event({"hello": "world"})
+    event["Records"].append(copy.deepcopy(event["Records"][0]) | {"messageId": "msg-1", "body": "not json"})
+    assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": "msg-0"}, {"itemIdentifier": "msg-1"}]}
+
+
+def test_redelivery_rewrites_nothing(stack: Settings, invoke) -> None:
+    data = encode(photo_like(5))
+    etag = put_upload(stack, "uploads/a/b.jpg", data)["ETag"].strip('"')
+    event = sqs_event(s3_notification(stack.upload_bucket, "uploads%2Fa%2Fb.jpg", len(data), etag))
+    invoke(event)
+    first = record_of(stack, "uploads/a/b.jpg")
+    for _ in range(3):
+        invoke(event)
+    assert record_of(stack, "uploads/a/b.jpg") == first
+
+
+def test_overwritten_upload_is_reprocessed(stack: Settings, invoke) -> None:
+    key = "uploads/a/same-name.jpg"
+    for seed, size in ((6, (640, 480)), (7, (300, 900))):
+        data = encode(photo_like(seed, size))
+        etag = put_upload(stack, key, data)["ETag"].strip('"')
+        invoke(
+            sqs_event(s3_notification(stack.upload_bucket, "uploads%2Fa%2Fsame-name.jpg", len(data), etag))
+        )
+    record = record_of(stack, key)
+    assert (record["width"], record["height"]) == (300, 900) and record["source_etag"] == etag
+
+
+def test_oversized_object_fails_without_download(
+    stack: Settings, invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_OBJECT_BYTES", "1000")
+    handler.image_processor.cache_clear()
+    data = encode(photo_like(8))
+    put_upload(stack, "uploads/big/large.jpg", data)
+    invoke(sqs_event(s3_notification(stack.upload_bucket, "uploads%2Fbig%2Flarge.jpg", len(data))))
+    record = record_of(stack, "uploads/big/large.jpg")
+    assert record["status"] == "failed" and record["error_code"] == "too_large"
+    assert "over the" in record["error"] and record["source_bytes"] == len(data)
+
+
+def test_label_from_metadata_and_source_left_untouched(stack: Settings, invoke) -> None:
+    data = encode(photo_like(9))
+    put = put_upload(stack, "uploads/no-folder.jpg", data, Metadata={"label": "birds"})
+    invoke(sqs_event(s3_notification(stack.upload_bucket, "uploads%2Fno-folder.jpg", len(data))))
+    assert record_of(stack, "uploads/no-folder.jpg")["label"] == "birds"
+    source = stack.client("s3").get_object(Bucket=stack.upload_bucket, Key="uploads/no-folder.jpg")
+    assert source["ETag"] == put["ETag"] and source["Body"].read() == data
