@@ -137,5 +137,7 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
     state = read_stack_file(folder)
     port = int(state["aws_port"]) if state else int(os.environ.get("IMAGE_ETL_AWS_PORT", DEFAULT_AWS_PORT))
     settings = replace(local_settings(folder, aws_port=port), running=state is not None)
-    overrides = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
+    overrides: dict[str, Any] = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
+    if str(overrides.get("aws_endpoint_url", "")).lower() == "aws":
+        overrides["aws_endpoint_url"] = None  # AWS's own endpoints, credentials from the usual chain
     return replace(settings, **overrides) if overrides else settings

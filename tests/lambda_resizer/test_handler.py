@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from PIL import Image
 
 from image_etl.local.worker import FakeLambdaContext, handler_environment
@@ -147,9 +148,15 @@ def test_test_event_and_foreign_prefix_are_acknowledged_and_write_nothing(stack:
 
 
 def test_message_that_is_not_an_s3_event_is_reported_failed(stack: Settings, invoke) -> None:
-    event = sqs_event({"hello": "world"})
-    event["Records"].append(copy.deepcopy(event["Records"][0]) | {"messageId": "msg-1", "body": "not json"})
-    assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": "msg-0"}, {"itemIdentifier": "msg-1"}]}
+    # It can never succeed, but dropping it would lose it: it goes round to the DLQ for a human.
+    event = sqs_event({"hello": "world"}, load_event("s3_test_event.json"))
+    event["Records"].append(copy.deepcopy(event["Records"][0]) | {"messageId": "msg-2", "body": "not json"})
+    assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": "msg-0"}, {"itemIdentifier": "msg-2"}]}
+
+
+def test_a_batch_where_every_message_fails_raises_so_lambda_retries_it(stack: Settings, invoke) -> None:
+    with pytest.raises(BatchProcessingError):
+        invoke(sqs_event({"hello": "world"}))
 
 
 def test_redelivery_rewrites_nothing(stack: Settings, invoke) -> None:

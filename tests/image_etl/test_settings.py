@@ -1,0 +1,49 @@
+"""Settings come from the environment, then the running stack, then the local defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from image_etl.settings import load_settings, project_root
+
+
+def test_defaults_describe_the_local_stack_that_would_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMAGE_ETL_AWS_PORT", raising=False)
+    settings = load_settings(tmp_path)
+    assert settings.aws_endpoint_url == "http://127.0.0.1:4566" and not settings.running
+    assert settings.queue_url == "http://127.0.0.1:4566/123456789012/image-etl-uploads"
+    assert settings.data_dir == str(tmp_path.resolve()) and settings.is_local
+
+
+def test_a_running_stack_file_sets_the_port(tmp_path: Path) -> None:
+    (tmp_path / "stack.json").write_text(json.dumps({"pid": os.getpid(), "aws_port": 4999}))
+    settings = load_settings(tmp_path)
+    assert settings.running and settings.aws_endpoint_url == "http://127.0.0.1:4999"
+    assert settings.dlq_url.startswith("http://127.0.0.1:4999/")
+
+
+def test_a_stale_stack_file_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "stack.json").write_text(json.dumps({"pid": 2**22 + 12345, "aws_port": 4999}))
+    assert not load_settings(tmp_path).running
+    assert load_settings(tmp_path).aws_endpoint_url.endswith(":4566")
+
+
+def test_environment_points_everything_at_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGE_ETL_AWS_ENDPOINT_URL", "aws")
+    monkeypatch.setenv("IMAGE_ETL_UPLOAD_BUCKET", "prod-uploads-1a2b")
+    monkeypatch.setenv("IMAGE_ETL_TABLE_NAME", "ImageProcessing-Images")
+    settings = load_settings(tmp_path)
+    assert settings.aws_endpoint_url is None and not settings.is_local
+    assert (settings.upload_bucket, settings.table_name) == ("prod-uploads-1a2b", "ImageProcessing-Images")
+
+
+def test_project_root_is_found_from_a_sub_folder() -> None:
+    here = Path(__file__).parent
+    assert (project_root(here) / "pyproject.toml").is_file()
+    assert project_root(here) == here.parents[1]
