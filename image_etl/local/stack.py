@@ -89,11 +89,31 @@ class Child:
             self.log_threads.append(thread)
 
 
+_LAMBDA_LOG_KEYS = {"level", "location", "message", "timestamp", "service", "cold_start", "xray_trace_id"}
+
+
+def humanize(line: str) -> str:
+    """Return a Powertools JSON log line as one short human line (other lines unchanged)."""
+    if not line.startswith("{"):
+        return line
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    details = " ".join(
+        f"{key}={value}"
+        for key, value in entry.items()
+        if key not in _LAMBDA_LOG_KEYS and not key.startswith("function_") and value is not None
+    )
+    level = "" if entry.get("level") == "INFO" else f"{entry.get('level', '')} "
+    return f"{level}{entry.get('message', '')} {details}".rstrip() + "\n"
+
+
 def _prefix_lines(stream: IO[str] | None, name: str, out: IO[str]) -> None:
     if stream is None:
         return
     for line in stream:
-        out.write(f"[{name}] {line}")
+        out.write(f"[{name}] {humanize(line)}")
         out.flush()
 
 

@@ -118,3 +118,14 @@ def test_lambda_event_has_the_shape_lambda_passes() -> None:
         record["eventSource"] == "aws:sqs" and record["messageId"] == "m1" and record["receiptHandle"] == "r1"
     )
     assert record["eventSourceARN"].endswith(":q") and record["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def test_lambda_json_logs_are_shown_as_one_short_line() -> None:
+    from image_etl.local.stack import humanize
+
+    line = (
+        '{"level":"WARNING","location":"_fail:1","message":"image failed","timestamp":"t","service":"s",'
+        '"cold_start":false,"function_name":"f","key":"uploads/a.jpg","reason":"image file is truncated"}\n'
+    )
+    assert humanize(line) == "WARNING image failed key=uploads/a.jpg reason=image file is truncated\n"
+    assert humanize("plain text\n") == "plain text\n"
