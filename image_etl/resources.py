@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 UPLOAD_PREFIX = "uploads/"
 VARIANTS_PREFIX = "variants/"
+#: Dataset manifests: ``<prefix>versions/<version>/manifest.parquet`` plus a ``<prefix>latest.json`` pointer.
+DATASETS_PREFIX = "datasets/"
 #: S3 events that start a resize; the filter is the upload prefix, so variants (written to their
 #: own bucket) can never trigger the function again.
 NOTIFICATION_EVENTS: tuple[str, ...] = ("s3:ObjectCreated:*",)
@@ -61,6 +63,24 @@ class TableShape:
     processed_index_partition_key: str = "processed_shard"
     processed_index_sort_key: str = "processed_at"
     index_shards: int = 16
+    #: "Recent images with label L, newest first" for the upload API (sparse: unlabelled items are absent).
+    label_index: str = "by_label"
+    label_index_partition_key: str = "label"
+    label_index_sort_key: str = "uploaded_at"
+
+
+@dataclass(frozen=True)
+class UploadApiShape:
+    """The upload API function and the REST API in front of it."""
+
+    timeout_s: int = 10
+    memory_mb: int = 256
+    presign_expiry_s: int = 300
+    max_upload_bytes: int = ResizeFunctionShape.max_object_bytes
+    throttle_rate_per_s: int = 20
+    throttle_burst: int = 40
+    #: Variant GET URLs handed to the page live this long.
+    variant_url_expiry_s: int = 900
 
 
 @dataclass(frozen=True)
@@ -69,16 +89,20 @@ class StackNames:
 
     upload_bucket: str
     variants_bucket: str
+    datasets_bucket: str
     queue: QueueShape
     table: TableShape
     upload_prefix: str = UPLOAD_PREFIX
     variants_prefix: str = VARIANTS_PREFIX
+    datasets_prefix: str = DATASETS_PREFIX
     function: ResizeFunctionShape = field(default_factory=ResizeFunctionShape)
+    upload_api: UploadApiShape = field(default_factory=UploadApiShape)
 
 
 LOCAL = StackNames(
     upload_bucket="image-etl-uploads",
     variants_bucket="image-etl-variants",
+    datasets_bucket="image-etl-datasets",
     queue=QueueShape(name="image-etl-uploads", dlq_name="image-etl-uploads-dlq"),
     table=TableShape(name="image-etl-images"),
 )
@@ -114,4 +138,34 @@ def resizer_environment(
         "OUTPUT_FORMATS": ",".join(function.output_formats),
         "JPEG_QUALITY": str(function.jpeg_quality),
         "POWERTOOLS_SERVICE_NAME": "image-etl-resizer",
+    }
+
+
+def upload_api_environment(
+    *,
+    upload_bucket: str,
+    upload_prefix: str,
+    variants_bucket: str,
+    table_name: str,
+    allowed_origin: str,
+    table: TableShape,
+    api: UploadApiShape,
+) -> dict[str, str]:
+    """Return the environment variables the upload API handler reads (`lambda_upload_api`).
+
+    :param allowed_origin: the one origin CORS allows (the site's URL, no trailing slash).
+    """
+    return {
+        "UPLOAD_BUCKET": upload_bucket,
+        "UPLOAD_PREFIX": upload_prefix,
+        "VARIANTS_BUCKET": variants_bucket,
+        "TABLE_NAME": table_name,
+        "INDEX_SHARDS": str(table.index_shards),
+        "PROCESSED_INDEX": table.processed_index,
+        "LABEL_INDEX": table.label_index,
+        "ALLOWED_ORIGIN": allowed_origin,
+        "MAX_UPLOAD_BYTES": str(api.max_upload_bytes),
+        "PRESIGN_EXPIRY_S": str(api.presign_expiry_s),
+        "VARIANT_URL_EXPIRY_S": str(api.variant_url_expiry_s),
+        "POWERTOOLS_SERVICE_NAME": "image-etl-upload-api",
     }

@@ -29,6 +29,8 @@ _ENV = {
     "upload_prefix": "IMAGE_ETL_UPLOAD_PREFIX",
     "variants_bucket": "IMAGE_ETL_VARIANTS_BUCKET",
     "variants_prefix": "IMAGE_ETL_VARIANTS_PREFIX",
+    "datasets_bucket": "IMAGE_ETL_DATASETS_BUCKET",
+    "datasets_prefix": "IMAGE_ETL_DATASETS_PREFIX",
     "table_name": "IMAGE_ETL_TABLE_NAME",
     "queue_url": "IMAGE_ETL_QUEUE_URL",
     "dlq_url": "IMAGE_ETL_DLQ_URL",
@@ -65,7 +67,10 @@ class Settings:
     queue_url: str
     dlq_url: str
     data_dir: str
+    datasets_bucket: str = LOCAL.datasets_bucket
+    datasets_prefix: str = LOCAL.datasets_prefix
     processed_index: str = LOCAL.table.processed_index
+    label_index: str = LOCAL.table.label_index
     index_shards: int = LOCAL.table.index_shards
     running: bool = False
 
@@ -112,7 +117,10 @@ def local_settings(
         queue_url=f"{endpoint}/{LOCAL_ACCOUNT_ID}/{names.queue.name}",
         dlq_url=f"{endpoint}/{LOCAL_ACCOUNT_ID}/{names.queue.dlq_name}",
         data_dir=str(data_dir),
+        datasets_bucket=names.datasets_bucket,
+        datasets_prefix=names.datasets_prefix,
         processed_index=names.table.processed_index,
+        label_index=names.table.label_index,
         index_shards=names.table.index_shards,
     )
 

@@ -18,7 +18,7 @@ def create_resources(settings: Settings, names: StackNames) -> None:
     objects back before events flow.
     """
     s3 = settings.client("s3")
-    for bucket in (settings.upload_bucket, settings.variants_bucket):
+    for bucket in (settings.upload_bucket, settings.variants_bucket, settings.datasets_bucket):
         try:
             s3.create_bucket(Bucket=bucket)
         except ClientError as error:
@@ -62,6 +62,8 @@ def table_definition(names: StackNames) -> dict[str, Any]:
             {"AttributeName": table.partition_key, "AttributeType": "S"},
             {"AttributeName": table.processed_index_partition_key, "AttributeType": "S"},
             {"AttributeName": table.processed_index_sort_key, "AttributeType": "S"},
+            {"AttributeName": table.label_index_partition_key, "AttributeType": "S"},
+            {"AttributeName": table.label_index_sort_key, "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
@@ -72,7 +74,15 @@ def table_definition(names: StackNames) -> dict[str, Any]:
                     {"AttributeName": table.processed_index_sort_key, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": table.label_index,
+                "KeySchema": [
+                    {"AttributeName": table.label_index_partition_key, "KeyType": "HASH"},
+                    {"AttributeName": table.label_index_sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
     }
 
