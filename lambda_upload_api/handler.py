@@ -6,4 +6,8 @@ from typing import Any
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"statusCode": 501, "headers": {"Content-Type": "application/json"}, "body": '{"error": "not built yet"}'}
+    return {
+        "statusCode": 501,
+        "headers": {"Content-Type": "application/json"},
+        "body": '{"error": "not built yet"}',
+    }
