@@ -19,6 +19,20 @@ DATASETS_PREFIX = "datasets/"
 NOTIFICATION_EVENTS: tuple[str, ...] = ("s3:ObjectCreated:*",)
 
 
+#: Image types the upload API accepts and the page offers (the resizer reads all of them).
+ACCEPTED_IMAGE_TYPES: tuple[str, ...] = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/tiff",
+    "image/bmp",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+)
+
+
 @dataclass(frozen=True)
 class ResizeFunctionShape:
     """Limits of the resize Lambda and the defaults its handler applies."""
@@ -64,9 +78,10 @@ class TableShape:
     processed_index_sort_key: str = "processed_at"
     index_shards: int = 16
     #: "Recent images with label L, newest first" for the upload API (sparse: unlabelled items are absent).
+    #: Sorted by processed_at like the unfiltered listing, so both orders agree.
     label_index: str = "by_label"
     label_index_partition_key: str = "label"
-    label_index_sort_key: str = "uploaded_at"
+    label_index_sort_key: str = "processed_at"
 
 
 @dataclass(frozen=True)
@@ -169,3 +184,28 @@ def upload_api_environment(
         "VARIANT_URL_EXPIRY_S": str(api.variant_url_expiry_s),
         "POWERTOOLS_SERVICE_NAME": "image-etl-upload-api",
     }
+
+
+def site_config(*, api_url: str, api: UploadApiShape) -> dict[str, object]:
+    """Return the upload page's ``config.json``: where the API is and what it accepts.
+
+    :param api_url: the API's base URL (a deploy-time token in the CDK app), no trailing slash.
+    """
+    return {
+        "apiUrl": api_url,
+        "maxUploadBytes": api.max_upload_bytes,
+        "acceptedTypes": list(ACCEPTED_IMAGE_TYPES),
+    }
+
+
+def upload_cors_rules(site_origin: str) -> list[dict[str, object]]:
+    """Return the upload bucket's CORS rules: the page may POST/PUT presigned uploads, nobody else."""
+    return [
+        {
+            "AllowedOrigins": [site_origin],
+            "AllowedMethods": ["POST", "PUT"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3000,
+        }
+    ]

@@ -34,6 +34,8 @@ _ENV = {
     "table_name": "IMAGE_ETL_TABLE_NAME",
     "queue_url": "IMAGE_ETL_QUEUE_URL",
     "dlq_url": "IMAGE_ETL_DLQ_URL",
+    "site_url": "IMAGE_ETL_SITE_URL",
+    "api_url": "IMAGE_ETL_API_URL",
 }
 
 
@@ -67,6 +69,8 @@ class Settings:
     queue_url: str
     dlq_url: str
     data_dir: str
+    site_url: str | None = None
+    api_url: str | None = None
     datasets_bucket: str = LOCAL.datasets_bucket
     datasets_prefix: str = LOCAL.datasets_prefix
     processed_index: str = LOCAL.table.processed_index
@@ -101,11 +105,13 @@ def local_settings(
     data_dir: Path,
     *,
     aws_port: int = DEFAULT_AWS_PORT,
+    site_port: int = DEFAULT_SITE_PORT,
     region: str = DEFAULT_REGION,
     names: StackNames = LOCAL,
 ) -> Settings:
-    """Return the settings of a local stack on ``aws_port`` with the local resource names."""
+    """Return the settings of a local stack on ``aws_port`` (site on ``site_port``) with the local names."""
     endpoint = f"http://{LOCAL_HOST}:{aws_port}"
+    site = f"http://{LOCAL_HOST}:{site_port}"
     return Settings(
         aws_endpoint_url=endpoint,
         region=region,
@@ -117,6 +123,8 @@ def local_settings(
         queue_url=f"{endpoint}/{LOCAL_ACCOUNT_ID}/{names.queue.name}",
         dlq_url=f"{endpoint}/{LOCAL_ACCOUNT_ID}/{names.queue.dlq_name}",
         data_dir=str(data_dir),
+        site_url=site,
+        api_url=f"{site}/api",
         datasets_bucket=names.datasets_bucket,
         datasets_prefix=names.datasets_prefix,
         processed_index=names.table.processed_index,
@@ -143,8 +151,13 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
     """
     folder = Path(data_dir).resolve() if data_dir else default_data_dir()
     state = read_stack_file(folder)
-    port = int(state["aws_port"]) if state else int(os.environ.get("IMAGE_ETL_AWS_PORT", DEFAULT_AWS_PORT))
-    settings = replace(local_settings(folder, aws_port=port), running=state is not None)
+    ports = {
+        "aws_port": os.environ.get("IMAGE_ETL_AWS_PORT", DEFAULT_AWS_PORT),
+        "site_port": os.environ.get("IMAGE_ETL_SITE_PORT", DEFAULT_SITE_PORT),
+        **(state or {}),
+    }
+    local = local_settings(folder, aws_port=int(ports["aws_port"]), site_port=int(ports["site_port"]))
+    settings = replace(local, running=state is not None)
     overrides: dict[str, Any] = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
     if str(overrides.get("aws_endpoint_url", "")).lower() == "aws":
         overrides["aws_endpoint_url"] = None  # AWS's own endpoints, credentials from the usual chain

@@ -1,13 +1,97 @@
-"""Upload API Lambda entry point (API Gateway REST proxy). Being built for the upload-API issue."""
+"""Upload API Lambda entry point: API Gateway REST proxy events -> routes.
+
+A thin adapter over Powertools' resolver: validation lives in `validation`, AWS work in `images`.
+Errors are always JSON ``{"error": ..., "detail": ...}``; no malformed request produces a 5xx.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from typing import Any
 
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from botocore.exceptions import BotoCoreError, ClientError
 
+from lambda_upload_api.config import ApiConfig
+from lambda_upload_api.images import ImageStore
+from lambda_upload_api.validation import (
+    ApiError,
+    decode_token,
+    parse_json_object,
+    parse_label_filter,
+    parse_limit,
+    parse_upload_request,
+    validate_image_id,
+)
+
+logger = Logger()
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+def build_app(store: ImageStore) -> APIGatewayRestResolver:
+    """Return the API's resolver, answering from ``store``; CORS allows only the configured origin."""
+    config = store.config
+    app = APIGatewayRestResolver(
+        cors=CORSConfig(allow_origin=config.allowed_origin, allow_headers=["Content-Type"], max_age=600)
+    )
+
+    @app.post("/uploads")
+    def create_upload() -> Response:
+        request = parse_upload_request(
+            parse_json_object(app.current_event.body), max_bytes=config.max_upload_bytes
+        )
+        upload = store.presign_upload(request)
+        logger.info(
+            "presigned upload", key=upload["key"], content_type=request.content_type, size=request.size
+        )
+        return _json(201, upload)
+
+    @app.get("/images/<image_id>")
+    def get_image(image_id: str) -> Response:
+        return _json(200, store.get(validate_image_id(image_id)))
+
+    @app.get("/images")
+    def list_images() -> Response:
+        params = app.current_event.query_string_parameters or {}
+        page = store.recent(
+            label=parse_label_filter(params.get("label")),
+            limit=parse_limit(params.get("limit")),
+            state=decode_token(params.get("next")),
+        )
+        return _json(200, page)
+
+    @app.exception_handler(ApiError)
+    def rejected(error: ApiError) -> Response:
+        logger.info("rejected request", status=error.status, error=error.error, detail=error.detail)
+        return _json(error.status, error.to_body())
+
+    @app.exception_handler((ClientError, BotoCoreError))
+    def aws_unavailable(error: Exception) -> Response:
+        logger.exception("AWS call failed")
+        return _json(503, {"error": "unavailable", "detail": "storage is unavailable; try again shortly"})
+
+    @app.not_found
+    def not_found(_: Exception) -> Response:
+        event = app.current_event
+        return _json(404, {"error": "not_found", "detail": f"no route for {event.http_method} {event.path}"})
+
+    return app
+
+
+@cache
+def default_app() -> APIGatewayRestResolver:
+    """Return the resolver built once per execution environment from the environment."""
+    config = ApiConfig.from_env()
+    store = ImageStore(s3=boto3.client("s3"), dynamodb=boto3.client("dynamodb"), config=config)
+    return build_app(store)
+
+
+@logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {
-        "statusCode": 501,
-        "headers": {"Content-Type": "application/json"},
-        "body": '{"error": "not built yet"}',
-    }
+    return default_app().resolve(event, context)

@@ -24,7 +24,7 @@ from werkzeug.serving import make_server
 from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore
 from image_etl.local.provision import connect_notifications, create_resources
 from image_etl.resources import LOCAL, StackNames
-from image_etl.settings import LOCAL_ACCOUNT_ID, LOCAL_HOST, Settings, local_settings
+from image_etl.settings import DEFAULT_SITE_PORT, LOCAL_ACCOUNT_ID, LOCAL_HOST, Settings, local_settings
 from lambda_resizer.records import from_item, image_id_for
 
 STATE_DB = "state.sqlite3"
@@ -42,7 +42,13 @@ class Emulator:
     """moto behind the persistence middleware, served by a threaded WSGI server on 127.0.0.1."""
 
     def __init__(
-        self, data_dir: Path, *, port: int, names: StackNames = LOCAL, region: str = "us-east-1"
+        self,
+        data_dir: Path,
+        *,
+        port: int,
+        site_port: int = DEFAULT_SITE_PORT,
+        names: StackNames = LOCAL,
+        region: str = "us-east-1",
     ) -> None:
         self.data_dir = data_dir
         self.names = names
@@ -54,7 +60,9 @@ class Emulator:
         # Raises OSError (EADDRINUSE) right here when the port is taken.
         self._server = make_server(LOCAL_HOST, port, middleware, threaded=True)
         self.port = self._server.server_address[1]
-        self.settings: Settings = local_settings(data_dir, aws_port=self.port, region=region, names=names)
+        self.settings: Settings = local_settings(
+            data_dir, aws_port=self.port, site_port=site_port, region=region, names=names
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
 
     def start(self) -> StartupReport:
@@ -156,13 +164,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="image-etl local AWS emulation (moto + durable state)")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--site-port", type=int, default=DEFAULT_SITE_PORT)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the stack's output
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        emulator = Emulator(args.data_dir, port=args.port)
+        emulator = Emulator(args.data_dir, port=args.port, site_port=args.site_port)
     except OSError as error:
         print(
             json.dumps({"error": f"cannot listen on {LOCAL_HOST}:{args.port}: {error.strerror}"}), flush=True

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_etl.resources import NOTIFICATION_EVENTS, StackNames
+from image_etl.resources import NOTIFICATION_EVENTS, StackNames, upload_cors_rules
 from image_etl.settings import Settings
 
 
@@ -24,6 +24,11 @@ def create_resources(settings: Settings, names: StackNames) -> None:
         except ClientError as error:
             if error.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
+    if settings.site_url:
+        s3.put_bucket_cors(
+            Bucket=settings.upload_bucket,
+            CORSConfiguration={"CORSRules": upload_cors_rules(settings.site_url)},
+        )
     sqs = settings.client("sqs")
     dlq_url = sqs.create_queue(
         QueueName=names.queue.dlq_name,
@@ -55,16 +60,20 @@ def queue_attributes(names: StackNames, dlq_arn: str) -> dict[str, str]:
 def table_definition(names: StackNames) -> dict[str, Any]:
     """Return the CreateTable arguments: on-demand, keyed by image_id, with the processed-at index."""
     table = names.table
+    # Every key attribute of the table and its indexes, once each (all strings).
+    key_attributes = dict.fromkeys(
+        [
+            table.partition_key,
+            table.processed_index_partition_key,
+            table.processed_index_sort_key,
+            table.label_index_partition_key,
+            table.label_index_sort_key,
+        ]
+    )
     return {
         "TableName": table.name,
         "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": table.partition_key, "AttributeType": "S"},
-            {"AttributeName": table.processed_index_partition_key, "AttributeType": "S"},
-            {"AttributeName": table.processed_index_sort_key, "AttributeType": "S"},
-            {"AttributeName": table.label_index_partition_key, "AttributeType": "S"},
-            {"AttributeName": table.label_index_sort_key, "AttributeType": "S"},
-        ],
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in key_attributes],
         "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
             {

@@ -1,0 +1,238 @@
+"""Benchmark the resize core against a naive Pillow baseline, on one core.
+
+    .venv/bin/python bench/resize.py [--corpus DIR] [--large FILE] [--repeat N] [--json] [--profile]
+
+Measures, in one run: photos/s of the core and of the naive baseline (decode full size,
+exif_transpose, convert RGB, LANCZOS from the full image to every size, JPEG q85), the speedup,
+the pooled PSNR of the core's variants against the baseline's, peak RSS of a fresh process that
+does only what the Lambda does on the 50 MP photo, and the cost of turning WebP on.
+Progress goes to stderr; the result to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, features
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lambda_resizer.core import DEFAULT_RECIPE, Recipe, fit, process_image  # noqa: E402
+
+DEFAULT_CORPUS = ROOT / ".." / "shared" / "bench-corpus" / "photos"
+DEFAULT_LARGE = ROOT / ".." / "shared" / "bench-corpus" / "large" / "photo_8660x5773_50mp.jpg"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"}
+EDGES = tuple(edge for _, edge in DEFAULT_RECIPE.sizes)
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+# What the Lambda does for one upload, and nothing else: import the core, read bytes, process.
+# Linux keeps ru_maxrss across execve, so a child of this (big) benchmark process would report
+# the benchmark's own peak; VmHWM in /proc/self/status is the peak of the child's address space.
+RSS_PROBE = """
+import resource, sys, time
+from lambda_resizer.core import process_image
+data = open(sys.argv[1], "rb").read()
+start = time.perf_counter()
+if sys.argv[2] == "process":
+    process_image(data)
+elapsed = time.perf_counter() - start
+try:
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+except OSError:
+    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(hwm, elapsed)
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def pin_one_core() -> int:
+    """Return the CPU this process is now pinned to (the first one it may use)."""
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def jpeg(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def naive(data: bytes) -> list[bytes]:
+    """Return the baseline's variants: full decode, then LANCZOS from the full image to each size."""
+    img = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    return [jpeg(img.resize(fit(img.width, img.height, edge), Image.Resampling.LANCZOS)) for edge in EDGES]
+
+
+def reference(data: bytes) -> list[bytes]:
+    """Return the baseline's variants made with the core's colour semantics, for PSNR.
+
+    The timed baseline drops alpha and ignores ICC profiles; the core flattens alpha onto white
+    and converts to sRGB. Comparing against the plain baseline would measure those (intended)
+    differences, not resampling quality, so the PSNR reference does the same colour work at
+    full size, naively. Not timed.
+    """
+    img = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    icc = img.info.get("icc_profile")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.new("RGB", img.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    img = img.convert("RGB")
+    if icc:
+        img = ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), SRGB, outputMode="RGB")
+    return [jpeg(img.resize(fit(img.width, img.height, edge), Image.Resampling.LANCZOS)) for edge in EDGES]
+
+
+def core_jpegs(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> list[bytes]:
+    return [variant.encoded["jpeg"] for variant in process_image(data, recipe).variants]
+
+
+def timed_pass(fn: Callable[[bytes], object], photos: list[bytes]) -> float:
+    start = time.perf_counter()
+    for data in photos:
+        fn(data)
+    return time.perf_counter() - start
+
+
+def pooled_psnr(ours: list[list[bytes]], theirs: list[list[bytes]]) -> tuple[float, list[float]]:
+    """Return (PSNR over every pixel of every size of every photo, PSNR per size)."""
+    se = np.zeros(len(EDGES))
+    count = np.zeros(len(EDGES))
+    for mine, ref in zip(ours, theirs, strict=True):
+        for i, (a, b) in enumerate(zip(mine, ref, strict=True)):
+            x = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.float64)
+            y = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.float64)
+            if x.shape != y.shape:
+                raise AssertionError(f"size {EDGES[i]}: core made {x.shape}, baseline {y.shape}")
+            se[i] += np.square(x - y).sum()
+            count[i] += x.size
+
+    def psnr(err: float, n: float) -> float:
+        return float(10 * np.log10(255.0**2 * n / err)) if err else float("inf")
+
+    return psnr(se.sum(), count.sum()), [psnr(e, n) for e, n in zip(se, count, strict=True)]
+
+
+def peak_rss(large: Path) -> dict[str, float]:
+    """Return peak RSS (MB) of a fresh process that processes ``large``, and of one that only imports."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = {}
+    for mode in ("import", "process"):
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_PROBE, str(large), mode], capture_output=True, text=True, check=True, env=env
+        ).stdout.split()
+        result[mode] = int(out[0]) / 1024
+        result[f"{mode}_s"] = float(out[1])
+    return result
+
+
+def profile_core(photos: list[bytes], top: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for data in photos:
+        process_image(data)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of photos")
+    parser.add_argument("--large", type=Path, default=DEFAULT_LARGE, help="the 50 MP photo for peak RSS")
+    parser.add_argument("--repeat", type=int, default=5, help="timed passes of each pipeline (best is kept)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of one core pass")
+    args = parser.parse_args()
+
+    cpu = pin_one_core()
+    corpus = args.corpus if args.corpus.is_absolute() else (ROOT / args.corpus)
+    large = args.large if args.large.is_absolute() else (ROOT / args.large)
+    files = sorted(p for p in corpus.resolve().iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise SystemExit(f"no photos in {corpus}")
+    photos = [p.read_bytes() for p in files]
+    log(f"{len(photos)} photos from {corpus.resolve()}, pinned to cpu {cpu}")
+
+    webp = Recipe(formats=("jpeg", "webp"))
+    pipelines: dict[str, Callable[[bytes], object]] = {
+        "core": core_jpegs,
+        "naive": naive,
+        "core_webp": lambda data: process_image(data, webp),
+    }
+    log("warm-up pass (also the outputs compared for PSNR)")
+    ours = [core_jpegs(data) for data in photos]
+    plain = [naive(data) for data in photos]
+    process_image(photos[0], webp)
+    log("reference pass for PSNR (naive, with the core's colour semantics)")
+    refs = [reference(data) for data in photos]
+
+    times: dict[str, list[float]] = {name: [] for name in pipelines}
+    for rep in range(args.repeat):
+        for name, fn in pipelines.items():  # interleaved, so slow spells hit every pipeline alike
+            times[name].append(timed_pass(fn, photos))
+        log(f"pass {rep + 1}/{args.repeat}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()))
+
+    psnr, psnr_sizes = pooled_psnr(ours, refs)
+    psnr_plain, _ = pooled_psnr(ours, plain)
+    log(f"peak RSS on {large.name} in a fresh process")
+    rss = peak_rss(large)
+    best = {name: min(t) for name, t in times.items()}
+    result = {
+        "photos": len(photos),
+        "core_photos_per_s": round(len(photos) / best["core"], 2),
+        "naive_photos_per_s": round(len(photos) / best["naive"], 2),
+        "speedup_vs_naive": round(best["naive"] / best["core"], 2),
+        "speedup_vs_naive_median": round(statistics.median(times["naive"]) / statistics.median(times["core"]), 2),
+        "psnr_pooled_db": round(psnr, 2),
+        "psnr_by_size_db": {str(edge): round(v, 2) for edge, v in zip(EDGES, psnr_sizes, strict=True)},
+        "psnr_pooled_vs_plain_naive_db": round(psnr_plain, 2),
+        "peak_rss_mb_50mp": round(rss["process"], 1),
+        "rss_mb_after_import_only": round(rss["import"], 1),
+        "seconds_50mp": round(rss["process_s"], 3),
+        "webp_time_ratio": round(best["core_webp"] / best["core"], 2),
+        "repeat": args.repeat,
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "pillow": Image.__version__,
+            "libjpeg_turbo": features.version("libjpeg_turbo"),
+        },
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"photos                 {len(photos)} (best of {args.repeat} passes, one core)")
+        print(f"core                   {result['core_photos_per_s']} photos/s")
+        print(f"naive                  {result['naive_photos_per_s']} photos/s")
+        print(f"speedup                {result['speedup_vs_naive']}x (median passes: {result['speedup_vs_naive_median']}x)")
+        print(f"PSNR pooled            {result['psnr_pooled_db']} dB  by size {result['psnr_by_size_db']}")
+        print(f"PSNR vs plain naive    {result['psnr_pooled_vs_plain_naive_db']} dB (alpha dropped, ICC ignored)")
+        print(f"peak RSS 50 MP         {result['peak_rss_mb_50mp']} MB (import only: {result['rss_mb_after_import_only']} MB)")
+        print(f"WebP on / JPEG only    {result['webp_time_ratio']}x time")
+    if args.profile:
+        print(profile_core(photos, 25))
+
+
+if __name__ == "__main__":
+    main()
