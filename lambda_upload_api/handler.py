@@ -20,6 +20,7 @@ from lambda_upload_api.images import ImageStore
 from lambda_upload_api.validation import (
     ApiError,
     decode_token,
+    parse_ids,
     parse_json_object,
     parse_label_filter,
     parse_limit,
@@ -59,6 +60,9 @@ def build_app(store: ImageStore) -> APIGatewayRestResolver:
     @app.get("/images")
     def list_images() -> Response:
         params = app.current_event.query_string_parameters or {}
+        ids = parse_ids(params.get("ids"))
+        if ids is not None:
+            return _json(200, store.many(ids))
         page = store.recent(
             label=parse_label_filter(params.get("label")),
             limit=parse_limit(params.get("limit")),
@@ -71,7 +75,7 @@ def build_app(store: ImageStore) -> APIGatewayRestResolver:
         logger.info("rejected request", status=error.status, error=error.error, detail=error.detail)
         return _json(error.status, error.to_body())
 
-    @app.exception_handler((ClientError, BotoCoreError))
+    @app.exception_handler([ClientError, BotoCoreError])
     def aws_unavailable(error: Exception) -> Response:
         logger.exception("AWS call failed")
         return _json(503, {"error": "unavailable", "detail": "storage is unavailable; try again shortly"})

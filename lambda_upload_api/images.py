@@ -76,6 +76,23 @@ class ImageStore:
             )
         return self.public(item)
 
+    def many(self, image_ids: list[str]) -> dict[str, Any]:
+        """Return the records of ``image_ids`` that exist (one BatchGetItem) and the ids that do not, yet."""
+        request: dict[str, Any] = {
+            self.config.table_name: {"Keys": [{"image_id": {"S": image_id}} for image_id in image_ids]}
+        }
+        found: dict[str, dict[str, Any]] = {}
+        while request:
+            response = self.dynamodb.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(self.config.table_name, []):
+                found[item["image_id"]["S"]] = self.public(item)
+            request = response.get("UnprocessedKeys") or {}
+        return {
+            "items": [found[i] for i in image_ids if i in found],
+            "missing": [i for i in image_ids if i not in found],
+            "next": None,
+        }
+
     def public(self, item: dict[str, Any]) -> dict[str, Any]:
         record = _plain({k: _deserializer.deserialize(v) for k, v in item.items()})
         variants = {

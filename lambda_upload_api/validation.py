@@ -120,6 +120,16 @@ def validate_image_id(image_id: str) -> str:
     return image_id
 
 
+def parse_ids(raw: str | None) -> list[str] | None:
+    """Return the image ids of an ``ids=a,b,c`` status lookup (at most one page), or None without one."""
+    if raw in (None, ""):
+        return None
+    ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not 1 <= len(ids) <= MAX_PAGE:
+        raise ApiError(400, "invalid_ids", f"ids must list 1 to {MAX_PAGE} image ids, comma-separated")
+    return [validate_image_id(image_id) for image_id in ids]
+
+
 def parse_limit(raw: str | None) -> int:
     if raw in (None, ""):
         return DEFAULT_PAGE

@@ -156,9 +156,12 @@ class LocalStack:
                 str(self.data_dir),
                 "--port",
                 str(self.aws_port),
+                "--site-port",
+                str(self.site_port),
             ],
         )
-        emulator.start(env)
+        # Apply the upload bucket's CORS rules (site origin only), as S3 does, instead of allowing all.
+        emulator.start({**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
         self.children.append(emulator)
         assert emulator.process is not None and emulator.process.stdout is not None
         first = emulator.process.stdout.readline()
@@ -186,6 +189,21 @@ class LocalStack:
             worker.start(env)
             worker.stream_output(self.out)
             self.children.append(worker)
+        site = Child(
+            "site",
+            [
+                sys.executable,
+                "-m",
+                "image_etl.local.site",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.site_port),
+            ],
+        )
+        site.start(env)
+        site.stream_output(self.out)
+        self.children.append(site)
         return settings
 
     def _write_state_file(self) -> None:
@@ -202,6 +220,7 @@ class LocalStack:
     def _banner(self, settings: Settings) -> None:
         self.out.write(
             "\nimage-etl local stack is up (Ctrl-C stops it)\n"
+            f"  upload page    {settings.site_url}   (API under {settings.api_url})\n"
             f"  AWS endpoint   {settings.aws_endpoint_url}  (region {settings.region})\n"
             f"  upload to      s3://{settings.upload_bucket}/{settings.upload_prefix}<label>/<file>\n"
             f"  variants in    s3://{settings.variants_bucket}/{settings.variants_prefix}\n"
@@ -221,7 +240,7 @@ class LocalStack:
                     continue
                 if child.name == "aws":
                     raise StackError(f"the AWS emulation exited with code {code}; stopping the stack")
-                # A crashed worker is restarted, as Lambda would start a new execution environment.
+                # A crashed worker or site is restarted, as Lambda would start a new execution environment.
                 child.restarts += 1
                 self.out.write(f"[{child.name}] exited with code {code}; restart #{child.restarts}\n")
                 time.sleep(min(5, child.restarts))
@@ -230,7 +249,7 @@ class LocalStack:
 
     def _shutdown(self) -> None:
         # Workers first, so no batch is cut off by the emulator going away under it.
-        for child in sorted(self.children, key=lambda c: c.name == "aws"):
+        for child in sorted(self.children, key=lambda c: c.name == "aws"):  # emulation last
             if child.process and child.process.poll() is None:
                 child.process.terminate()
                 try:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,75 +12,14 @@ from typing import Any
 
 import pytest
 
-from image_etl.settings import Settings, load_settings
+from image_etl.settings import Settings
 from lambda_resizer.records import from_item, image_id_for
 from tests.imaging import encode, photo_like
+from tests.stack_process import RunningStack, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DEADLINE_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RunningStack:
-    def __init__(self, data_dir: Path, aws_port: int, site_port: int) -> None:
-        self.data_dir, self.aws_port, self.site_port = data_dir, aws_port, site_port
-        self.log = data_dir.parent / f"up-{aws_port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> str:
-        """Start `image-etl up`, wait until it says it is up; return its startup line."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        log = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "image_etl.cli",
-                "up",
-                "--data-dir",
-                str(self.data_dir),
-                "--aws-port",
-                str(self.aws_port),
-                "--site-port",
-                str(self.site_port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = self.log.read_bytes()[offset:].decode(errors="replace")
-            if "local stack is up" in text:
-                return next(line for line in text.splitlines() if "AWS emulation ready" in line)
-            if self.process.poll() is not None:
-                pytest.fail(f"image-etl up exited with {self.process.returncode}:\n{text[-3000:]}")
-            time.sleep(0.2)
-        pytest.fail(f"image-etl up did not come up in 60 s:\n{self.log.read_text()[-3000:]}")
-
-    def kill_hard(self) -> None:
-        """kill -9 the whole process group: no handler runs, nothing is flushed by us."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            return self.process.wait(timeout=30)
-        return self.process.returncode
-
-    @property
-    def settings(self) -> Settings:
-        return load_settings(self.data_dir)
 
 
 @pytest.fixture(scope="module")

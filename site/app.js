@@ -1,0 +1,285 @@
+// image-etl upload page: presigned uploads with real progress, live status, a gallery.
+// No build step and nothing from a CDN: plain ES2020 that reads config.json at load, so the
+// same files work behind the local stack and behind CloudFront.
+"use strict";
+
+const DEFAULTS = {
+  maxUploadBytes: 50 * 1024 * 1024,
+  acceptedTypes: ["image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp",
+                  "image/heic", "image/heif", "image/avif"],
+};
+// Browsers leave File.type empty for some formats (HEIC on most desktops): fall back to the name.
+const TYPE_BY_EXTENSION = {
+  jpg: "image/jpeg", jpeg: "image/jpeg", jpe: "image/jpeg", png: "image/png", webp: "image/webp",
+  gif: "image/gif", tif: "image/tiff", tiff: "image/tiff", bmp: "image/bmp", heic: "image/heic",
+  heif: "image/heif", avif: "image/avif",
+};
+const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const PARALLEL_UPLOADS = 3;
+const POLL_MS = 1000;
+const PROCESSING_TIMEOUT_MS = 180000;
+
+const $ = (id) => document.getElementById(id);
+let config = null;
+const queue = [];
+let active = 0;
+const waiting = new Map(); // image_id -> row, while its record is not there yet
+let galleryNext = null;
+const knownLabels = new Set();
+
+function mib(bytes) { return `${(bytes / 1048576).toFixed(bytes < 1048576 ? 2 : 1)} MiB`; }
+
+function showBanner(text) { const b = $("banner"); b.textContent = text; b.hidden = false; }
+
+async function api(path, options = {}) {
+  const response = await fetch(`${config.apiUrl}${path}`, options);
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) {
+    const reason = body && body.detail ? body.detail : `HTTP ${response.status}`;
+    const error = new Error(reason);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function fileType(file) {
+  if (file.type) return file.type.toLowerCase();
+  const ext = (file.name.split(".").pop() || "").toLowerCase();
+  return TYPE_BY_EXTENSION[ext] || "";
+}
+
+// Checks made before anything is sent; the API and the resizer check again.
+function refusal(file, type) {
+  if (file.size === 0) return "the file is empty";
+  if (!config.acceptedTypes.includes(type)) return `${type || "this file type"} is not an accepted image type`;
+  if (file.size > config.maxUploadBytes) return `${mib(file.size)} is over the ${mib(config.maxUploadBytes)} limit`;
+  return null;
+}
+
+function addRow(file) {
+  const row = document.createElement("li");
+  row.className = "upload";
+  row.innerHTML = `<img class="thumb" alt="" hidden><div class="name"></div>
+    <div class="meta"><progress max="100" value="0" aria-label="upload progress"></progress>
+    <span class="status" role="status"></span></div>`;
+  row.querySelector(".name").textContent = `${file.name} · ${mib(file.size)}`;
+  row.querySelector("progress").setAttribute("aria-label", `upload progress of ${file.name}`);
+  $("uploads").prepend(row);
+  return row;
+}
+
+function setStatus(row, state, text) {
+  const status = row.querySelector(".status");
+  status.className = `status status-${state}`;
+  status.textContent = text;
+  row.dataset.state = state;
+}
+
+function addFiles(files) {
+  const label = $("label").value.trim();
+  if (label && !LABEL_PATTERN.test(label)) {
+    $("label").focus();
+    showBanner("The label may use letters, digits, '-' and '_' (up to 64), starting with a letter or digit.");
+    return;
+  }
+  $("banner").hidden = true;
+  for (const file of files) {
+    const row = addRow(file);
+    const type = fileType(file);
+    const reason = refusal(file, type);
+    if (reason) {
+      row.querySelector("progress").hidden = true;
+      setStatus(row, "refused", `refused: ${reason}`);
+      continue;
+    }
+    setStatus(row, "queued", "queued");
+    queue.push({ file, type, label, row });
+  }
+  pump();
+}
+
+function pump() {
+  while (active < PARALLEL_UPLOADS && queue.length) {
+    const job = queue.shift();
+    active += 1;
+    upload(job).finally(() => { active -= 1; pump(); });
+  }
+}
+
+function postWithProgress(url, form, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) progress.value = Math.round((event.loaded / event.total) * 100);
+    };
+    xhr.onload = () => (xhr.status >= 200 && xhr.status < 300
+      ? resolve()
+      : reject(new Error(`storage refused the upload (HTTP ${xhr.status})`)));
+    xhr.onerror = () => reject(new Error("network error while uploading"));
+    xhr.send(form);
+  });
+}
+
+async function upload({ file, type, label, row }) {
+  const progress = row.querySelector("progress");
+  try {
+    setStatus(row, "uploading", "uploading");
+    const body = { filename: file.name, contentType: type, size: file.size };
+    if (label) body.label = label;
+    const grant = await api("/uploads", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const form = new FormData();
+    for (const [name, value] of Object.entries(grant.upload.fields)) form.append(name, value);
+    form.append("file", file);
+    await postWithProgress(grant.upload.url, form, progress);
+    progress.value = 100;
+    setStatus(row, "processing", "processing");
+    row.dataset.imageId = grant.image_id;
+    row.dataset.since = String(Date.now());
+    waiting.set(grant.image_id, row);
+    schedulePoll();
+  } catch (error) {
+    setStatus(row, "failed", `failed: ${error.message}`);
+  }
+}
+
+let pollTimer = null;
+function schedulePoll() { if (!pollTimer) pollTimer = setTimeout(poll, POLL_MS); }
+
+// One request for every image still processing: missing records are listed, not 404s.
+async function poll() {
+  pollTimer = null;
+  const ids = [...waiting.keys()].slice(0, 100);
+  if (!ids.length) return;
+  try {
+    const page = await api(`/images?ids=${ids.join(",")}`);
+    let finished = false;
+    for (const record of page.items) {
+      const row = waiting.get(record.image_id);
+      if (!row || (record.status !== "processed" && record.status !== "failed")) continue;
+      waiting.delete(record.image_id);
+      finished = true;
+      if (record.status === "processed") {
+        const thumb = row.querySelector(".thumb");
+        thumb.src = record.variants.thumb.url;
+        thumb.alt = `thumbnail of ${record.filename}`;
+        thumb.hidden = false;
+        setStatus(row, "done", `done · ${record.width}×${record.height}`);
+      } else {
+        setStatus(row, "failed", `failed: ${record.error}`);
+      }
+    }
+    for (const [id, row] of waiting) {
+      if (Date.now() - Number(row.dataset.since) > PROCESSING_TIMEOUT_MS) {
+        waiting.delete(id);
+        setStatus(row, "processing", "still processing: it will show in the gallery when done");
+      }
+    }
+    if (finished) loadGallery(false);
+  } catch (error) {
+    showBanner(`Could not check processing status: ${error.message}`);
+  }
+  if (waiting.size) schedulePoll();
+}
+
+function card(record) {
+  const item = document.createElement("li");
+  item.className = "card";
+  item.dataset.label = record.label || "";
+  item.dataset.status = record.status;
+  if (record.status === "processed" && record.variants.small) {
+    const img = document.createElement("img");
+    img.src = record.variants.small.url;
+    img.alt = `${record.label || "unlabelled"} image ${record.filename}`;
+    img.loading = "lazy";
+    item.append(img);
+  } else {
+    const placeholder = document.createElement("div");
+    placeholder.className = "placeholder";
+    placeholder.textContent = `failed: ${record.error || "unknown reason"}`;
+    item.append(placeholder);
+  }
+  const caption = document.createElement("div");
+  caption.className = "caption";
+  const labelText = document.createElement("span");
+  labelText.className = "label";
+  labelText.textContent = record.label || "unlabelled";
+  const size = document.createElement("span");
+  size.className = "muted";
+  size.textContent = record.status === "processed" ? `${record.width}×${record.height}` : record.filename;
+  caption.append(labelText, size);
+  item.append(caption);
+  return item;
+}
+
+async function loadGallery(append) {
+  const label = $("filter").value.trim();
+  const params = new URLSearchParams({ limit: "24" });
+  if (label) params.set("label", label);
+  if (append && galleryNext) params.set("next", galleryNext);
+  try {
+    const page = await api(`/images?${params}`);
+    if ($("filter").value.trim() !== label) return; // the filter changed while this was loading
+    const gallery = $("gallery");
+    if (!append) gallery.replaceChildren();
+    for (const record of page.items) {
+      gallery.append(card(record));
+      if (record.label && !knownLabels.has(record.label)) {
+        knownLabels.add(record.label);
+        const option = document.createElement("option");
+        option.value = record.label;
+        $("known-labels").append(option);
+      }
+    }
+    galleryNext = page.next;
+    $("more").hidden = !galleryNext;
+    $("gallery-empty").hidden = gallery.children.length > 0;
+  } catch (error) {
+    showBanner(`Could not load recent images: ${error.message}`);
+  }
+}
+
+function wire() {
+  const zone = $("dropzone");
+  const input = $("file-input");
+  zone.addEventListener("click", () => input.click());
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
+  input.addEventListener("change", () => { addFiles([...input.files]); input.value = ""; });
+  for (const name of ["dragenter", "dragover"]) {
+    zone.addEventListener(name, (event) => { event.preventDefault(); zone.classList.add("over"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    zone.addEventListener(name, () => zone.classList.remove("over"));
+  }
+  zone.addEventListener("drop", (event) => { event.preventDefault(); addFiles([...event.dataTransfer.files]); });
+  let filterTimer = null;
+  $("filter").addEventListener("input", () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(() => loadGallery(false), 250);
+  });
+  $("more").addEventListener("click", () => loadGallery(true));
+  $("upload-form").addEventListener("submit", (event) => event.preventDefault());
+}
+
+async function start() {
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    config = { ...DEFAULTS, ...(await response.json()) };
+  } catch (error) {
+    showBanner("This page could not read config.json, so it does not know where the upload API is.");
+    return;
+  }
+  config.apiUrl = config.apiUrl.replace(/\/$/, "");
+  $("max-size").textContent = mib(config.maxUploadBytes);
+  wire();
+  document.body.dataset.ready = "true";
+  loadGallery(false);
+}
+
+start();
