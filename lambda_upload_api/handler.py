@@ -7,6 +7,7 @@ Errors are always JSON ``{"error": ..., "detail": ...}``; no malformed request p
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from typing import Any
 
@@ -29,6 +30,13 @@ from lambda_upload_api.validation import (
 )
 
 logger = Logger()
+
+# The routes below, for a 405 (not a 404) when a known path gets another method.
+_ROUTES = [
+    (re.compile(r"/uploads/?"), "POST, OPTIONS"),
+    (re.compile(r"/images/?"), "GET, OPTIONS"),
+    (re.compile(r"/images/[^/]+/?"), "GET, OPTIONS"),
+]
 
 
 def _json(status: int, body: Any) -> Response:
@@ -59,16 +67,18 @@ def build_app(store: ImageStore) -> APIGatewayRestResolver:
 
     @app.get("/images")
     def list_images() -> Response:
-        params = app.current_event.query_string_parameters or {}
+        event = app.current_event
+        for name, values in (event.multi_value_query_string_parameters or {}).items():
+            if len(values) > 1:
+                raise ApiError(400, "invalid_request", f"query parameter {name!r} is given more than once")
+        params = event.query_string_parameters or {}
+        label = parse_label_filter(params.get("label"))
+        limit = parse_limit(params.get("limit"))
+        state = decode_token(params.get("next"))
         ids = parse_ids(params.get("ids"))
         if ids is not None:
             return _json(200, store.many(ids))
-        page = store.recent(
-            label=parse_label_filter(params.get("label")),
-            limit=parse_limit(params.get("limit")),
-            state=decode_token(params.get("next")),
-        )
-        return _json(200, page)
+        return _json(200, store.recent(label=label, limit=limit, state=state))
 
     @app.exception_handler(ApiError)
     def rejected(error: ApiError) -> Response:
@@ -83,6 +93,17 @@ def build_app(store: ImageStore) -> APIGatewayRestResolver:
     @app.not_found
     def not_found(_: Exception) -> Response:
         event = app.current_event
+        allowed = next((methods for pattern, methods in _ROUTES if pattern.fullmatch(event.path)), None)
+        if allowed and event.http_method in allowed:
+            # The route exists but its path parameter has characters the router does not take.
+            return _json(
+                400, {"error": "invalid_image_id", "detail": "image_id must be 32 lowercase hex chars"}
+            )
+        if allowed:
+            detail = f"{event.path} accepts {allowed}"
+            response = _json(405, {"error": "method_not_allowed", "detail": detail})
+            response.headers["Allow"] = allowed
+            return response
         return _json(404, {"error": "not_found", "detail": f"no route for {event.http_method} {event.path}"})
 
     return app

@@ -78,6 +78,10 @@ def parse_upload_request(body: dict[str, Any], *, max_bytes: int) -> UploadReque
         )
     if any(ord(char) < 32 for char in filename):
         raise ApiError(400, "invalid_filename", "filename must not contain control characters")
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ApiError(400, "invalid_filename", "filename is not valid Unicode text") from error
     content_type = body.get("contentType")
     if not isinstance(content_type, str) or not content_type:
         raise ApiError(400, "invalid_content_type", "contentType must be a string such as image/jpeg")
@@ -131,7 +135,7 @@ def parse_ids(raw: str | None) -> list[str] | None:
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw in (None, ""):
+    if raw is None:
         return DEFAULT_PAGE
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
         raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_PAGE}")

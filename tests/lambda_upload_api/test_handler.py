@@ -216,10 +216,11 @@ def test_listing_rejects_bad_parameters(call, query: dict[str, str], error: str)
     assert (status, body["error"]) == (400, error) and body["detail"]
 
 
-def test_unknown_route_is_a_json_404(call) -> None:
-    status, _, body = call("DELETE", "/uploads")
+def test_unknown_route_is_a_json_404_and_a_wrong_method_a_405(call) -> None:
+    status, headers, body = call("DELETE", "/uploads")
+    assert status == 405 and body["error"] == "method_not_allowed" and "POST" in headers["Allow"]
+    status, _, body = call("GET", "/nothing/here")
     assert status == 404 and body["error"] == "not_found"
-    assert call("GET", "/nothing/here")[2]["error"] == "not_found"
 
 
 def test_cors_allows_only_the_site_origin(call) -> None:
