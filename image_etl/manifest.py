@@ -156,10 +156,14 @@ class DatasetStore:
     def put_immutable(self, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:
         """Write ``key`` only if it does not exist (S3 conditional write); raise VersionExists otherwise."""
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+            self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
+            )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
-                raise VersionExists(f"s3://{self.bucket}/{key} already exists; versions are never rewritten") from error
+                raise VersionExists(
+                    f"s3://{self.bucket}/{key} already exists; versions are never rewritten"
+                ) from error
             raise
 
     def put(self, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:

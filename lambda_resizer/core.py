@@ -217,7 +217,7 @@ def process_image(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> ResizeResult:
     """
     if not data:
         raise ImageRejected("empty", "the upload is empty (0 bytes)")
-    with _open(data) as im:
+    with _open(data, recipe.max_pixels) as im:
         _check_pixels(im.size, recipe.max_pixels)
         try:
             return _process(im, data, recipe)
@@ -236,6 +236,8 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
     source_mode = im.mode
     # MPO's extra images are previews or depth maps, not frames of an animation.
     frame_count = 1 if im.format == "MPO" else int(getattr(im, "n_frames", 1))
+    if im.format not in ("JPEG", "MPO"):
+        im.load()  # only JPEG decodes faster later; and a PNG's EXIF may come after its pixels
     orientation, applied_by_decoder = _orientation(im)
     icc = im.info.get("icc_profile") or None
     swap = orientation in (5, 6, 7, 8) and not applied_by_decoder
@@ -289,10 +291,11 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
 # --- opening and rejecting -------------------------------------------------------------------
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Return the lazily opened image (header parsed, pixels not decoded).
 
     :param data: the upload's bytes.
+    :param max_pixels: the recipe's cap, for the message when Pillow refuses the size itself.
     :return: a Pillow image of an accepted format.
     :raises ImageRejected: not_an_image, unsupported_format, truncated, corrupt, too_many_pixels.
     """
@@ -306,7 +309,8 @@ def _open(data: bytes) -> Image.Image:
                     importlib.import_module(_PLUGINS[opener])  # else Pillow imports every plugin
             return Image.open(io.BytesIO(data), formats=sniffed[1])
     except Image.DecompressionBombError as exc:
-        raise _too_many_pixels(exc, None) from exc
+        _check_pixels(_header_size(data, sniffed[1] if sniffed else ()), max_pixels)
+        raise _too_many_pixels(exc, max_pixels) from exc
     except UnidentifiedImageError:
         pass
     except MemoryError:
@@ -338,15 +342,26 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         )
 
 
+def _header_size(data: bytes, openers: tuple[str, ...]) -> tuple[int, int]:
+    """Return the size in the header, read by the plugin itself, without Pillow's bomb check."""
+    for opener in openers:
+        try:
+            factory, accept = Image.OPEN[opener]
+            if accept is None or accept(data[:16]):
+                return factory(io.BytesIO(data), "").size
+        except Exception:  # any failure just means we fall back to Pillow's own message
+            continue
+    return (1, 1)
+
+
 def _too_many_pixels(exc: Exception, max_pixels: int | None) -> ImageRejected:
-    # Pillow refuses before we see the size; its message carries the pixel count.
+    """Return the rejection for Pillow's own decompression-bomb check, whose message has the counts."""
     counts = [int(n) for n in re.findall(r"\d+", str(exc))]
-    limit = max_pixels if max_pixels is not None else (counts[1] if len(counts) > 1 else None)
-    if counts and limit:
-        message = f"image has {_mp(counts[0])} MP, over the {_mp(limit)} MP limit"
-    else:
-        message = f"image has too many pixels to decode safely ({exc})"
-    return ImageRejected("too_many_pixels", message)
+    if len(counts) < 2:
+        return ImageRejected("too_many_pixels", f"image has too many pixels to decode safely ({exc})")
+    pixels, pillow_limit = counts[0], counts[1]
+    limit = max_pixels if max_pixels is not None and pixels > max_pixels else pillow_limit
+    return ImageRejected("too_many_pixels", f"image has {_mp(pixels)} MP, over the {_mp(limit)} MP limit")
 
 
 def _mp(pixels: int) -> str:

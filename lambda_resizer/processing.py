@@ -28,6 +28,7 @@ from lambda_resizer.records import (
     from_item,
     image_id_for,
     label_from,
+    original_filename,
     processed_record,
     to_item,
     variant_key,
@@ -188,6 +189,7 @@ class ImageProcessor:
             recipe=self.config.recipe,
             shards=self.config.index_shards,
             source_bytes=size,
+            filename=original_filename(source.key, response.get("Metadata")),
         )
 
     def _fail(

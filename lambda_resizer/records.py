@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -22,6 +22,8 @@ STATUS_FAILED = "failed"
 
 #: Object metadata key (x-amz-meta-label) that carries a label when the key has none.
 LABEL_METADATA_KEY = "label"
+#: Object metadata key the upload API sets to the uploader's file name (percent-encoded ASCII).
+FILENAME_METADATA_KEY = "original-filename"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,12 @@ def label_from(key: str, upload_prefix: str, metadata: Mapping[str, str] | None 
     return label or None
 
 
+def original_filename(key: str, metadata: Mapping[str, str] | None = None) -> str:
+    """Return the file name the uploader had: the ``original-filename`` metadata, else the key's last part."""
+    named = (metadata or {}).get(FILENAME_METADATA_KEY)
+    return unquote(named) if named else key.rsplit("/", 1)[-1]
+
+
 def utc_timestamp(moment: datetime | None = None) -> str:
     """Return an ISO 8601 UTC timestamp with microseconds and ``Z``, sortable as a string."""
     moment = moment or datetime.now(UTC)
@@ -97,12 +105,14 @@ def base_record(
     recipe: Recipe,
     shards: int,
     source_bytes: int | None,
+    filename: str | None = None,
 ) -> dict[str, Any]:
     """Return the attributes every record has, processed or failed."""
     return {
         "image_id": image_id,
         "source_bucket": source.bucket,
         "source_key": source.key,
+        "original_filename": filename or source.key.rsplit("/", 1)[-1],
         "source_etag": (source.etag or "").strip('"'),
         "source_bytes": source_bytes,
         "label": label,

@@ -114,7 +114,7 @@ class ImageStore:
             "error": record.get("error"),
             "error_code": record.get("error_code"),
             "label": record.get("label"),
-            "filename": record.get("source_key", "").rsplit("/", 1)[-1],
+            "filename": record.get("original_filename") or record.get("source_key", "").rsplit("/", 1)[-1],
             "size": record.get("source_bytes"),
             "width": record.get("width"),
             "height": record.get("height"),

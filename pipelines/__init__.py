@@ -1,0 +1,1 @@
+"""Dagster code location: record files, the dataset manifest, its checks, sensor and schedule."""

@@ -545,6 +545,14 @@ def class_balance(manifest: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("total", ascending=False)
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """Return a DataFrame (index included) as a GitHub markdown table (pandas' needs tabulate)."""
+    header = [str(table.index.name or "")] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join([str(i), *(str(v) for v in row)]) + " |" for i, row in zip(table.index, table.to_numpy(), strict=True)]
+    return "\n".join(lines)
+
+
 def summary(manifest: pd.DataFrame) -> dict[str, Any]:
     """Return counts a reader checks first: rows, statuses, splits, groups, flags."""
     flags = manifest["quality_flags"].explode().value_counts()

@@ -61,7 +61,7 @@ function refusal(file, type) {
 function addRow(file) {
   const row = document.createElement("li");
   row.className = "upload";
-  row.innerHTML = `<img class="thumb" alt="" hidden><div class="name"></div>
+  row.innerHTML = `<img class="thumb" alt=""><div class="name"></div>
     <div class="meta"><progress max="100" value="0" aria-label="upload progress"></progress>
     <span class="status" role="status"></span></div>`;
   row.querySelector(".name").textContent = `${file.name} · ${mib(file.size)}`;
@@ -167,7 +167,6 @@ async function poll() {
         const thumb = row.querySelector(".thumb");
         thumb.src = record.variants.thumb.url;
         thumb.alt = `thumbnail of ${record.filename}`;
-        thumb.hidden = false;
         setStatus(row, "done", `done · ${record.width}×${record.height}`);
       } else {
         setStatus(row, "failed", `failed: ${record.error}`);

@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 from image_etl.local.provision import connect_notifications, create_resources
 from image_etl.resources import LOCAL
 from image_etl.settings import Settings, local_settings
+from tests.stack_process import RunningStack, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,3 +46,12 @@ def stack(moto_endpoint: str, tmp_path: Path) -> Settings:
     create_resources(settings, LOCAL)
     connect_notifications(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """One real `image-etl up` (emulation, workers, site) for the tests that only add data to it."""
+    stack = RunningStack(tmp_path_factory.mktemp("shared-stack") / "data", free_port(), free_port())
+    stack.start()
+    yield stack
+    stack.stop()

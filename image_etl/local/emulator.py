@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.backends import get_backend
+from moto.s3.utils import cors_matches_origin
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
@@ -38,6 +39,44 @@ class StartupReport:
     seconds: float
 
 
+class FormUploadCors:
+    """Answer browser form uploads (POST to a bucket) with the bucket's CORS headers, as S3 does.
+
+    moto applies a bucket's CORS rules to most object requests but not to presigned POST uploads,
+    so without this the upload page could not read the result of its own upload.
+    """
+
+    def __init__(self, app: Any, s3: Any) -> None:
+        self.app = app
+        self.s3 = s3
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        origin = environ.get("HTTP_ORIGIN", "")
+        bucket = environ.get("PATH_INFO", "").strip("/")
+        if (
+            environ["REQUEST_METHOD"] != "POST"
+            or not origin
+            or "/" in bucket
+            or bucket not in self.s3.buckets
+        ):
+            return self.app(environ, start_response)
+        allowed = [
+            rule
+            for rule in self.s3.buckets[bucket].cors
+            if cors_matches_origin(origin, rule.allowed_origins or [])
+            and "POST" in (rule.allowed_methods or [])
+        ]
+
+        def with_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if allowed and not any(name.lower() == "access-control-allow-origin" for name, _ in headers):
+                headers = [*headers, ("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+                if allowed[0].exposed_headers:
+                    headers.append(("Access-Control-Expose-Headers", ", ".join(allowed[0].exposed_headers)))
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self.app(environ, with_cors)
+
+
 class Emulator:
     """moto behind the persistence middleware, served by a threaded WSGI server on 127.0.0.1."""
 
@@ -56,7 +95,9 @@ class Emulator:
         app = DomainDispatcherApplication(create_backend_app)
         self._s3 = get_backend("s3")[LOCAL_ACCOUNT_ID]["aws"]
         self._dynamodb = get_backend("dynamodb")[LOCAL_ACCOUNT_ID][region]
-        middleware = PersistenceMiddleware(app, self.store, s3=self._s3, dynamodb=self._dynamodb)
+        middleware = FormUploadCors(
+            PersistenceMiddleware(app, self.store, s3=self._s3, dynamodb=self._dynamodb), self._s3
+        )
         # Raises OSError (EADDRINUSE) right here when the port is taken.
         self._server = make_server(LOCAL_HOST, port, middleware, threaded=True)
         self.port = self._server.server_address[1]

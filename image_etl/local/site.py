@@ -135,9 +135,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     settings = load_settings(args.data_dir)
-    server = make_server(LOCAL_HOST, args.port, SiteApp(settings), threaded=True)
+    try:
+        server = make_server(LOCAL_HOST, args.port, SiteApp(settings), threaded=True)
+    except OSError as error:
+        print(
+            json.dumps({"error": f"cannot listen on {LOCAL_HOST}:{args.port}: {error.strerror}"}), flush=True
+        )
+        sys.exit(2)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"upload site on {settings.site_url} (API under {settings.api_url})", flush=True)
+    print(json.dumps({"ready": True, "site_url": settings.site_url, "api_url": settings.api_url}), flush=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         server.serve_forever()
 

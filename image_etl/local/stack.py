@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings
 
@@ -146,14 +146,14 @@ class LocalStack:
 
     def _start(self) -> Settings:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        module = [sys.executable, "-m"]
+        data_dir = ["--data-dir", str(self.data_dir)]
         emulator = Child(
             "aws",
             [
-                sys.executable,
-                "-m",
+                *module,
                 "image_etl.local.emulator",
-                "--data-dir",
-                str(self.data_dir),
+                *data_dir,
                 "--port",
                 str(self.aws_port),
                 "--site-port",
@@ -161,19 +161,7 @@ class LocalStack:
             ],
         )
         # Apply the upload bucket's CORS rules (site origin only), as S3 does, instead of allowing all.
-        emulator.start({**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
-        self.children.append(emulator)
-        assert emulator.process is not None and emulator.process.stdout is not None
-        first = emulator.process.stdout.readline()
-        try:
-            ready = json.loads(first)
-        except json.JSONDecodeError:
-            ready = {
-                "error": first.strip() or (emulator.process.stderr.read() if emulator.process.stderr else "")
-            }
-        if not ready.get("ready"):
-            raise StackError(f"the AWS emulation did not start: {ready.get('error', 'no reason given')}")
-        emulator.stream_output(self.out)
+        ready = self._launch(emulator, {**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
         self._write_state_file()
         settings = load_settings(self.data_dir)
         self.out.write(
@@ -182,29 +170,32 @@ class LocalStack:
             f"re-enqueued {ready['requeued']} unprocessed uploads\n"
         )
         for index in range(self.workers):
-            worker = Child(
-                f"worker-{index + 1}",
-                [sys.executable, "-m", "image_etl.local.worker", "--data-dir", str(self.data_dir)],
-            )
-            worker.start(env)
-            worker.stream_output(self.out)
-            self.children.append(worker)
-        site = Child(
-            "site",
-            [
-                sys.executable,
-                "-m",
-                "image_etl.local.site",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.site_port),
-            ],
+            self._launch(Child(f"worker-{index + 1}", [*module, "image_etl.local.worker", *data_dir]), env)
+        self._launch(
+            Child("site", [*module, "image_etl.local.site", *data_dir, "--port", str(self.site_port)]), env
         )
-        site.start(env)
-        site.stream_output(self.out)
-        self.children.append(site)
         return settings
+
+    def _launch(self, child: Child, env: dict[str, str]) -> dict[str, Any]:
+        """Start ``child`` and wait for the JSON line it prints when ready; raise StackError if it fails."""
+        child.start(env)
+        self.children.append(child)
+        assert child.process is not None and child.process.stdout is not None
+        first = child.process.stdout.readline()
+        try:
+            ready = json.loads(first)
+        except json.JSONDecodeError:
+            ready = {}
+        if not ready.get("ready"):
+            child.process.wait(timeout=10)
+            reason = (
+                ready.get("error")
+                or first.strip()
+                or (child.process.stderr.read() if child.process.stderr else "")
+            )
+            raise StackError(f"{child.name} did not start: {reason or 'no reason given'}")
+        child.stream_output(self.out)
+        return ready
 
     def _write_state_file(self) -> None:
         state = {
@@ -244,8 +235,8 @@ class LocalStack:
                 child.restarts += 1
                 self.out.write(f"[{child.name}] exited with code {code}; restart #{child.restarts}\n")
                 time.sleep(min(5, child.restarts))
-                child.start({**os.environ, "PYTHONUNBUFFERED": "1"})
-                child.stream_output(self.out)
+                self.children.remove(child)
+                self._launch(child, {**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def _shutdown(self) -> None:
         # Workers first, so no batch is cut off by the emulator going away under it.

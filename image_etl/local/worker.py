@@ -9,6 +9,7 @@ visibility timeout and moves to the DLQ after its max receive count, as in AWS.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -156,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="image-etl local event worker (SQS -> resize handler)")
     parser.add_argument("--data-dir", required=True)
     args = parser.parse_args(argv)
-    EventWorker(load_settings(args.data_dir)).run()
+    worker = EventWorker(load_settings(args.data_dir))
+    print(json.dumps({"ready": True, "queue_url": worker.settings.queue_url}), flush=True)
+    worker.run()
 
 
 if __name__ == "__main__":

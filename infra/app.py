@@ -1,0 +1,5 @@
+"""CDK entry point: `make synth` and the CDK CLI (`infra/cdk.json`) run this module."""
+
+from infra.deployment import build_app
+
+build_app().synth()

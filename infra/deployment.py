@@ -1,0 +1,62 @@
+"""The CDK app: three stacks wired together, checked by cdk-nag at synth."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aws_cdk import App, Environment, Tags, Validations
+
+from infra import outputs
+from infra.bundling import REPO
+from infra.checks import aws_solutions_checks
+from infra.stacks.processing import ImageProcessingStack
+from infra.stacks.upload_api import UploadApiStack
+from infra.stacks.upload_site import UploadSiteStack
+
+#: Feature flags this app is written against (`cdk.json` stays tiny; tests synthesize with them too).
+FEATURE_FLAGS: dict[str, object] = {
+    # S3 access-log delivery through the log bucket's policy, not ACLs (works with ACLs disabled).
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+}
+
+
+def build_app(*, outdir: Path | str | None = None, prefix: str | None = None, checks: bool = True) -> App:
+    """Return the app with its three stacks, deployed in the order site -> processing -> API.
+
+    :param outdir: where to synthesize; default $CDK_OUTDIR (set by the CDK CLI), else ``infra/cdk.out``.
+    :param prefix: stack name prefix; default the ``stackPrefix`` context, else ``ImageEtl``.
+    :param checks: run cdk-nag's AwsSolutions pack at synth (an error fails the synth).
+    """
+    app = App(
+        outdir=str(outdir or os.environ.get("CDK_OUTDIR") or REPO / "infra" / "cdk.out"),
+        # CloudFormation's built-in validator makes synth ~10x slower; `make test` runs cfn-lint instead.
+        builtin_cloud_formation_validation=False,
+        context=FEATURE_FLAGS,
+    )
+    ids = outputs.stack_ids(prefix or app.node.try_get_context("stackPrefix") or outputs.DEFAULT_PREFIX)
+    # Set by the CDK CLI from the credentials' account and AWS_REGION/the profile's region; unset
+    # (an environment-agnostic template) when synthesizing offline.
+    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    site = UploadSiteStack(app, ids.site, env=env, description="image-etl: the upload page on CloudFront")
+    processing = ImageProcessingStack(
+        app,
+        ids.processing,
+        site_origin=site.site.origin,
+        env=env,
+        description="image-etl: uploads -> SQS -> resize Lambda -> variants + DynamoDB records",
+    )
+    UploadApiStack(
+        app,
+        ids.upload_api,
+        upload_bucket=processing.upload_bucket,
+        variants_bucket=processing.variants_bucket,
+        table=processing.table,
+        site=site.site,
+        env=env,
+        description="image-etl: upload API (API Gateway + Lambda) and the page's config.json",
+    )
+    Tags.of(app).add("project", "image-etl")
+    if checks:
+        Validations.of(app).add_plugins(aws_solutions_checks(app))
+    return app

@@ -1,0 +1,1 @@
+"""The three stacks: each only wires constructs together, grants access and names its outputs."""

@@ -1,0 +1,146 @@
+"""ImageProcessingStack: uploads in, variants and records out.
+
+The upload bucket, its S3 -> SQS notification and the function consuming the queue stay in one
+stack: split over stacks, the notification's references make a cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from constructs import Construct
+
+from image_etl.resources import LOCAL, NOTIFICATION_EVENTS, StackNames, resizer_environment, upload_cors_rules
+from infra import outputs
+from infra.bundling import ARM64_PY312, REPO, LambdaPlatform
+from infra.checks import acknowledge
+from infra.components.functions import PythonFunction
+from infra.components.monitoring import Alarms
+from infra.components.queue import UploadQueue
+from infra.components.storage import AccessLogs, cors_rules, private_bucket
+from infra.components.table import ImageTable
+
+
+class ImageProcessingStack(Stack):
+    """Buckets, queue + DLQ, the resize function, the record table and their alarms.
+
+    :param site_origin: the upload page's origin, the only one the upload bucket's CORS allows.
+    :param names: shapes (prefixes, timeouts, keys); its physical names are the local stack's and
+        are not used: CloudFormation names every resource here.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        site_origin: str,
+        names: StackNames = LOCAL,
+        platform: LambdaPlatform = ARM64_PY312,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        access_logs = AccessLogs(self, "AccessLogs").bucket
+        self.upload_bucket = private_bucket(
+            self, "Uploads", access_logs=access_logs, cors=cors_rules(upload_cors_rules(site_origin))
+        )
+        # Variants have their own bucket without a notification: they can never trigger a resize.
+        self.variants_bucket = private_bucket(self, "Variants", access_logs=access_logs)
+        # Versioned: a manifest overwritten by mistake can be brought back.
+        self.datasets_bucket = private_bucket(self, "Datasets", access_logs=access_logs, versioned=True)
+        self.queue = UploadQueue(self, "UploadQueue", shape=names.queue)
+        self.table = ImageTable(self, "Images", shape=names.table).table
+        self.resizer = PythonFunction(
+            self,
+            "Resizer",
+            package=REPO / "lambda_resizer",
+            requirements=REPO / "infra" / "layers" / "resizer" / "requirements.txt",
+            platform=platform,
+            environment=resizer_environment(
+                upload_prefix=names.upload_prefix,
+                variants_bucket=self.variants_bucket.bucket_name,
+                variants_prefix=names.variants_prefix,
+                table_name=self.table.table_name,
+                table=names.table,
+                function=names.function,
+            ),
+            timeout_s=names.function.timeout_s,
+            memory_mb=names.function.memory_mb,
+            description="Resizes each upload into variants and writes its record",
+        )
+        function = self.resizer.function
+
+        for event in NOTIFICATION_EVENTS:
+            self.upload_bucket.add_event_notification(
+                s3_event_type(event),
+                s3n.SqsDestination(self.queue.queue),
+                s3.NotificationKeyFilter(prefix=names.upload_prefix),
+            )
+        function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue.queue,
+                batch_size=names.queue.batch_size,
+                max_batching_window=Duration.seconds(names.queue.max_batching_window_s),
+                report_batch_item_failures=True,
+            )
+        )
+        # Exactly the calls lambda_resizer makes. ListBucket makes a deleted upload a 404 (recorded as
+        # `missing`) instead of a 403 that would be retried into the DLQ.
+        self.upload_bucket.grants.actions_on_bucket_and_object_keys(
+            function, f"{names.upload_prefix}*", "s3:GetObject", "s3:ListBucket"
+        )
+        self.variants_bucket.grants.actions_on_object_keys(
+            function, f"{names.variants_prefix}*", "s3:PutObject"
+        )
+        self.table.grants.actions(function, "dynamodb:GetItem", "dynamodb:PutItem")
+        acknowledge(
+            function,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.upload_bucket.node.default_child)}.Arn>/{names.upload_prefix}*]",
+            "Read access to the objects under the upload prefix, which are what it resizes.",
+        )
+        acknowledge(
+            function,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.variants_bucket.node.default_child)}.Arn>/{names.variants_prefix}*]",
+            "Writes variants of any image under the variants prefix.",
+        )
+
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            dead_letter_queues={"UploadDeadLetters": self.queue.dead_letters},
+            functions={"Resizer": function},
+        )
+        acknowledge_cdk_notifications_handler(self)
+
+        for key, value in {
+            outputs.UPLOAD_BUCKET: self.upload_bucket.bucket_name,
+            outputs.UPLOAD_PREFIX: names.upload_prefix,
+            outputs.VARIANTS_BUCKET: self.variants_bucket.bucket_name,
+            outputs.VARIANTS_PREFIX: names.variants_prefix,
+            outputs.DATASETS_BUCKET: self.datasets_bucket.bucket_name,
+            outputs.DATASETS_PREFIX: names.datasets_prefix,
+            outputs.TABLE_NAME: self.table.table_name,
+            outputs.QUEUE_URL: self.queue.queue.queue_url,
+            outputs.DLQ_URL: self.queue.dead_letters.queue_url,
+            outputs.REGION: self.region,
+            outputs.RESIZE_FUNCTION: function.function_name,
+        }.items():
+            CfnOutput(self, key, value=value)
+
+
+def s3_event_type(event: str) -> s3.EventType:
+    """Return the CDK event type of an S3 event name (``s3:ObjectCreated:*`` -> ``OBJECT_CREATED``)."""
+    words = [word for word in event.removeprefix("s3:").split(":") if word != "*"]
+    return s3.EventType[re.sub(r"(?<!^)(?=[A-Z])", "_", "".join(words)).upper()]
+
+
+def acknowledge_cdk_notifications_handler(stack: Stack) -> None:
+    """Accept the findings on the function CDK adds to configure bucket notifications."""
+    for construct in stack.node.children:
+        if construct.node.id.startswith("BucketNotificationsHandler"):
+            acknowledge(construct, "AwsSolutions-IAM4", "CDK's notification handler; runs once per deploy.")

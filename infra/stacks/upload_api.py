@@ -1,0 +1,75 @@
+"""UploadApiStack: the upload function behind API Gateway, and the site's config.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from image_etl.resources import LOCAL, StackNames, site_config, upload_api_environment
+from infra import outputs
+from infra.bundling import ARM64_PY312, REPO, LambdaPlatform
+from infra.checks import acknowledge
+from infra.components.functions import PythonFunction
+from infra.components.monitoring import Alarms
+from infra.components.site import SiteConfig, StaticSite
+from infra.components.upload_api import UploadApi
+
+
+class UploadApiStack(Stack):
+    """The upload API, granted exactly what its function touches, and the page's ``config.json``.
+
+    :param upload_bucket: presigned POSTs go here, under the upload prefix only.
+    :param variants_bucket: presigned GETs of variants come from here.
+    :param table: the image records and their indexes, read only.
+    :param site: the page: its origin is the one CORS allows, its bucket gets ``config.json``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        upload_bucket: s3.IBucket,
+        variants_bucket: s3.IBucket,
+        table: dynamodb.ITable,
+        site: StaticSite,
+        names: StackNames = LOCAL,
+        platform: LambdaPlatform = ARM64_PY312,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.handler = PythonFunction(
+            self,
+            "UploadApiFunction",
+            package=REPO / "lambda_upload_api",
+            requirements=REPO / "infra" / "layers" / "upload_api" / "requirements.txt",
+            platform=platform,
+            environment=upload_api_environment(
+                upload_bucket=upload_bucket.bucket_name,
+                upload_prefix=names.upload_prefix,
+                variants_bucket=variants_bucket.bucket_name,
+                table_name=table.table_name,
+                allowed_origin=site.origin,
+                table=names.table,
+                api=names.upload_api,
+            ),
+            timeout_s=names.upload_api.timeout_s,
+            memory_mb=names.upload_api.memory_mb,
+            description="Upload API: presigned uploads and image records",
+        )
+        function = self.handler.function
+        upload_bucket.grants.actions_on_object_keys(function, f"{names.upload_prefix}*", "s3:PutObject")
+        variants_bucket.grants.actions_on_object_keys(function, f"{names.variants_prefix}*", "s3:GetObject")
+        table.grant_read_data(function)
+        self.api = UploadApi(self, "UploadApi", function=function, allowed_origin=site.origin, shape=names.upload_api)
+        self.site_config = SiteConfig(
+            self, "SiteConfig", site=site, config=site_config(api_url=self.api.url, api=names.upload_api)
+        )
+        Alarms(self, "Alarms", functions={"UploadApi": function})
+
+        CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the upload API")
+        CfnOutput(self, outputs.UPLOAD_API_FUNCTION, value=function.function_name)

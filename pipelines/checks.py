@@ -1,0 +1,91 @@
+"""Asset checks on each manifest version.
+
+Blocking (a failure stops ``published_manifest``, ``dataset_report`` and ``imagefolder_export`` in
+the same run, so consumers keep the previous ``latest``): missing variants would hand out broken
+links, a split leak contaminates evaluation, a row count off means images were lost or doubled.
+The failed-image rate only warns: failed images are flagged in the manifest, so it stays correct,
+but a jump means the resizer or its inputs broke.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines import manifest as mf
+from pipelines.assets import ManifestVersion, dataset_manifest, read_all_records
+from pipelines.resources import DatasetBucket, DatasetPolicy
+
+
+@dg.asset_check(asset=dataset_manifest, blocking=True, description="Every processed image's variants exist in S3.")
+def variants_exist_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.AssetCheckResult:
+    manifest = datasets.store().read_manifest(dataset_manifest.version)
+    missing = mf.missing_variants(manifest, datasets.variant_keys())
+    processed = int((manifest["status"] == mf.STATUS_PROCESSED).sum())
+    return dg.AssetCheckResult(
+        passed=bool(missing.empty),
+        metadata={
+            "processed_images": processed,
+            "missing_variants": len(missing),
+            "examples": dg.MetadataValue.json(missing.head(10).astype(str).to_dict("records")),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dataset_manifest,
+    blocking=False,
+    description="The share of failed images stays under the policy's max_failed_rate.",
+)
+def failed_rate_check(
+    dataset_manifest: ManifestVersion, datasets: DatasetBucket, policy: DatasetPolicy
+) -> dg.AssetCheckResult:
+    manifest = datasets.store().read_manifest(dataset_manifest.version)
+    rate = mf.failed_rate(manifest)
+    codes = manifest.loc[manifest["status"] == mf.STATUS_FAILED, "error_code"].value_counts().head(10)
+    return dg.AssetCheckResult(
+        passed=bool(rate <= policy.max_failed_rate),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "failed_rate": round(rate, 4),
+            "threshold": policy.max_failed_rate,
+            "error_codes": dg.MetadataValue.json({str(k): int(v) for k, v in codes.items()}),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dataset_manifest, blocking=True, description="No sha256 and no dup_group appears in two splits."
+)
+def split_leak_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.AssetCheckResult:
+    manifest = datasets.store().read_manifest(dataset_manifest.version)
+    leaks = mf.split_leaks(manifest)
+    return dg.AssetCheckResult(
+        passed=not any(leaks.values()),
+        metadata={
+            "sha256_in_two_splits": len(leaks["sha256"]),
+            "dup_groups_in_two_splits": len(leaks["dup_group"]),
+            "examples": dg.MetadataValue.json(leaks),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dataset_manifest,
+    blocking=True,
+    description="Manifest rows equal the distinct source images in the record files, one row each.",
+)
+def row_count_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.AssetCheckResult:
+    manifest = datasets.store().read_manifest(dataset_manifest.version)
+    records = read_all_records(datasets)
+    expected = int(records["image_id"].nunique())
+    doubled = int(manifest["image_id"].duplicated().sum())
+    absent = set(records["image_id"]) - set(manifest["image_id"])
+    return dg.AssetCheckResult(
+        passed=bool(len(manifest) == expected and doubled == 0 and not absent),
+        metadata={
+            "manifest_rows": len(manifest),
+            "distinct_source_images": expected,
+            "duplicate_rows": doubled,
+            "missing_images": dg.MetadataValue.json(sorted(absent)[:10]),
+        },
+    )

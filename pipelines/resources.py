@@ -1,0 +1,225 @@
+"""Typed resources of the code location: the image-record table, the datasets bucket, the dataset policy.
+
+All of them are built from ``image_etl.settings.load_settings()`` (IMAGE_ETL_* variables, else the
+running local stack), the same source as ``image-etl info``, so one code location serves the
+local stack and a deployed one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
+
+from image_etl.manifest import DatasetStore
+from image_etl.settings import Settings, load_settings
+from lambda_resizer.records import from_item, to_item
+from pipelines.manifest import ManifestConfig, QualityThresholds, SplitRatios
+
+#: moto takes any key; never hand a developer's real credentials to the emulator.
+_LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class ImageRecordTable(dg.ConfigurableResource):
+    """The DynamoDB table of image records, read through its ``by_processed_at`` index (never a Scan)."""
+
+    table_name: str
+    region: str = "us-east-1"
+    #: Empty for AWS's own endpoint.
+    endpoint_url: str = ""
+    index_name: str = "by_processed_at"
+    index_shards: int = 16
+    #: Sign with dummy keys (the local emulation), instead of the default credential chain.
+    local_credentials: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageRecordTable:
+        return cls(
+            table_name=settings.table_name,
+            region=settings.region,
+            endpoint_url=settings.aws_endpoint_url or "",
+            index_name=settings.processed_index,
+            index_shards=settings.index_shards,
+            local_credentials=settings.is_local,
+        )
+
+    def client(self) -> Any:
+        import boto3
+
+        keys = _LOCAL_CREDENTIALS if self.local_credentials else {}
+        return boto3.session.Session(region_name=self.region, **keys).client(
+            "dynamodb", endpoint_url=self.endpoint_url or None
+        )
+
+    def _query_shard(self, client: Any, shard: str, after: str) -> tuple[list[dict[str, Any]], int]:
+        records: list[dict[str, Any]] = []
+        read = 0
+        pages = client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=self.index_name,
+            KeyConditionExpression="processed_shard = :shard AND processed_at > :after",
+            ExpressionAttributeValues={":shard": {"S": shard}, ":after": {"S": after}},
+        )
+        for page in pages:
+            read += int(page.get("ScannedCount", len(page.get("Items", []))))
+            records.extend(from_item(item) for item in page.get("Items", []))
+        return records, read
+
+    def records_processed_after(self, after: str) -> tuple[list[dict[str, Any]], int]:
+        """Return the records with ``processed_at > after`` and the items DynamoDB read to find them.
+
+        One Query per index shard (in parallel): the cost is the matching records, not the table.
+
+        :param after: an ISO timestamp or any prefix of one (``"2026-11-26"``, ``"0"`` for all).
+        :return: (records as plain dicts, items read).
+        """
+        client = self.client()
+        shards = [f"{i:02d}" for i in range(self.index_shards)]
+        with ThreadPoolExecutor(max_workers=min(8, len(shards))) as pool:
+            results = list(pool.map(lambda s: self._query_shard(client, s, after), shards))
+        return [r for records, _ in results for r in records], sum(read for _, read in results)
+
+    def scan_processed_after(self, after: str) -> tuple[list[dict[str, Any]], int]:
+        """Return the same as :meth:`records_processed_after` with a full Scan: the benchmark's baseline."""
+        records: list[dict[str, Any]] = []
+        read = 0
+        pages = self.client().get_paginator("scan").paginate(
+            TableName=self.table_name,
+            FilterExpression="processed_at > :after",
+            ExpressionAttributeValues={":after": {"S": after}},
+        )
+        for page in pages:
+            read += int(page["ScannedCount"])
+            records.extend(from_item(item) for item in page.get("Items", []))
+        return records, read
+
+    def put_records(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Write records (tests, benchmark) in batches of 25."""
+        client = self.client()
+        for batch in _chunks([to_item(r) for r in records], 25):
+            request = {self.table_name: [{"PutRequest": {"Item": item}} for item in batch]}
+            while request:
+                request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class DatasetBucket(dg.ConfigurableResource):
+    """The datasets bucket (record files, manifest versions, latest pointer) and where variants are."""
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = "datasets/"
+    variants_bucket: str
+    variants_prefix: str = "variants/"
+
+    def store(self) -> DatasetStore:
+        return DatasetStore(self.s3.get_client(), self.bucket, self.prefix)
+
+    def variant_keys(self) -> set[str]:
+        """Return every object key under the variants prefix (one listing, 1,000 keys a request)."""
+        keys: set[str] = set()
+        pages = self.s3.get_client().get_paginator("list_objects_v2").paginate(
+            Bucket=self.variants_bucket, Prefix=self.variants_prefix
+        )
+        for page in pages:
+            keys.update(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+class DatasetPolicy(dg.ConfigurableResource):
+    """The dataset's rules: duplicates, quality flags, split ratios, check thresholds, refresh windows.
+
+    Changing the split ratios only affects groups that never had a split (splits are sticky);
+    build ``dataset_manifest`` with ``resplit: true`` to re-split everything.
+    """
+
+    near_dup_distance: int = 6
+    min_side: int = 64
+    max_aspect: float = 4.0
+    dark_below: float = 0.1
+    bright_above: float = 0.9
+    blurry_below: float = 100.0
+    train: float = 0.8
+    val: float = 0.1
+    test: float = 0.1
+    #: The failed-image rate check warns above this share of failed records.
+    max_failed_rate: float = 0.2
+    #: The nightly schedule re-materializes this many days before today, and today.
+    nightly_days: int = 3
+    #: The sensor re-reads this many seconds before its cursor, for records that became visible late.
+    sensor_overlap_s: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> DatasetPolicy:
+        """Return the defaults, overridden by IMAGE_ETL_NEAR_DUP_DISTANCE, IMAGE_ETL_SPLIT_RATIOS
+        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S.
+        """
+        ratios = os.environ.get("IMAGE_ETL_SPLIT_RATIOS")
+        train, val, test = (float(x) for x in ratios.split(",")) if ratios else (0.8, 0.1, 0.1)
+        SplitRatios(train, val, test)  # fail at load time, not in the middle of a run
+        return cls(
+            near_dup_distance=int(os.environ.get("IMAGE_ETL_NEAR_DUP_DISTANCE", "6")),
+            train=train,
+            val=val,
+            test=test,
+            max_failed_rate=_env_float("IMAGE_ETL_MAX_FAILED_RATE", 0.2),
+            nightly_days=int(os.environ.get("IMAGE_ETL_NIGHTLY_DAYS", "3")),
+            sensor_overlap_s=_env_float("IMAGE_ETL_SENSOR_OVERLAP_S", 30.0),
+        )
+
+    def manifest_config(self) -> ManifestConfig:
+        return ManifestConfig(
+            near_dup_distance=self.near_dup_distance,
+            thresholds=QualityThresholds(
+                min_side=self.min_side,
+                max_aspect=self.max_aspect,
+                dark_below=self.dark_below,
+                bright_above=self.bright_above,
+                blurry_below=self.blurry_below,
+            ),
+            ratios=SplitRatios(self.train, self.val, self.test),
+        )
+
+
+def s3_resource(settings: Settings) -> S3Resource:
+    """Return dagster-aws's S3 resource for a deployment (the emulator's endpoint when local)."""
+    keys = _LOCAL_CREDENTIALS if settings.is_local else {}
+    return S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.region, **keys)
+
+
+def build_resources(settings: Settings | None = None, policy: DatasetPolicy | None = None) -> dict[str, Any]:
+    """Return the code location's resources for ``settings`` (default ``load_settings()``).
+
+    The IO manager keeps Dagster's small hand-offs (the built version's id) next to the data,
+    in the datasets bucket, so runs in separate processes or machines see the same values.
+    """
+    settings = settings or load_settings()
+    s3 = s3_resource(settings)
+    return {
+        "s3": s3,
+        "record_table": ImageRecordTable.from_settings(settings),
+        "datasets": DatasetBucket(
+            s3=s3,
+            bucket=settings.datasets_bucket,
+            prefix=settings.datasets_prefix,
+            variants_bucket=settings.variants_bucket,
+            variants_prefix=settings.variants_prefix,
+        ),
+        "policy": policy or DatasetPolicy.from_env(),
+        "io_manager": S3PickleIOManager(
+            s3_resource=s3, s3_bucket=settings.datasets_bucket, s3_prefix=f"{settings.datasets_prefix}dagster"
+        ),
+    }
