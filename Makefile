@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 export UV_LINK_MODE := copy
 
 .PHONY: setup up test test-fast bench lint format clean
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +22,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Browser tests drive Debian's Chromium (never a downloaded build); install it once, loudly.
+$(CHROMIUM):
+	@echo "Installing Chromium for the browser tests (Debian package chromium)..."
+	@$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null \
+		|| { echo "ERROR: could not install Chromium (apt-get install chromium); the browser tests need $(CHROMIUM)" >&2; exit 1; }
+
 ## Start the local stack in the foreground (AWS emulation, event workers). ARGS="--aws-port 4567" etc.
 up: setup
 	IMAGE_ETL_DIE_WITH_PARENT=1 exec $(VENV)/bin/image-etl up $(ARGS)
 
 ## Every test: unit, handler, end-to-end through the real local stack.
-test: setup
+test: setup $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Unit tests only (no local stack processes).
