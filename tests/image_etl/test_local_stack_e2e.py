@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -243,3 +245,42 @@ def test_kill_9_and_restart_keeps_all_data_without_reprocessing(
     assert image_id_for(settings.upload_bucket, "uploads/late/after-restart.jpg") in {
         r["image_id"] for r in found.values()
     }
+
+
+def test_demo_uploads_a_labelled_set_and_reports_the_broken_files(shared_stack: RunningStack) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "image_etl.cli",
+            "demo",
+            "--per-class",
+            "4",
+            "--data-dir",
+            str(shared_stack.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "processed 14, failed 3, still pending 0" in result.stderr
+    labels = {
+        r["label"] for r in records(shared_stack.settings).values() if r["source_key"].startswith("uploads/")
+    }
+    assert {"circles", "squares", "stripes", "broken"} <= labels
+
+
+def test_ctrl_c_stops_every_process_cleanly(tmp_path: Path) -> None:
+    stack = RunningStack(tmp_path / "data", free_port(), free_port())
+    stack.start()
+    assert stack.process is not None
+    children = subprocess.run(
+        ["pgrep", "-g", str(stack.process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) >= 5  # up, the emulation, two workers, the site
+    os.killpg(stack.process.pid, signal.SIGINT)  # what a terminal sends to the foreground group on Ctrl-C
+    assert stack.process.wait(timeout=30) == 0
+    time.sleep(1)
+    assert subprocess.run(["pgrep", "-g", str(stack.process.pid)], capture_output=True).returncode == 1
+    assert "image-etl local stack stopped" in stack.log.read_text()
