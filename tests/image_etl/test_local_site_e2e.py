@@ -67,7 +67,7 @@ def test_an_upload_through_the_api_becomes_a_record(shared_stack: RunningStack) 
     settings = shared_stack.settings
     data = encode(photo_like(77, (1200, 800)))
     upload = grant(
-        settings, filename="beach day.jpg", contentType="image/jpeg", size=len(data), label="beach"
+        settings, filename="beach day.jpg", contentType="image/jpeg", size=len(data), label="sea"
     )
     posted = requests.post(
         upload["upload"]["url"],

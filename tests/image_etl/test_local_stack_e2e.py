@@ -266,7 +266,7 @@ def test_demo_uploads_a_labelled_set_and_reports_the_broken_files(shared_stack: 
     assert result.returncode == 0, result.stderr
     assert "processed 14, failed 3, still pending 0" in result.stderr
     labels = {
-        r["label"] for r in records(shared_stack.settings).values() if r["source_key"].startswith("uploads/")
+        r.get("label") for r in records(shared_stack.settings).values() if r["source_key"].startswith("uploads/")
     }
     assert {"circles", "squares", "stripes", "broken"} <= labels
 

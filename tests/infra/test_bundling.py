@@ -1,0 +1,67 @@
+"""Local bundling: no Docker, no network once the wheelhouse is filled, new code means a new asset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+
+from infra.bundling import ARM64_PY312, CACHE, REPO, UPLOAD_API_REQUIREMENTS, BundlingError, PipLayerBundling, package_code
+from tests.infra.conftest import Cloud
+
+#: Nothing listens here: pip fails at once, as with no network.
+UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"
+
+
+def _code_key(package: Path, outdir: Path) -> str:
+    app = App(outdir=str(outdir), builtin_cloud_formation_validation=False)
+    stack = Stack(app, "Code")
+    lambda_.Function(
+        stack,
+        "Function",
+        runtime=ARM64_PY312.runtime,
+        architecture=ARM64_PY312.architecture,
+        handler=f"{package.name}.handler.lambda_handler",
+        code=package_code(package),
+    )
+    app.synth()
+    template = json.loads((outdir / "Code.template.json").read_text())
+    (function,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    return function["Properties"]["Code"]["S3Key"]
+
+
+def test_a_code_change_deploys_a_new_asset_and_bytecode_does_not(tmp_path: Path) -> None:
+    package = tmp_path / "lambda_resizer"
+    shutil.copytree(REPO / "lambda_resizer", package, ignore=shutil.ignore_patterns("__pycache__"))
+    first = _code_key(package, tmp_path / "out1")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"stale")
+    assert _code_key(package, tmp_path / "out2") == first
+    handler = package / "handler.py"
+    handler.write_text(handler.read_text() + "\n# changed\n")
+    assert _code_key(package, tmp_path / "out3") != first
+
+
+@pytest.mark.slow
+def test_layer_builds_offline_from_the_wheelhouse(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The session's synth filled the wheelhouse; a fresh cache with only those wheels and no index
+    # is a machine with no network after `make wheels`.
+    shutil.copytree(CACHE / "wheelhouse", tmp_path / "wheelhouse")
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE_INDEX)
+    bundling = PipLayerBundling(requirements=UPLOAD_API_REQUIREMENTS, platform=ARM64_PY312, cache=tmp_path)
+    out = tmp_path / "asset"
+    assert bundling.try_bundle(str(out), None)  # type: ignore[arg-type]  (jsii passes BundlingOptions)
+    assert (out / "python" / "aws_lambda_powertools").is_dir()
+    assert not (out / "python" / "bin").exists()
+
+
+def test_missing_wheels_with_no_network_say_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE_INDEX)
+    monkeypatch.setenv("PATH", "/nonexistent")  # and no Docker to fall back to
+    bundling = PipLayerBundling(requirements=UPLOAD_API_REQUIREMENTS, platform=ARM64_PY312, cache=tmp_path)
+    with pytest.raises(BundlingError, match="make wheels"):
+        bundling.try_bundle(str(tmp_path / "asset"), None)  # type: ignore[arg-type]

@@ -1,0 +1,208 @@
+"""ImageProcessingStack: uploads reach the resize function through SQS, and nothing else does."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pytest
+
+from image_etl.resources import LOCAL, NOTIFICATION_EVENTS, UPLOAD_PREFIX, resizer_environment
+from infra import outputs
+from infra.bundling import ARM64_PY312, RESIZER_REQUIREMENTS
+from tests.infra.conftest import Cloud
+
+pytestmark = pytest.mark.slow
+
+
+def test_uploads_notify_the_queue_only_under_the_upload_prefix(cloud: Cloud) -> None:
+    stack = cloud.processing
+    (notification,) = cloud.resources(stack, "Custom::S3BucketNotifications").values()
+    props = notification["Properties"]
+    assert props["BucketName"] == {"Ref": cloud.logical_id(stack.upload_bucket)}
+    assert props["NotificationConfiguration"] == {
+        "QueueConfigurations": [
+            {
+                "Events": list(NOTIFICATION_EVENTS),
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": UPLOAD_PREFIX}]}},
+                "QueueArn": {"Fn::GetAtt": [cloud.logical_id(stack.queue.queue), "Arn"]},
+            }
+        ]
+    }
+
+
+def test_queue_redrives_to_the_dlq_and_outlasts_the_function(cloud: Cloud) -> None:
+    stack, shape = cloud.processing, LOCAL.queue
+    cloud.template(stack).has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "VisibilityTimeout": 6 * LOCAL.function.timeout_s,
+            "MessageRetentionPeriod": shape.retention_s,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {"Fn::GetAtt": [cloud.logical_id(stack.queue.dead_letters), "Arn"]},
+                "maxReceiveCount": shape.max_receive_count,
+            },
+        },
+    )
+    dlq = cloud.resources(stack, "AWS::SQS::Queue")[cloud.logical_id(stack.queue.dead_letters)]
+    assert dlq["Properties"]["MessageRetentionPeriod"] == shape.dlq_retention_s
+    assert "RedrivePolicy" not in dlq["Properties"]
+
+
+def test_function_reads_the_queue_with_partial_batch_responses(cloud: Cloud) -> None:
+    stack = cloud.processing
+    cloud.template(stack).resource_properties_count_is("AWS::Lambda::EventSourceMapping", {}, 1)
+    cloud.template(stack).has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [cloud.logical_id(stack.queue.queue), "Arn"]},
+            "FunctionName": {"Ref": cloud.logical_id(stack.resizer.function)},
+            "BatchSize": LOCAL.queue.batch_size,
+            "MaximumBatchingWindowInSeconds": LOCAL.queue.max_batching_window_s,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+
+
+def test_table_is_on_demand_recoverable_and_indexed_like_the_shape(cloud: Cloud) -> None:
+    table = LOCAL.table
+    cloud.template(cloud.processing).has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": table.processed_index,
+                    "KeySchema": [
+                        {"AttributeName": table.processed_index_partition_key, "KeyType": "HASH"},
+                        {"AttributeName": table.processed_index_sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                },
+                {
+                    "IndexName": table.label_index,
+                    "KeySchema": [
+                        {"AttributeName": table.label_index_partition_key, "KeyType": "HASH"},
+                        {"AttributeName": table.label_index_sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                },
+            ],
+        },
+    )
+
+
+def test_resize_function_runs_on_graviton_with_the_handlers_environment(cloud: Cloud) -> None:
+    stack = cloud.processing
+    function = cloud.resources(stack, "AWS::Lambda::Function")[cloud.logical_id(stack.resizer.function)]
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "lambda_resizer.handler.lambda_handler"
+    assert props["Timeout"] == LOCAL.function.timeout_s
+    assert props["MemorySize"] == LOCAL.function.memory_mb
+    assert props["Layers"] == [{"Ref": cloud.logical_id(stack.resizer.layer)}]
+    expected = resizer_environment(
+        upload_prefix=LOCAL.upload_prefix,
+        variants_bucket="<variants bucket>",
+        variants_prefix=LOCAL.variants_prefix,
+        table_name="<table>",
+        table=LOCAL.table,
+        function=LOCAL.function,
+    )
+    expected["VARIANTS_BUCKET"] = {"Ref": cloud.logical_id(stack.variants_bucket)}
+    expected["TABLE_NAME"] = {"Ref": cloud.logical_id(stack.table)}
+    assert props["Environment"]["Variables"] == expected
+
+
+def test_layer_holds_pillow_built_for_arm64_and_python_312(cloud: Cloud) -> None:
+    stack = cloud.processing
+    layer = cloud.resources(stack, "AWS::Lambda::LayerVersion")[cloud.logical_id(stack.resizer.layer)]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    site = cloud.asset_dir(layer["Properties"]["Content"]["S3Key"]) / "python"
+    suffix = ARM64_PY312.extension_suffix
+    assert (site / "PIL" / f"_imaging.{suffix}.so").is_file()
+    assert (site / f"_pillow_heif.{suffix}.so").is_file()
+    assert list((site / "numpy" / "_core").glob(f"_multiarray_umath.{suffix}.so"))
+    assert (site / "aws_lambda_powertools").is_dir()
+    foreign = [path.name for path in site.rglob("*.so") if "x86_64" in path.name or "cpython-311" in path.name]
+    assert foreign == []
+    pins = dict(
+        line.split("==")
+        for line in RESIZER_REQUIREMENTS.read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    assert (site / f"pillow-{pins['pillow']}.dist-info").is_dir()
+    # The Pillow the resize tests run against is the one deployed.
+    assert pins["pillow"] == version("pillow")
+
+
+def test_function_code_is_the_handler_package_alone(cloud: Cloud) -> None:
+    stack = cloud.processing
+    function = cloud.resources(stack, "AWS::Lambda::Function")[cloud.logical_id(stack.resizer.function)]
+    code = cloud.asset_dir(function["Properties"]["Code"]["S3Key"])
+    assert sorted(path.name for path in code.iterdir()) == ["lambda_resizer"]
+    assert (code / "lambda_resizer" / "handler.py").is_file()
+    assert not list(code.rglob("__pycache__"))
+
+
+def test_alarms_fire_on_any_dead_letter_and_any_function_error(cloud: Cloud) -> None:
+    stack = cloud.processing
+    template = cloud.template(stack)
+    common = {"Threshold": 0, "ComparisonOperator": "GreaterThanThreshold", "EvaluationPeriods": 1}
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            **common,
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [
+                {
+                    "Name": "QueueName",
+                    "Value": {"Fn::GetAtt": [cloud.logical_id(stack.queue.dead_letters), "QueueName"]},
+                }
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            **common,
+            "Namespace": "AWS/Lambda",
+            "MetricName": "Errors",
+            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": cloud.logical_id(stack.resizer.function)}}],
+        },
+    )
+
+
+def test_function_logs_are_kept_a_month(cloud: Cloud) -> None:
+    stack = cloud.processing
+    log_group = cloud.logical_id(stack.resizer.log_group)
+    assert cloud.resources(stack, "AWS::Logs::LogGroup")[log_group]["Properties"]["RetentionInDays"] == 30
+    function = cloud.resources(stack, "AWS::Lambda::Function")[cloud.logical_id(stack.resizer.function)]
+    assert function["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": log_group}}
+
+
+def test_variants_and_datasets_buckets_never_trigger_anything(cloud: Cloud) -> None:
+    stack = cloud.processing
+    notified = [
+        resource["Properties"]["BucketName"]
+        for resource in cloud.resources(stack, "Custom::S3BucketNotifications").values()
+    ]
+    assert notified == [{"Ref": cloud.logical_id(stack.upload_bucket)}]
+    datasets = cloud.resources(stack, "AWS::S3::Bucket")[cloud.logical_id(stack.datasets_bucket)]
+    assert datasets["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+def test_outputs_name_every_resource_a_client_needs(cloud: Cloud) -> None:
+    stack = cloud.processing
+    found = cloud.template_json(stack)["Outputs"]
+    assert found[outputs.UPLOAD_BUCKET]["Value"] == {"Ref": cloud.logical_id(stack.upload_bucket)}
+    assert found[outputs.DATASETS_BUCKET]["Value"] == {"Ref": cloud.logical_id(stack.datasets_bucket)}
+    assert found[outputs.TABLE_NAME]["Value"] == {"Ref": cloud.logical_id(stack.table)}
+    assert found[outputs.QUEUE_URL]["Value"] == {"Ref": cloud.logical_id(stack.queue.queue)}
+    assert found[outputs.DLQ_URL]["Value"] == {"Ref": cloud.logical_id(stack.queue.dead_letters)}
+    assert found[outputs.UPLOAD_PREFIX]["Value"] == UPLOAD_PREFIX
+    assert "Export" not in found[outputs.UPLOAD_BUCKET]

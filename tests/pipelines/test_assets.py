@@ -1,0 +1,161 @@
+"""The asset graph materialized against the local emulation: real images in, a checked manifest out."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from PIL import ImageFilter
+from typer.testing import CliRunner
+
+from image_etl.cli import app
+from image_etl.manifest import DatasetStore
+from image_etl.settings import Settings
+from pipelines.assets import range_tags
+from pipelines.definitions import make_definitions
+from tests.imaging import encode, photo_like
+from tests.pipelines.conftest import upload_and_process
+
+DAY = "2026-11-26"
+
+
+#: The assets that make and publish a manifest (the report and the export take seconds of plotting).
+CORE = [dg.AssetKey(k) for k in ("image_records", "dataset_manifest", "published_manifest")]
+
+
+def run_dataset_job(
+    resources: dict[str, Any],
+    instance: dg.DagsterInstance,
+    first: str = DAY,
+    last: str = DAY,
+    *,
+    assets: list[dg.AssetKey] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run the job the sensor and the schedule launch, over upload days ``first..last``, in process."""
+    job = make_definitions(resources).resolve_job_def("dataset_job")
+    return job.execute_in_process(
+        instance=instance, tags=range_tags(first, last), raise_on_error=False, asset_selection=assets
+    )
+
+
+def metadata_of(result: Any, asset: str) -> dict[str, Any]:
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def sample_images() -> list[tuple[str, bytes]]:
+    cat = photo_like(1, (800, 600))
+    return [
+        ("uploads/cats/a.png", encode(cat, "PNG")),
+        ("uploads/cats/a-copy.png", encode(cat, "PNG")),  # same bytes, another key: exact duplicate
+        ("uploads/cats/a-small.jpg", encode(cat.resize((400, 300)), "JPEG", quality=70)),  # near duplicate
+        ("uploads/cats/b.jpg", encode(photo_like(2, (640, 480)))),
+        ("uploads/dogs/c.jpg", encode(photo_like(3, (1200, 300)))),  # 4:1 is not extreme, 1200x200 is
+        ("uploads/dogs/d.jpg", encode(photo_like(4, (640, 480)).filter(ImageFilter.GaussianBlur(3)))),
+        ("uploads/dogs/e.jpg", encode(photo_like(5, (1200, 200)))),
+        ("uploads/dogs/broken.jpg", b"not an image at all"),
+    ]
+
+
+def test_graph_builds_publishes_and_exports_a_checked_manifest(
+    stack: Settings, resources: dict[str, Any], instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    uploaded = upload_and_process(stack, sample_images(), uploaded_at=f"{DAY}T10:00:00Z")
+
+    result = run_dataset_job(resources, instance)
+
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {
+        "variants_exist_check": True,
+        "failed_rate_check": True,
+        "split_leak_check": True,
+        "row_count_check": True,
+    }
+    store = DatasetStore.from_settings(stack)
+    meta = metadata_of(result, "dataset_manifest")
+    assert store.latest()["version"] == meta["version"]
+    assert meta["rows"] == 8 and meta["failed"] == 1 and "| cats |" in meta["class_balance"]
+    manifest = store.read_manifest().set_index("source_key")
+    assert set(manifest["image_id"]) == {u["image_id"] for u in uploaded}
+    dup = manifest.loc[["uploads/cats/a.png", "uploads/cats/a-copy.png", "uploads/cats/a-small.jpg"]]
+    assert dup["dup_group"].nunique() == 1 and dup["split"].nunique() == 1
+    assert manifest.loc["uploads/cats/b.jpg", "dup_group"] != dup["dup_group"].iloc[0]
+    flags = {key: list(value) for key, value in manifest["quality_flags"].items()}
+    assert flags["uploads/dogs/broken.jpg"] == ["failed"]
+    assert flags["uploads/dogs/e.jpg"] == ["extreme_aspect"] and flags["uploads/dogs/c.jpg"] == []
+    assert flags["uploads/dogs/d.jpg"] == ["blurry"]
+    assert manifest.loc["uploads/cats/b.jpg", "variant_small"].endswith("/small.jpg")
+
+    report = metadata_of(result, "dataset_report")
+    assert report["class_balance"].startswith("![class_balance](data:image/png;base64,")
+    assert "images: **8** (7 processed, 1 failed)" in report["summary"]
+
+    exported = []
+    for split in ("train", "val", "test"):
+        key = f"{store.version_prefix(meta['version'])}imagefolder-small/{split}/metadata.jsonl"
+        exported += [json.loads(line) for line in store.read_bytes(key).decode().splitlines()]
+    assert len(exported) == 7  # the processed images; the failed one has no variant
+    variants = stack.client("s3")
+    for line in exported:
+        variants.head_object(Bucket=stack.variants_bucket, Key=stack.variants_prefix + line["file_name"])
+
+    # The CLI downloads what the pointer names.
+    data_dir = Path(stack.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "stack.json").write_text(json.dumps({"pid": os.getpid(), "aws_port": stack.aws_endpoint_url.rsplit(":", 1)[1]}))
+    out = tmp_path / "m.parquet"
+    cli = CliRunner().invoke(app, ["manifest", "--data-dir", str(data_dir), "--out", str(out)])
+    assert cli.exit_code == 0, cli.output
+    assert pd.read_parquet(out)["image_id"].tolist() == store.read_manifest()["image_id"].tolist()
+    assert meta["version"] in cli.output
+
+
+def test_rebuild_is_idempotent_and_new_images_keep_old_splits(
+    stack: Settings, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    upload_and_process(stack, [(f"uploads/cats/{i}.jpg", encode(photo_like(10 + i))) for i in range(6)])
+    first = metadata_of(run_dataset_job(resources, instance, assets=CORE), "dataset_manifest")
+    store = DatasetStore.from_settings(stack)
+    before = store.read_manifest().set_index("image_id")["split"]
+
+    again = metadata_of(run_dataset_job(resources, instance, assets=CORE), "dataset_manifest")
+    assert again["version"] == first["version"] and again["unchanged"] is True
+    assert store.list_versions() == [first["version"]]
+
+    upload_and_process(
+        stack,
+        [(f"uploads/dogs/{i}.jpg", encode(photo_like(40 + i))) for i in range(6)]
+        + [("uploads/cats/0-again.jpg", encode(photo_like(10), "JPEG", quality=60))],
+        uploaded_at="2026-11-27T08:00:00Z",
+    )
+    later = metadata_of(run_dataset_job(resources, instance, last="2026-11-27", assets=CORE), "dataset_manifest")
+    assert later["version"] > first["version"] and later["rows"] == 13
+    after = store.read_manifest().set_index("image_id")
+    assert (after.loc[before.index, "split"] == before).all()
+    assert store.latest()["version"] == later["version"]
+    assert store.list_versions() == [first["version"], later["version"]]
+    # The two days are two record files; the re-encoded copy joined its original's group and split.
+    days = store.s3.list_objects_v2(Bucket=store.bucket, Prefix=f"{store.prefix}records/")["Contents"]
+    assert len(days) == 2
+    copy = after[after["source_key"] == "uploads/cats/0-again.jpg"].iloc[0]
+    original = after[after["source_key"] == "uploads/cats/0.jpg"].iloc[0]
+    assert (copy["dup_group"], copy["split"]) == (original["dup_group"], original["split"])
+
+
+def test_records_before_the_first_partition_are_kept(
+    stack: Settings, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    upload_and_process(stack, [("uploads/cats/old.jpg", encode(photo_like(7)))], uploaded_at="2019-05-01T00:00:00Z")
+
+    result = run_dataset_job(resources, instance, first="2024-01-01", last="2024-01-01", assets=CORE)
+
+    assert result.success
+    manifest = DatasetStore.from_settings(stack).read_manifest()
+    assert manifest["uploaded_at"].tolist() == ["2019-05-01T00:00:00.000000Z"]
