@@ -103,6 +103,26 @@ def demo(
         _upload(settings, [root], label=None, concurrency=8, wait=wait, timeout=180.0)
 
 
+@app.command()
+def manifest(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Manifest version (default: the latest published one).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Download a dataset manifest version (default latest) built by the Dagster pipelines."""
+    from image_etl.manifest import ManifestNotFound, download_manifest
+
+    settings = _settings_or_exit(data_dir)
+    try:
+        resolved = download_manifest(out, version, settings)
+    except ManifestNotFound as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"manifest {resolved} -> {out}")
+
+
 def _settings_or_exit(data_dir: Path | None) -> Settings:
     settings = load_settings(data_dir)
     if settings.is_local and not settings.running:

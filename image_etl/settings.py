@@ -85,6 +85,16 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def lambda_environment(self) -> dict[str, str]:
+        """Return what a Lambda handler running locally needs besides its own variables: the endpoint,
+        the region and throwaway credentials (the emulator accepts any)."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url or "",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
     def client(self, service: str) -> Any:
         """Return a boto3 client for ``service`` pointed at this deployment."""
         return self._session.client(service, endpoint_url=self.aws_endpoint_url, region_name=self.region)

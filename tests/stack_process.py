@@ -75,3 +75,10 @@ class RunningStack:
     @property
     def settings(self) -> Settings:
         return load_settings(self.data_dir)
+
+
+def image_etl_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``image-etl ARGS...`` as a user would; progress and messages are on its stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "image_etl.cli", *args], capture_output=True, text=True, timeout=timeout
+    )

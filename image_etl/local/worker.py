@@ -69,10 +69,7 @@ def handler_environment(settings: Settings) -> dict[str, str]:
             table=LOCAL.table,
             function=LOCAL.function,
         ),
-        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": settings.region,
+        **settings.lambda_environment(),
     }
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -14,7 +12,7 @@ import requests
 from image_etl.settings import Settings
 from lambda_resizer.records import from_item
 from tests.imaging import encode, photo_like
-from tests.stack_process import RunningStack
+from tests.stack_process import RunningStack, image_etl_cli
 
 pytestmark = [pytest.mark.e2e]
 
@@ -37,23 +35,7 @@ def grant(settings: Settings, **request: Any) -> dict[str, Any]:
 
 
 def test_info_and_config_json_point_the_page_at_the_api(shared_stack: RunningStack) -> None:
-    info = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "image_etl.cli",
-                "info",
-                "--json",
-                "--data-dir",
-                str(shared_stack.data_dir),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
+    info = json.loads(image_etl_cli("info", "--json", "--data-dir", str(shared_stack.data_dir)).stdout)
     assert info["site_url"] == f"http://127.0.0.1:{shared_stack.site_port}"
     assert info["api_url"] == f"{info['site_url']}/api"
     config = requests.get(f"{info['site_url']}/config.json", timeout=10).json()
@@ -66,9 +48,7 @@ def test_info_and_config_json_point_the_page_at_the_api(shared_stack: RunningSta
 def test_an_upload_through_the_api_becomes_a_record(shared_stack: RunningStack) -> None:
     settings = shared_stack.settings
     data = encode(photo_like(77, (1200, 800)))
-    upload = grant(
-        settings, filename="beach day.jpg", contentType="image/jpeg", size=len(data), label="sea"
-    )
+    upload = grant(settings, filename="beach day.jpg", contentType="image/jpeg", size=len(data), label="sea")
     posted = requests.post(
         upload["upload"]["url"],
         data=upload["upload"]["fields"],

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from image_etl.settings import Settings
 from lambda_resizer.records import from_item, image_id_for
 from tests.imaging import encode, photo_like
-from tests.stack_process import RunningStack, free_port
+from tests.stack_process import RunningStack, free_port, image_etl_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -80,38 +79,11 @@ def test_cli_upload_makes_a_record_and_four_variants_each(running: RunningStack,
     (hostile / "zero.jpg").write_bytes(b"")
     (hostile / "text.jpg").write_text("just text")
     (hostile / "truncated.jpg").write_bytes(files[0].read_bytes()[:2000])
-    upload = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "image_etl.cli",
-            "upload",
-            str(tmp_path / "set"),
-            "--data-dir",
-            str(running.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    upload = image_etl_cli("upload", str(tmp_path / "set"), "--data-dir", str(running.data_dir), timeout=120)
     assert upload.returncode == 0, upload.stderr
     assert "uploaded 21 of 21 files" in upload.stderr
-    hostile_upload = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "image_etl.cli",
-            "upload",
-            str(hostile),
-            "--label",
-            "junk",
-            "--wait",
-            "--data-dir",
-            str(running.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
+    hostile_upload = image_etl_cli(
+        "upload", str(hostile), "--label", "junk", "--wait", "--data-dir", str(running.data_dir), timeout=180
     )
     assert "failed 3" in hostile_upload.stderr, hostile_upload.stderr
     settings = running.settings
@@ -170,21 +142,14 @@ def test_every_event_delivered_three_times_changes_nothing(running: RunningStack
 
 
 def test_port_taken_gets_a_clear_message(running: RunningStack, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "image_etl.cli",
-            "up",
-            "--data-dir",
-            str(tmp_path / "other"),
-            "--aws-port",
-            str(running.aws_port),
-            "--site-port",
-            str(free_port()),
-        ],
-        capture_output=True,
-        text=True,
+    result = image_etl_cli(
+        "up",
+        "--data-dir",
+        str(tmp_path / "other"),
+        "--aws-port",
+        str(running.aws_port),
+        "--site-port",
+        str(free_port()),
         timeout=60,
     )
     assert result.returncode == 2
@@ -192,13 +157,8 @@ def test_port_taken_gets_a_clear_message(running: RunningStack, tmp_path: Path) 
 
 
 def test_info_json_describes_the_running_stack(running: RunningStack) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "image_etl.cli", "info", "--json", "--data-dir", str(running.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = image_etl_cli("info", "--json", "--data-dir", str(running.data_dir))
+    assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["aws_endpoint_url"] == f"http://127.0.0.1:{running.aws_port}" and info["running"] is True
     for name in (
@@ -248,25 +208,13 @@ def test_kill_9_and_restart_keeps_all_data_without_reprocessing(
 
 
 def test_demo_uploads_a_labelled_set_and_reports_the_broken_files(shared_stack: RunningStack) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "image_etl.cli",
-            "demo",
-            "--per-class",
-            "4",
-            "--data-dir",
-            str(shared_stack.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    result = image_etl_cli("demo", "--per-class", "4", "--data-dir", str(shared_stack.data_dir), timeout=240)
     assert result.returncode == 0, result.stderr
     assert "processed 14, failed 3, still pending 0" in result.stderr
     labels = {
-        r.get("label") for r in records(shared_stack.settings).values() if r["source_key"].startswith("uploads/")
+        r.get("label")
+        for r in records(shared_stack.settings).values()
+        if r["source_key"].startswith("uploads/")
     }
     assert {"circles", "squares", "stripes", "broken"} <= labels
 
