@@ -42,6 +42,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/resize.py
+	$(PY) bench/manifest.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -53,3 +54,46 @@ format: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+
+# --- AWS (infra/, see README "Deploying to AWS") ---------------------------------------------------
+# `synth` needs no CDK CLI, no Docker and (once the wheelhouse is filled) no network. The others run
+# the aws-cdk CLI pinned in infra/package-lock.json, installed into infra/node_modules.
+# CDK_ARGS="-c stackPrefix=ImageEtlDev --profile dev" etc. are passed to the CLI.
+CDK_ARGS ?=
+CDK_CLI := infra/node_modules/.bin/cdk
+CDK_ENV := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+.PHONY: synth wheels cdk-cli bootstrap diff deploy destroy stack-env
+
+$(CDK_CLI): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+	@touch $(CDK_CLI)
+
+cdk-cli: $(CDK_CLI)
+
+## Download the Lambda layers' wheels into infra/.cache/wheelhouse, so `make synth` works offline.
+wheels: setup
+	$(CDK_ENV) $(PY) -m infra.bundling
+
+## Synthesize the three stacks into infra/cdk.out (cdk-nag errors fail it).
+synth: setup
+	$(CDK_ENV) $(PY) -m infra.app
+
+## Once per account and region: the CDK's asset bucket and deploy roles.
+bootstrap: setup $(CDK_CLI)
+	cd infra && $(CDK_ENV) node_modules/.bin/cdk bootstrap $(CDK_ARGS)
+
+diff: setup $(CDK_CLI)
+	cd infra && $(CDK_ENV) node_modules/.bin/cdk diff --all $(CDK_ARGS)
+
+## Deploy all three stacks; their outputs also go to infra/cdk-outputs.json.
+deploy: setup $(CDK_CLI)
+	cd infra && $(CDK_ENV) node_modules/.bin/cdk deploy --all --outputs-file cdk-outputs.json $(CDK_ARGS)
+
+## Delete the stacks; buckets and the table are kept (RETAIN), see README.
+destroy: setup $(CDK_CLI)
+	cd infra && $(CDK_ENV) node_modules/.bin/cdk destroy --all $(CDK_ARGS)
+
+## `eval "$$(make -s stack-env)"`: point image-etl (CLI, notebooks, Dagster) at the last `make deploy`.
+stack-env: setup
+	@test -f infra/cdk-outputs.json || { echo "no infra/cdk-outputs.json: run make deploy first" >&2; exit 1; }
+	@$(PY) -m infra.outputs infra/cdk-outputs.json

@@ -154,12 +154,38 @@ def read_stack_file(data_dir: Path) -> dict[str, Any] | None:
     return state
 
 
+def deployed_stack_fields(prefix: str, *, region: str | None = None) -> dict[str, str]:
+    """Return the Settings fields of the deployment ``prefix`` (``cdk deploy -c stackPrefix=...``),
+    read from its CloudFormation stack outputs."""
+    import boto3
+
+    from image_etl.stack_outputs import settings_fields_from_outputs, stack_ids
+
+    cloudformation = boto3.session.Session(region_name=region).client("cloudformation")
+    outputs: dict[str, str] = {}
+    for name in stack_ids(prefix).all():
+        for stack in cloudformation.describe_stacks(StackName=name)["Stacks"]:
+            outputs.update({o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+    return settings_fields_from_outputs(outputs)
+
+
 def load_settings(data_dir: Path | str | None = None) -> Settings:
     """Return the settings: IMAGE_ETL_* environment variables, else the running local stack, else defaults.
+
+    ``IMAGE_ETL_STACK=<prefix>`` alone points everything at a deployed stack: its names come from the
+    stacks' CloudFormation outputs and requests go to AWS's own endpoints.
 
     :param data_dir: the local stack's data dir (default :func:`default_data_dir`).
     """
     folder = Path(data_dir).resolve() if data_dir else default_data_dir()
+    if os.environ.get("IMAGE_ETL_STACK"):
+        region = os.environ.get("IMAGE_ETL_REGION") or os.environ.get("AWS_REGION")
+        fields: dict[str, Any] = deployed_stack_fields(os.environ["IMAGE_ETL_STACK"], region=region)
+        base = replace(local_settings(folder), aws_endpoint_url=None, running=True)
+        fields.update(
+            {f: os.environ[v] for f, v in _ENV.items() if os.environ.get(v) and f != "aws_endpoint_url"}
+        )
+        return replace(base, **fields)
     state = read_stack_file(folder)
     ports = {
         "aws_port": os.environ.get("IMAGE_ETL_AWS_PORT", DEFAULT_AWS_PORT),

@@ -1,0 +1,1 @@
+"""The AWS CDK app of image-etl: `app.py` (entry), `stacks/`, `components/`, bundling, checks."""

@@ -27,6 +27,9 @@ INFRA = Path(__file__).resolve().parent
 REPO = INFRA.parent
 #: Override with IMAGE_ETL_CDK_CACHE (CI caches, a shared disk).
 CACHE = Path(os.environ.get("IMAGE_ETL_CDK_CACHE") or INFRA / ".cache")
+#: Each function's layer: its pinned requirements (the folder is the layer's asset source).
+RESIZER_REQUIREMENTS = INFRA / "layers" / "resizer" / "requirements.txt"
+UPLOAD_API_REQUIREMENTS = INFRA / "layers" / "upload_api" / "requirements.txt"
 # Bump when the layout of a built layer changes, so stale cached builds are not reused.
 _LAYER_SCHEME = 1
 
@@ -85,7 +88,7 @@ class PipLayerBundling:
                 print(f"local layer bundling failed, trying Docker: {error}", file=sys.stderr)
                 return False
             raise
-        shutil.copytree(built, output_dir, dirs_exist_ok=True)
+        shutil.copytree(built / "python", Path(output_dir) / "python", dirs_exist_ok=True)
         return True
 
     def cache_key(self) -> str:
@@ -108,8 +111,9 @@ class PipLayerBundling:
             return target
         self.layers.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="building-", dir=self.layers))
+        staging.chmod(0o755)  # mkdtemp's 0700 would make the cached layer unreadable to other users
         try:
-            if self._pip_install(staging, offline=True).returncode != 0:
+            if self._pip_install(staging).returncode != 0:
                 # Something is not in the wheelhouse yet: fetch it (the only step that needs PyPI).
                 download = self._pip("download", "--dest", str(self.wheelhouse), "--retries", "0")
                 if download.returncode != 0:
@@ -119,7 +123,7 @@ class PipLayerBundling:
                         f"is unreachable; run `make wheels` once with network access.\n{download.stderr}"
                     )
                 shutil.rmtree(staging / "python", ignore_errors=True)
-                install = self._pip_install(staging, offline=True)
+                install = self._pip_install(staging)
                 if install.returncode != 0:
                     raise BundlingError(f"pip install of {self.requirements} failed:\n{install.stderr}")
             # pip's console scripts point at this machine's interpreter and are useless in Lambda.
@@ -140,11 +144,12 @@ class PipLayerBundling:
         if result.returncode != 0:
             raise BundlingError(result.stderr)
 
-    def _pip_install(self, staging: Path, *, offline: bool) -> subprocess.CompletedProcess[str]:
-        index = ("--no-index", "--find-links", str(self.wheelhouse)) if offline else ()
+    def _pip_install(self, staging: Path) -> subprocess.CompletedProcess[str]:
+        # From the wheelhouse only: this step never needs the network.
         return self._pip(
-            "install", *index, "--no-compile", "--target", str(staging / "python"), "--upgrade"
-        )
+            "install", "--no-index", "--find-links", str(self.wheelhouse), "--no-compile",
+            "--target", str(staging / "python"),
+        )  # fmt: skip
 
     def _pip(self, command: str, *args: str) -> subprocess.CompletedProcess[str]:
         platform_args = [arg for tag in self.platform.pip_platforms for arg in ("--platform", tag)]
@@ -163,7 +168,7 @@ class PipLayerBundling:
 
 @jsii.implements(ILocalBundling)
 class PackageBundling:
-    """Copy one Python package folder to the root of the asset, so the handler path is ``<package>.handler``."""
+    """Copy one package folder to the root of the asset: the handler is ``<package>.handler``."""
 
     def __init__(self, *, package: Path) -> None:
         self.package = package
@@ -214,7 +219,22 @@ def package_code(package: Path) -> lambda_.Code:
         exclude=list(_NOT_CODE),
         bundling=BundlingOptions(
             image=DockerImage.from_registry("public.ecr.aws/docker/library/busybox:stable"),
-            command=["sh", "-c", f"mkdir -p /asset-output/{name} && cp -R /asset-input/. /asset-output/{name}/"],
+            command=[
+                "sh",
+                "-c",
+                f"mkdir -p /asset-output/{name} && cp -R /asset-input/. /asset-output/{name}/",
+            ],
             local=PackageBundling(package=package),
         ),
     )
+
+
+def main() -> None:
+    """Fill the wheelhouse for every layer (`make wheels`), so later synths need no network."""
+    for requirements in (RESIZER_REQUIREMENTS, UPLOAD_API_REQUIREMENTS):
+        PipLayerBundling(requirements=requirements, platform=ARM64_PY312).fill_wheelhouse()
+        print(f"wheels for {requirements.relative_to(REPO)} are in {CACHE / 'wheelhouse'}")
+
+
+if __name__ == "__main__":
+    main()

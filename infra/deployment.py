@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import App, Environment, Tags, Validations
 
@@ -18,31 +20,47 @@ from infra.stacks.upload_site import UploadSiteStack
 FEATURE_FLAGS: dict[str, object] = {
     # S3 access-log delivery through the log bucket's policy, not ACLs (works with ACLs disabled).
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # Cross-stack references as CloudFormation exports (a producer cannot drop a value in use).
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
 }
 
 
-def build_app(*, outdir: Path | str | None = None, prefix: str | None = None, checks: bool = True) -> App:
+def build_app(
+    *,
+    outdir: Path | str | None = None,
+    prefix: str | None = None,
+    checks: bool = True,
+    context: Mapping[str, Any] | None = None,
+) -> App:
     """Return the app with its three stacks, deployed in the order site -> processing -> API.
+
+    Context (``cdk -c``/``CDK_ARGS``): ``stackPrefix`` names the stacks, ``alarmTopicArn`` is an SNS
+    topic the alarms notify.
 
     :param outdir: where to synthesize; default $CDK_OUTDIR (set by the CDK CLI), else ``infra/cdk.out``.
     :param prefix: stack name prefix; default the ``stackPrefix`` context, else ``ImageEtl``.
     :param checks: run cdk-nag's AwsSolutions pack at synth (an error fails the synth).
+    :param context: more context, as ``cdk -c`` gives it.
     """
     app = App(
         outdir=str(outdir or os.environ.get("CDK_OUTDIR") or REPO / "infra" / "cdk.out"),
         # CloudFormation's built-in validator makes synth ~10x slower; `make test` runs cfn-lint instead.
         builtin_cloud_formation_validation=False,
-        context=FEATURE_FLAGS,
+        context={**FEATURE_FLAGS, **(context or {})},
     )
     ids = outputs.stack_ids(prefix or app.node.try_get_context("stackPrefix") or outputs.DEFAULT_PREFIX)
     # Set by the CDK CLI from the credentials' account and AWS_REGION/the profile's region; unset
     # (an environment-agnostic template) when synthesizing offline.
-    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    env = Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+    )
+    alarm_topic_arn = app.node.try_get_context("alarmTopicArn")
     site = UploadSiteStack(app, ids.site, env=env, description="image-etl: the upload page on CloudFront")
     processing = ImageProcessingStack(
         app,
         ids.processing,
         site_origin=site.site.origin,
+        alarm_topic_arn=alarm_topic_arn,
         env=env,
         description="image-etl: uploads -> SQS -> resize Lambda -> variants + DynamoDB records",
     )
@@ -53,6 +71,7 @@ def build_app(*, outdir: Path | str | None = None, prefix: str | None = None, ch
         variants_bucket=processing.variants_bucket,
         table=processing.table,
         site=site.site,
+        alarm_topic_arn=alarm_topic_arn,
         env=env,
         description="image-etl: upload API (API Gateway + Lambda) and the page's config.json",
     )

@@ -11,7 +11,7 @@ from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from infra.checks import acknowledge
+from infra.checks import acknowledge, acknowledge_bucket_deployment_handler
 from infra.components.storage import AccessLogs, private_bucket
 
 #: Written by :class:`SiteConfig` at deploy time; never taken from the site folder.
@@ -53,9 +53,8 @@ class StaticSite(Construct):
             "The default *.cloudfront.net certificate cannot pin a minimum TLS version; a custom "
             "domain with an ACM certificate can (TLSv1.2_2021).",
         )
-        #: What CORS allows and the page is served from: ``https://<distribution domain>``.
+        #: The page's URL and the one origin CORS allows: ``https://<distribution domain>``, no slash.
         self.origin = f"https://{self.distribution.distribution_domain_name}"
-        self.url = f"{self.origin}/"
         self.files = s3deploy.BucketDeployment(
             self,
             "Files",
@@ -66,6 +65,7 @@ class StaticSite(Construct):
             distribution=self.distribution,
             distribution_paths=["/*"],
         )
+        acknowledge_bucket_deployment_handler(self.files.handler_role.node.scope)
 
 
 class SiteConfig(Construct):
@@ -88,3 +88,4 @@ class SiteConfig(Construct):
             distribution=site.distribution,
             distribution_paths=[f"/{CONFIG_FILE}"],
         )
+        acknowledge_bucket_deployment_handler(self.deployment.handler_role.node.scope)

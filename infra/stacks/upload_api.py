@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from image_etl.resources import LOCAL, StackNames, site_config, upload_api_environment
 from infra import outputs
-from infra.bundling import ARM64_PY312, REPO, LambdaPlatform
+from infra.bundling import ARM64_PY312, REPO, UPLOAD_API_REQUIREMENTS, LambdaPlatform
 from infra.checks import acknowledge
 from infra.components.functions import PythonFunction
 from infra.components.monitoring import Alarms
@@ -26,6 +28,7 @@ class UploadApiStack(Stack):
     :param variants_bucket: presigned GETs of variants come from here.
     :param table: the image records and their indexes, read only.
     :param site: the page: its origin is the one CORS allows, its bucket gets ``config.json``.
+    :param alarm_topic_arn: an SNS topic the alarm on function errors notifies.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class UploadApiStack(Stack):
         site: StaticSite,
         names: StackNames = LOCAL,
         platform: LambdaPlatform = ARM64_PY312,
+        alarm_topic_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -46,7 +50,7 @@ class UploadApiStack(Stack):
             self,
             "UploadApiFunction",
             package=REPO / "lambda_upload_api",
-            requirements=REPO / "infra" / "layers" / "upload_api" / "requirements.txt",
+            requirements=UPLOAD_API_REQUIREMENTS,
             platform=platform,
             environment=upload_api_environment(
                 upload_bucket=upload_bucket.bucket_name,
@@ -65,11 +69,29 @@ class UploadApiStack(Stack):
         upload_bucket.grants.actions_on_object_keys(function, f"{names.upload_prefix}*", "s3:PutObject")
         variants_bucket.grants.actions_on_object_keys(function, f"{names.variants_prefix}*", "s3:GetObject")
         table.grant_read_data(function)
-        self.api = UploadApi(self, "UploadApi", function=function, allowed_origin=site.origin, shape=names.upload_api)
+        acknowledge(
+            function,
+            "AwsSolutions-IAM5",
+            "Presigned POSTs under the upload prefix, presigned GETs under the variants prefix, and "
+            "Queries on the table's indexes (grant_read_data).",
+            findings=[
+                rf"Resource::.*Uploads.*/{re.escape(names.upload_prefix)}\*",
+                rf"Resource::.*Variants.*/{re.escape(names.variants_prefix)}\*",
+                r"Resource::.*ImagesTable.*/index/\*",
+            ],
+        )
+        self.api = UploadApi(
+            self, "UploadApi", function=function, allowed_origin=site.origin, shape=names.upload_api
+        )
         self.site_config = SiteConfig(
             self, "SiteConfig", site=site, config=site_config(api_url=self.api.url, api=names.upload_api)
         )
-        Alarms(self, "Alarms", functions={"UploadApi": function})
+        Alarms(
+            self,
+            "Alarms",
+            functions={"UploadApi": function},
+            topic=sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn) if alarm_topic_arn else None,
+        )
 
         CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the upload API")
         CfnOutput(self, outputs.UPLOAD_API_FUNCTION, value=function.function_name)

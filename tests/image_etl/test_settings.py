@@ -47,3 +47,45 @@ def test_project_root_is_found_from_a_sub_folder() -> None:
     here = Path(__file__).parent
     assert (project_root(here) / "pyproject.toml").is_file()
     assert project_root(here) == here.parents[1]
+
+
+def test_one_setting_points_everything_at_a_deployed_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from image_etl.stack_outputs import stack_ids
+
+    outputs = {
+        "UploadSite": {"SiteUrl": "https://d111.cloudfront.net"},
+        "Processing": {
+            "UploadBucketName": "imageetl-uploads-abc",
+            "UploadPrefix": "uploads/",
+            "VariantsBucketName": "imageetl-variants-abc",
+            "TableName": "ImageEtl-Processing-Images",
+            "QueueUrl": "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
+            "Region": "eu-west-1",
+        },
+        "UploadApi": {"ApiUrl": "https://abc.execute-api.eu-west-1.amazonaws.com/prod"},
+    }
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        for name in stack_ids("Prod").all():
+            values = outputs[name.split("-", 1)[1]]
+            template = {
+                "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Outputs": {key: {"Value": value} for key, value in values.items()},
+            }
+            cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+        monkeypatch.setenv("IMAGE_ETL_STACK", "Prod")
+        monkeypatch.setenv("AWS_REGION", "eu-west-1")
+        settings = load_settings(tmp_path)
+
+    assert settings.aws_endpoint_url is None and not settings.is_local
+    assert (settings.upload_bucket, settings.table_name, settings.region) == (
+        "imageetl-uploads-abc",
+        "ImageEtl-Processing-Images",
+        "eu-west-1",
+    )
+    assert settings.api_url.endswith("/prod") and settings.site_url == "https://d111.cloudfront.net"

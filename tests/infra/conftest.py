@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,13 +16,14 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App, Stack  # noqa: E402  (after the variable that silences jsii's banner)
-from aws_cdk.assertions import Template  # noqa: E402
+# After the variable above: importing jsii prints a banner on Node 20 otherwise.
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
 
-from infra.deployment import build_app  # noqa: E402
-from infra.stacks.processing import ImageProcessingStack  # noqa: E402
-from infra.stacks.upload_api import UploadApiStack  # noqa: E402
-from infra.stacks.upload_site import UploadSiteStack  # noqa: E402
+from infra.deployment import build_app
+from infra.stacks.processing import ImageProcessingStack
+from infra.stacks.upload_api import UploadApiStack
+from infra.stacks.upload_site import UploadSiteStack
 
 #: What the CDK CLI sets from the deployer's credentials; the templates are then environment-specific.
 DEPLOY_ENV = {"CDK_DEFAULT_ACCOUNT": "111111111111", "CDK_DEFAULT_REGION": "eu-west-1"}
@@ -35,6 +38,9 @@ class Cloud:
     site: UploadSiteStack
     processing: ImageProcessingStack
     upload_api: UploadApiStack
+    #: cfn-lint over every template, started right after the synth: its ~10 s (mostly importing its
+    #: schemas) overlap the other tests instead of adding to them.
+    cfn_lint: subprocess.Popen[str]
 
     @property
     def stacks(self) -> tuple[Stack, Stack, Stack]:
@@ -64,6 +70,14 @@ class Cloud:
         return self.outdir / f"asset.{s3_key.removesuffix('.zip')}"
 
     @cached_property
+    def cfn_lint_findings(self) -> list[dict[str, Any]]:
+        """cfn-lint's findings (its JSON format) over the three templates."""
+        stdout, stderr = self.cfn_lint.communicate(timeout=300)
+        # Exit status 1 is cfn-lint failing to run; 2, 4 and 8 flag errors, warnings, informational.
+        assert self.cfn_lint.returncode != 1 and stdout.lstrip().startswith("["), stderr
+        return json.loads(stdout)
+
+    @cached_property
     def _templates(self) -> dict[str, dict[str, Any]]:
         return {
             stack.stack_name: json.loads((self.outdir / stack.template_file).read_text())
@@ -87,10 +101,32 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
                 os.environ[name] = value
     app.synth()
     stacks = {type(child): child for child in app.node.children if isinstance(child, Stack)}
+    templates = [str(outdir / stack.template_file) for stack in stacks.values()]
+    lint = "import sys; from cfnlint.runner import main; sys.exit(main())"
+    cfn_lint = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            lint,
+            "--format",
+            "json",
+            "--regions",
+            DEPLOY_ENV["CDK_DEFAULT_REGION"],
+            "--",
+            *templates,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     yield Cloud(
         app=app,
         outdir=outdir,
         site=stacks[UploadSiteStack],
         processing=stacks[ImageProcessingStack],
         upload_api=stacks[UploadApiStack],
+        cfn_lint=cfn_lint,
     )
+    if cfn_lint.poll() is None:
+        cfn_lint.kill()
+        cfn_lint.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,11 +11,28 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
-from infra.bundling import ARM64_PY312, CACHE, REPO, UPLOAD_API_REQUIREMENTS, BundlingError, PipLayerBundling, package_code
+from infra.bundling import (
+    ARM64_PY312,
+    CACHE,
+    REPO,
+    UPLOAD_API_REQUIREMENTS,
+    BundlingError,
+    PipLayerBundling,
+    package_code,
+)
 from tests.infra.conftest import Cloud
 
 #: Nothing listens here: pip fails at once, as with no network.
 UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pip with an unreachable index and none of this machine's extra wheel sources (config, env)."""
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE_INDEX)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def _code_key(package: Path, outdir: Path) -> str:
@@ -46,22 +64,36 @@ def test_a_code_change_deploys_a_new_asset_and_bytecode_does_not(tmp_path: Path)
     assert _code_key(package, tmp_path / "out3") != first
 
 
+def _small_layer(tmp_path: Path) -> Path:
+    """A layer of one small pure-Python wheel that every deployment's wheelhouse holds."""
+    (pin,) = [
+        line for line in UPLOAD_API_REQUIREMENTS.read_text().splitlines() if line.startswith("jmespath==")
+    ]
+    requirements = tmp_path / "layer" / "requirements.txt"
+    requirements.parent.mkdir()
+    requirements.write_text(pin + "\n")
+    return requirements
+
+
 @pytest.mark.slow
-def test_layer_builds_offline_from_the_wheelhouse(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The session's synth filled the wheelhouse; a fresh cache with only those wheels and no index
-    # is a machine with no network after `make wheels`.
-    shutil.copytree(CACHE / "wheelhouse", tmp_path / "wheelhouse")
-    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE_INDEX)
-    bundling = PipLayerBundling(requirements=UPLOAD_API_REQUIREMENTS, platform=ARM64_PY312, cache=tmp_path)
+@pytest.mark.usefixtures("no_network")
+def test_layer_builds_offline_from_the_wheelhouse(cloud: Cloud, tmp_path: Path) -> None:
+    # The session's synth filled the wheelhouse; with the package index unreachable, this is a
+    # machine with no network after `make wheels`.
+    (tmp_path / "wheelhouse").symlink_to(CACHE / "wheelhouse")
+    bundling = PipLayerBundling(requirements=_small_layer(tmp_path), platform=ARM64_PY312, cache=tmp_path)
     out = tmp_path / "asset"
     assert bundling.try_bundle(str(out), None)  # type: ignore[arg-type]  (jsii passes BundlingOptions)
-    assert (out / "python" / "aws_lambda_powertools").is_dir()
-    assert not (out / "python" / "bin").exists()
+    assert (out / "python" / "jmespath" / "__init__.py").is_file()
+    assert sorted(path.name for path in out.iterdir()) == ["python"]
 
 
-def test_missing_wheels_with_no_network_say_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE_INDEX)
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_network")
+def test_missing_wheels_with_no_network_say_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")  # and no Docker to fall back to
-    bundling = PipLayerBundling(requirements=UPLOAD_API_REQUIREMENTS, platform=ARM64_PY312, cache=tmp_path)
+    bundling = PipLayerBundling(requirements=_small_layer(tmp_path), platform=ARM64_PY312, cache=tmp_path)
     with pytest.raises(BundlingError, match="make wheels"):
         bundling.try_bundle(str(tmp_path / "asset"), None)  # type: ignore[arg-type]

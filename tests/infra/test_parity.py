@@ -29,7 +29,8 @@ def test_notification_prefix_and_events_match(cloud: Cloud, stack: Settings) -> 
     (cloud_queue,) = notification["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     assert cloud_queue["Events"] == local_queue["Events"]
     assert cloud_queue["Filter"]["Key"]["FilterRules"] == [
-        {"Name": rule["Name"].lower(), "Value": rule["Value"]} for rule in local_queue["Filter"]["Key"]["FilterRules"]
+        {"Name": rule["Name"].lower(), "Value": rule["Value"]}
+        for rule in local_queue["Filter"]["Key"]["FilterRules"]
     ]
 
 
@@ -56,10 +57,12 @@ def test_table_keys_indexes_and_billing_match(cloud: Cloud, stack: Settings) -> 
     )
     assert props["BillingMode"] == local["BillingModeSummary"]["BillingMode"]
     local_indexes = {
-        index["IndexName"]: (index["KeySchema"], index["Projection"]) for index in local["GlobalSecondaryIndexes"]
+        index["IndexName"]: (index["KeySchema"], index["Projection"])
+        for index in local["GlobalSecondaryIndexes"]
     }
     assert {
-        index["IndexName"]: (index["KeySchema"], index["Projection"]) for index in props["GlobalSecondaryIndexes"]
+        index["IndexName"]: (index["KeySchema"], index["Projection"])
+        for index in props["GlobalSecondaryIndexes"]
     } == local_indexes
 
 
@@ -94,7 +97,9 @@ def test_handler_environments_match(cloud: Cloud, stack: Settings, which: str) -
 
 def test_upload_bucket_cors_matches(cloud: Cloud) -> None:
     # The local stack applies the same rules for its site's origin (image_etl.local.provision).
-    uploads = cloud.resources(cloud.processing, "AWS::S3::Bucket")[cloud.logical_id(cloud.processing.upload_bucket)]
+    uploads = cloud.resources(cloud.processing, "AWS::S3::Bucket")[
+        cloud.logical_id(cloud.processing.upload_bucket)
+    ]
     (rule,) = uploads["Properties"]["CorsConfiguration"]["CorsRules"]
     (local,) = upload_cors_rules("https://site.example")
     assert rule["AllowedMethods"] == local["AllowedMethods"]

@@ -127,7 +127,9 @@ def test_layer_holds_pillow_built_for_arm64_and_python_312(cloud: Cloud) -> None
     assert (site / f"_pillow_heif.{suffix}.so").is_file()
     assert list((site / "numpy" / "_core").glob(f"_multiarray_umath.{suffix}.so"))
     assert (site / "aws_lambda_powertools").is_dir()
-    foreign = [path.name for path in site.rglob("*.so") if "x86_64" in path.name or "cpython-311" in path.name]
+    foreign = [
+        path.name for path in site.rglob("*.so") if "x86_64" in path.name or "cpython-311" in path.name
+    ]
     assert foreign == []
     pins = dict(
         line.split("==")
@@ -172,7 +174,9 @@ def test_alarms_fire_on_any_dead_letter_and_any_function_error(cloud: Cloud) -> 
             **common,
             "Namespace": "AWS/Lambda",
             "MetricName": "Errors",
-            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": cloud.logical_id(stack.resizer.function)}}],
+            "Dimensions": [
+                {"Name": "FunctionName", "Value": {"Ref": cloud.logical_id(stack.resizer.function)}}
+            ],
         },
     )
 

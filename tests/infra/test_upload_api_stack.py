@@ -79,7 +79,9 @@ def test_cors_allows_the_site_origin_only(cloud: Cloud) -> None:
     gateway_responses = cloud.resources(cloud.upload_api, "AWS::ApiGateway::GatewayResponse").values()
     assert {r["Properties"]["ResponseType"] for r in gateway_responses} == {"DEFAULT_4XX", "DEFAULT_5XX"}
     for response in gateway_responses:
-        header = response["Properties"]["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        header = response["Properties"]["ResponseParameters"][
+            "gatewayresponse.header.Access-Control-Allow-Origin"
+        ]
         assert header == quoted
     function = cloud.resources(cloud.upload_api, "AWS::Lambda::Function")[
         cloud.logical_id(cloud.upload_api.handler.function)
@@ -119,7 +121,9 @@ def test_upload_function_environment_names_the_deployed_resources(cloud: Cloud) 
     assert {k: v for k, v in variables.items() if k not in tokens} == {
         k: v for k, v in expected.items() if k not in tokens
     }
-    imports = {name: value["Fn::ImportValue"] for name, value in variables.items() if "Fn::ImportValue" in value}
+    imports = {
+        name: value["Fn::ImportValue"] for name, value in variables.items() if "Fn::ImportValue" in value
+    }
     assert imports.keys() == {"UPLOAD_BUCKET", "VARIANTS_BUCKET", "TABLE_NAME"}
     processing = cloud.processing
     for name, construct in {
@@ -133,7 +137,9 @@ def test_upload_function_environment_names_the_deployed_resources(cloud: Cloud) 
 def test_config_json_gets_the_api_url_at_deploy_time(cloud: Cloud) -> None:
     stack = cloud.upload_api
     deployments = cloud.resources(stack, "Custom::CDKBucketDeployment")
-    (config,) = [d["Properties"] for d in deployments.values() if d["Properties"].get("SourceMarkers") != [{}]]
+    (config,) = [
+        d["Properties"] for d in deployments.values() if d["Properties"].get("SourceMarkers") != [{}]
+    ]
     (markers,) = config["SourceMarkers"]
     ((marker, api_url),) = markers.items()
     parts = api_url["Fn::Join"][1]

@@ -50,8 +50,8 @@ def test_site_files_are_deployed_but_config_json_is_left_to_the_api_stack(cloud:
     assert "index.html" in deployed
 
 
-def test_site_url_is_the_distribution_over_https(cloud: Cloud) -> None:
+def test_site_url_is_the_distribution_origin_over_https(cloud: Cloud) -> None:
     stack = cloud.site
     value = cloud.template_json(stack)["Outputs"][outputs.SITE_URL]["Value"]
     distribution = cloud.logical_id(stack.site.distribution)
-    assert value == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}, "/"]]}
+    assert value == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]}
