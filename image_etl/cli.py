@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from image_etl.settings import DEFAULT_AWS_PORT, DEFAULT_SITE_PORT, Settings, default_data_dir, load_settings
+from image_etl.settings import (
+    DEFAULT_AWS_PORT,
+    DEFAULT_DAGSTER_PORT,
+    DEFAULT_SITE_PORT,
+    Settings,
+    default_data_dir,
+    load_settings,
+)
 
 app = typer.Typer(
     help="image-etl: raw image uploads -> resized variants + records -> ML datasets.", no_args_is_help=True
@@ -37,13 +44,27 @@ def up(
         int, typer.Option("--site-port", help="Port of the upload site on 127.0.0.1.")
     ] = DEFAULT_SITE_PORT,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Event worker processes.")] = 2,
+    dagster_port: Annotated[
+        int, typer.Option("--dagster-port", help="Port of the Dagster UI (`dagster dev`) on 127.0.0.1.")
+    ] = DEFAULT_DAGSTER_PORT,
+    no_dagster: Annotated[bool, typer.Option("--no-dagster", help="Leave Dagster out.")] = False,
 ) -> None:
-    """Start the local stack (AWS emulation + event workers) in the foreground; Ctrl-C stops it."""
+    """Start the local stack (AWS emulation, event workers, upload site, Dagster) in the foreground.
+
+    Ctrl-C or SIGTERM stops every process it started.
+    """
     from image_etl.local.stack import LocalStack, StackError
 
     folder = (data_dir or default_data_dir()).resolve()
     try:
-        code = LocalStack(folder, aws_port=aws_port, site_port=site_port, workers=workers).run()
+        stack = LocalStack(
+            folder,
+            aws_port=aws_port,
+            site_port=site_port,
+            workers=workers,
+            dagster_port=None if no_dagster else dagster_port,
+        )
+        code = stack.run()
     except StackError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error

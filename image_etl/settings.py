@@ -15,6 +15,7 @@ from image_etl.resources import LOCAL, StackNames
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_SITE_PORT = 8000
+DEFAULT_DAGSTER_PORT = 3000
 DEFAULT_REGION = "us-east-1"
 #: moto's account id (any access key that is not an AWS key id maps to it).
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -36,6 +37,7 @@ _ENV = {
     "dlq_url": "IMAGE_ETL_DLQ_URL",
     "site_url": "IMAGE_ETL_SITE_URL",
     "api_url": "IMAGE_ETL_API_URL",
+    "dagster_url": "IMAGE_ETL_DAGSTER_URL",
 }
 
 
@@ -71,6 +73,7 @@ class Settings:
     data_dir: str
     site_url: str | None = None
     api_url: str | None = None
+    dagster_url: str | None = None
     datasets_bucket: str = LOCAL.datasets_bucket
     datasets_prefix: str = LOCAL.datasets_prefix
     processed_index: str = LOCAL.table.processed_index
@@ -116,6 +119,7 @@ def local_settings(
     *,
     aws_port: int = DEFAULT_AWS_PORT,
     site_port: int = DEFAULT_SITE_PORT,
+    dagster_port: int | None = DEFAULT_DAGSTER_PORT,
     region: str = DEFAULT_REGION,
     names: StackNames = LOCAL,
 ) -> Settings:
@@ -135,6 +139,7 @@ def local_settings(
         data_dir=str(data_dir),
         site_url=site,
         api_url=f"{site}/api",
+        dagster_url=f"http://{LOCAL_HOST}:{dagster_port}" if dagster_port else None,
         datasets_bucket=names.datasets_bucket,
         datasets_prefix=names.datasets_prefix,
         processed_index=names.table.processed_index,
@@ -190,9 +195,13 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
     ports = {
         "aws_port": os.environ.get("IMAGE_ETL_AWS_PORT", DEFAULT_AWS_PORT),
         "site_port": os.environ.get("IMAGE_ETL_SITE_PORT", DEFAULT_SITE_PORT),
+        "dagster_port": os.environ.get("IMAGE_ETL_DAGSTER_PORT", DEFAULT_DAGSTER_PORT),
         **(state or {}),
     }
-    local = local_settings(folder, aws_port=int(ports["aws_port"]), site_port=int(ports["site_port"]))
+    dagster_port = int(ports["dagster_port"]) if ports["dagster_port"] else None
+    local = local_settings(
+        folder, aws_port=int(ports["aws_port"]), site_port=int(ports["site_port"]), dagster_port=dagster_port
+    )
     settings = replace(local, running=state is not None)
     overrides: dict[str, Any] = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
     if str(overrides.get("aws_endpoint_url", "")).lower() == "aws":

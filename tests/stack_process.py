@@ -22,8 +22,13 @@ def free_port() -> int:
 
 
 class RunningStack:
-    def __init__(self, data_dir: Path, aws_port: int, site_port: int) -> None:
+    """`image-etl up` on its own ports and data dir; Dagster only when given a port (it takes ~1 GB)."""
+
+    def __init__(
+        self, data_dir: Path, aws_port: int, site_port: int, dagster_port: int | None = None
+    ) -> None:
         self.data_dir, self.aws_port, self.site_port = data_dir, aws_port, site_port
+        self.dagster_port = dagster_port
         self.log = data_dir.parent / f"up-{aws_port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -44,6 +49,7 @@ class RunningStack:
                 str(self.aws_port),
                 "--site-port",
                 str(self.site_port),
+                *(["--dagster-port", str(self.dagster_port)] if self.dagster_port else ["--no-dagster"]),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

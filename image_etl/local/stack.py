@@ -12,6 +12,7 @@ import ctypes
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from image_etl.local.dagster import dagster_dev_command
 from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings
 
 _PR_SET_PDEATHSIG = 1
@@ -68,10 +70,12 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
     log_threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self, env: dict[str, str]) -> None:
+        self.env = env
         self.process = subprocess.Popen(
             self.argv,
             stdout=subprocess.PIPE,
@@ -92,8 +96,15 @@ class Child:
 _LAMBDA_LOG_KEYS = {"level", "location", "message", "timestamp", "service", "cold_start", "xray_trace_id"}
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def humanize(line: str) -> str:
-    """Return a Powertools JSON log line as one short human line (other lines unchanged)."""
+    """Return a log line as one short human line: Powertools JSON condensed, colour codes removed,
+    Dagster's per-step DEBUG events dropped (empty string); other lines unchanged."""
+    line = _ANSI.sub("", line)
+    if " - DEBUG - " in line:
+        return ""
     if not line.startswith("{"):
         return line
     try:
@@ -113,8 +124,10 @@ def _prefix_lines(stream: IO[str] | None, name: str, out: IO[str]) -> None:
     if stream is None:
         return
     for line in stream:
-        out.write(f"[{name}] {humanize(line)}")
-        out.flush()
+        text = humanize(line)
+        if text:
+            out.write(f"[{name}] {text}")
+            out.flush()
 
 
 @dataclass
@@ -123,6 +136,8 @@ class LocalStack:
     aws_port: int
     site_port: int
     workers: int = 2
+    #: None leaves Dagster out (`--no-dagster`).
+    dagster_port: int | None = None
     out: IO[str] = sys.stdout
     children: list[Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -134,6 +149,8 @@ class LocalStack:
         with data_dir_lock(self.data_dir):
             ensure_port_free(self.aws_port, "--aws-port")
             ensure_port_free(self.site_port, "--site-port")
+            if self.dagster_port is not None:
+                ensure_port_free(self.dagster_port, "--dagster-port")
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: self._stop.set())
             try:
@@ -174,6 +191,9 @@ class LocalStack:
         self._launch(
             Child("site", [*module, "image_etl.local.site", *data_dir, "--port", str(self.site_port)]), env
         )
+        if self.dagster_port is not None:
+            argv, dagster_env = dagster_dev_command(settings, port=self.dagster_port)
+            self._launch(Child("dagster", argv), dagster_env)
         return settings
 
     def _launch(self, child: Child, env: dict[str, str]) -> dict[str, Any]:
@@ -202,6 +222,7 @@ class LocalStack:
             "pid": os.getpid(),
             "aws_port": self.aws_port,
             "site_port": self.site_port,
+            "dagster_port": self.dagster_port,
             "started_at": datetime.now(UTC).isoformat(),
         }
         tmp = self.data_dir / f"{STATE_FILE}.tmp"
@@ -212,7 +233,12 @@ class LocalStack:
         self.out.write(
             "\nimage-etl local stack is up (Ctrl-C stops it)\n"
             f"  upload page    {settings.site_url}   (API under {settings.api_url})\n"
-            f"  AWS endpoint   {settings.aws_endpoint_url}  (region {settings.region})\n"
+            + (
+                f"  Dagster UI     {settings.dagster_url}   (ready in ~20 s; sensors and schedules run)\n"
+                if settings.dagster_url
+                else "  Dagster        left out (--no-dagster)\n"
+            )
+            + f"  AWS endpoint   {settings.aws_endpoint_url}  (region {settings.region})\n"
             f"  upload to      s3://{settings.upload_bucket}/{settings.upload_prefix}<label>/<file>\n"
             f"  variants in    s3://{settings.variants_bucket}/{settings.variants_prefix}\n"
             f"  records in     DynamoDB table {settings.table_name}\n"
@@ -231,12 +257,12 @@ class LocalStack:
                     continue
                 if child.name == "aws":
                     raise StackError(f"the AWS emulation exited with code {code}; stopping the stack")
-                # A crashed worker or site is restarted, as Lambda would start a new execution environment.
+                # A crashed worker, site or Dagster is restarted (Lambda would start a new environment).
                 child.restarts += 1
                 self.out.write(f"[{child.name}] exited with code {code}; restart #{child.restarts}\n")
                 time.sleep(min(5, child.restarts))
                 self.children.remove(child)
-                self._launch(child, {**os.environ, "PYTHONUNBUFFERED": "1"})
+                self._launch(child, child.env)
 
     def _shutdown(self) -> None:
         # Workers first, so no batch is cut off by the emulator going away under it.

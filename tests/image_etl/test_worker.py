@@ -129,3 +129,8 @@ def test_lambda_json_logs_are_shown_as_one_short_line() -> None:
     )
     assert humanize(line) == "WARNING image failed key=uploads/a.jpg reason=image file is truncated\n"
     assert humanize("plain text\n") == "plain text\n"
+    assert humanize("2026-11-26 10:00:00 +0000 - dagster - DEBUG - job - STEP_START\n") == ""
+    assert (
+        humanize("\x1b[32m2026\x1b[0m - dagster - \x1b[34mINFO\x1b[0m - up\n")
+        == "2026 - dagster - INFO - up\n"
+    )
