@@ -1,0 +1,299 @@
+"""Dataset inspection for notebooks: load a manifest, look at its images, compare two versions.
+
+Notebooks stay thin: each cell calls one of these, and these are tested like any other code. They
+read the same settings as the CLI, so they work against the local stack or a deployed stack.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from image_etl.manifest import DatasetStore
+from image_etl.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: Columns whose change between versions means an image changed (not just its bookkeeping).
+COMPARED_COLUMNS: tuple[str, ...] = (
+    "label",
+    "status",
+    "split",
+    "width",
+    "height",
+    "sha256",
+    "dup_group",
+    "quality_flags",
+)
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def load_manifest(version: str | None = None, *, settings: Settings | None = None) -> pd.DataFrame:
+    """Return a manifest version (default: the latest) as a DataFrame, its version in ``.attrs``.
+
+    :param version: a version id from :func:`versions`, or None for the latest.
+    :param settings: where to read from (default: :func:`image_etl.settings.load_settings`).
+    """
+    store = DatasetStore.from_settings(settings or load_settings())
+    resolved = store.resolve(version)
+    manifest = store.read_manifest(resolved)
+    manifest.attrs["version"] = resolved
+    return manifest
+
+
+def versions(*, settings: Settings | None = None) -> list[str]:
+    """Return every manifest version, oldest first."""
+    return DatasetStore.from_settings(settings or load_settings()).list_versions()
+
+
+def flags_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Return one boolean column per quality flag, one row per image."""
+    flags = manifest["quality_flags"].map(lambda value: list(value) if value is not None else [])
+    names = sorted({flag for row in flags for flag in row})
+    return pd.DataFrame(
+        {name: flags.map(lambda row, n=name: n in row) for name in names}, index=manifest.index
+    )
+
+
+def class_balance(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Return images per label and split (processed images only), with a total column."""
+    processed = manifest[manifest["status"] == "processed"]
+    table = pd.crosstab(processed["label"].fillna("(unlabelled)"), processed["split"])
+    table = table.reindex(columns=list(SPLITS), fill_value=0)
+    table["total"] = table.sum(axis=1)
+    return table.sort_values("total", ascending=False)
+
+
+def failed_images(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Return the failed images with their reasons, most common reason first."""
+    failed = manifest[manifest["status"] == "failed"]
+    reason = "error" if "error" in failed.columns else "error_code"
+    columns = [
+        c for c in ("source_key", "label", "error_code", reason, "source_bytes") if c in failed.columns
+    ]
+    return (
+        failed[list(dict.fromkeys(columns))].sort_values(["error_code", "source_key"]).reset_index(drop=True)
+    )
+
+
+def duplicate_groups(manifest: pd.DataFrame, *, min_size: int = 2) -> pd.DataFrame:
+    """Return the images of duplicate groups with at least ``min_size`` members, largest group first."""
+    sizes = manifest.groupby("dup_group")["image_id"].transform("size")
+    groups = manifest[sizes >= min_size].assign(group_size=sizes[sizes >= min_size])
+    return groups.sort_values(["group_size", "dup_group", "image_id"], ascending=[False, True, True])
+
+
+def groups_spanning_splits(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Return the duplicate groups (and sha256 values) found in more than one split: empty when leak-free."""
+    rows = []
+    for column in ("dup_group", "sha256"):
+        known = manifest[manifest[column].notna()]
+        spread = known.groupby(column)["split"].nunique()
+        for value in spread[spread > 1].index:
+            rows.append(
+                {"kind": column, "value": value, "splits": sorted(known[known[column] == value]["split"])}
+            )
+    return pd.DataFrame(rows, columns=["kind", "value", "splits"])
+
+
+def fetch_variants(
+    keys: Sequence[str | None], *, settings: Settings | None = None, max_workers: int = 16
+) -> list[Image.Image | None]:
+    """Return the variant images at ``keys``, fetched in parallel (None where missing or unreadable)."""
+    settings = settings or load_settings()
+    s3 = settings.client("s3")
+
+    def fetch(key: str | None) -> Image.Image | None:
+        if not key or not isinstance(key, str):
+            return None
+        try:
+            body = s3.get_object(Bucket=settings.variants_bucket, Key=key)["Body"].read()
+            with Image.open(io.BytesIO(body)) as image:
+                return image.convert("RGB")
+        except Exception:  # a missing or broken variant shows as an empty cell, not a failed notebook
+            return None
+
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        return list(pool.map(fetch, keys))
+
+
+def contact_sheet(
+    manifest: pd.DataFrame,
+    *,
+    variant: str = "thumb",
+    columns: int = 8,
+    limit: int = 64,
+    cell: int = 128,
+    caption: str | None = "label",
+    settings: Settings | None = None,
+) -> Image.Image:
+    """Return one picture tiling the ``variant`` of the first ``limit`` images, a caption under each.
+
+    :param manifest: rows to show, in order (filter and sort before calling).
+    :param variant: which variant to tile (``thumb`` is 128 px; ``small`` 256 px).
+    :param columns: tiles per row.
+    :param cell: tile size in pixels; images are fitted inside, aspect kept.
+    :param caption: column to print under each tile, or None for no captions.
+    """
+    rows = manifest.head(limit)
+    column = f"variant_{variant}"
+    keys = list(rows[column]) if column in rows.columns else [None] * len(rows)
+    images = fetch_variants(keys, settings=settings)
+    text_height = 16 if caption else 0
+    count = max(len(images), 1)
+    grid_columns = max(1, min(columns, count))
+    grid_rows = -(-count // grid_columns)
+    sheet = Image.new(
+        "RGB", (grid_columns * (cell + 4) + 4, grid_rows * (cell + text_height + 4) + 4), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=11)
+    for index, (image, (_, row)) in enumerate(zip(images, rows.iterrows(), strict=True)):
+        x = 4 + (index % grid_columns) * (cell + 4)
+        y = 4 + (index // grid_columns) * (cell + text_height + 4)
+        if image is None:
+            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=(236, 238, 242))
+            draw.text(
+                (x + 6, y + cell // 2 - 6), str(row.get("status", "no image")), fill=(180, 35, 24), font=font
+            )
+        else:
+            image.thumbnail((cell, cell))
+            sheet.paste(image, (x + (cell - image.width) // 2, y + (cell - image.height) // 2))
+        if caption:
+            text = str(row.get(caption, ""))[:22]
+            draw.text((x + 2, y + cell + 2), text, fill=(29, 35, 48), font=font)
+    return sheet
+
+
+def contact_sheets_by_label(
+    manifest: pd.DataFrame, *, per_label: int = 16, columns: int = 8, settings: Settings | None = None
+) -> dict[str, Image.Image]:
+    """Return label -> contact sheet of up to ``per_label`` processed images of that label."""
+    processed = manifest[manifest["status"] == "processed"]
+    sheets = {}
+    for label, rows in processed.groupby(processed["label"].fillna("(unlabelled)"), sort=True):
+        sheets[str(label)] = contact_sheet(
+            rows, limit=per_label, columns=columns, caption="split", settings=settings
+        )
+    return sheets
+
+
+def distribution_plots(manifest: pd.DataFrame) -> Figure:
+    """Return a figure: class balance, image sizes, aspect ratios, brightness and blur score."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    processed = manifest[manifest["status"] == "processed"]
+    figure, axes = plt.subplots(2, 3, figsize=(14, 7.5), layout="constrained")
+    balance = class_balance(manifest).drop(columns="total")
+    balance.plot.barh(stacked=True, ax=axes[0, 0], title="images per label and split")
+    axes[0, 1].scatter(processed["width"], processed["height"], s=10, alpha=0.6)
+    axes[0, 1].set(title="size (px)", xlabel="width", ylabel="height")
+    aspect = processed["width"].astype(float) / processed["height"].astype(float)
+    axes[0, 2].hist(aspect.dropna(), bins=30)
+    axes[0, 2].set(title="aspect ratio (width / height)")
+    axes[1, 0].hist(processed["brightness"].dropna(), bins=30, range=(0, 1))
+    axes[1, 0].set(title="mean brightness")
+    axes[1, 1].hist(processed["blur_score"].dropna(), bins=30, log=True)
+    axes[1, 1].set(title="blur score (higher is sharper)")
+    flags = flags_table(manifest).sum().sort_values()
+    (flags if len(flags) else pd.Series({"none": 0})).plot.barh(ax=axes[1, 2], title="quality flags")
+    return figure
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    """What changed between two manifest versions."""
+
+    old_version: str
+    new_version: str
+    added: pd.DataFrame
+    removed: pd.DataFrame
+    #: one row per changed value: image_id, column, old, new
+    changed: pd.DataFrame
+    #: images per label: old, new, delta
+    labels: pd.DataFrame
+    #: images per quality flag: old, new, delta
+    flags: pd.DataFrame
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "changed_images": int(self.changed["image_id"].nunique()) if len(self.changed) else 0,
+        }
+
+
+def _drift(old: pd.Series, new: pd.Series) -> pd.DataFrame:
+    table = pd.DataFrame({"old": old, "new": new}).fillna(0).astype("int64")
+    table["delta"] = table["new"] - table["old"]
+    return table.sort_values(["delta", "new"], ascending=[False, False])
+
+
+def _comparable(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return tuple(value) if isinstance(value, list) else value
+
+
+def diff_versions(old: pd.DataFrame, new: pd.DataFrame) -> VersionDiff:
+    """Return what was added, removed and changed from ``old`` to ``new``, and how distributions moved."""
+    old_ids, new_ids = set(old["image_id"]), set(new["image_id"])
+    added = new[new["image_id"].isin(new_ids - old_ids)].reset_index(drop=True)
+    removed = old[old["image_id"].isin(old_ids - new_ids)].reset_index(drop=True)
+    both = old.set_index("image_id").merge(
+        new.set_index("image_id"), left_index=True, right_index=True, suffixes=("_old", "_new")
+    )
+    changes = []
+    for column in COMPARED_COLUMNS:
+        if f"{column}_old" not in both.columns:
+            continue
+        for image_id, before, after in zip(
+            both.index, both[f"{column}_old"], both[f"{column}_new"], strict=True
+        ):
+            if _comparable(before) != _comparable(after):
+                changes.append({"image_id": image_id, "column": column, "old": before, "new": after})
+    labels = _drift(
+        old["label"].fillna("(unlabelled)").value_counts(), new["label"].fillna("(unlabelled)").value_counts()
+    )
+    return VersionDiff(
+        old_version=str(old.attrs.get("version", "old")),
+        new_version=str(new.attrs.get("version", "new")),
+        added=added,
+        removed=removed,
+        changed=pd.DataFrame(changes, columns=["image_id", "column", "old", "new"]),
+        labels=labels,
+        flags=_drift(flags_table(old).sum(), flags_table(new).sum()),
+    )
+
+
+def drift_plot(diff: VersionDiff) -> Figure:
+    """Return a figure of label and quality-flag counts, old next to new."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
+    diff.labels[["old", "new"]].plot.barh(ax=axes[0], title="images per label")
+    flags = (
+        diff.flags[["old", "new"]]
+        if len(diff.flags)
+        else pd.DataFrame({"old": [0], "new": [0]}, index=["none"])
+    )
+    flags.plot.barh(ax=axes[1], title="images per quality flag")
+    figure.suptitle(f"{diff.old_version}  ->  {diff.new_version}")
+    return figure

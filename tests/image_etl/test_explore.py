@@ -1,0 +1,152 @@
+"""Notebook helpers on real manifests (built by the pipeline's own logic) and real thumbnails in moto."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from image_etl import explore
+from image_etl.manifest import DatasetStore
+from image_etl.settings import Settings
+from pipelines.manifest import build_manifest, records_frame, to_parquet_bytes
+
+COLOURS = {"cats": (200, 40, 40), "dogs": (40, 160, 60)}
+
+
+def record(n: int, label: str, **extra: Any) -> dict[str, Any]:
+    image_id = f"{n:032x}"
+    return {
+        "image_id": image_id,
+        "status": "processed",
+        "label": label,
+        "width": 640,
+        "height": 480,
+        "sha256": f"{n:064x}",
+        # Far-apart hashes: only the records a test makes alike are duplicates.
+        "phash": f"{(n * 0x9E3779B97F4A7C15) % 2**64:016x}",
+        "brightness": 0.5,
+        "blur_score": 500.0,
+        "uploaded_at": "2026-11-26T10:00:00.000000Z",
+        "processed_at": f"2026-11-26T10:00:{n:02d}.000000Z",
+        "variants": {"thumb": {"key": f"variants/{image_id}/thumb.jpg", "width": 128, "height": 96}},
+        **extra,
+    }
+
+
+def manifest_of(records: list[dict[str, Any]], version: str) -> pd.DataFrame:
+    manifest = build_manifest(records_frame(records))
+    manifest.attrs["version"] = version
+    return manifest
+
+
+@pytest.fixture
+def records() -> list[dict[str, Any]]:
+    rows = [record(n, "cats" if n % 3 else "dogs") for n in range(1, 13)]
+    rows.append(record(13, "cats", sha256=rows[0]["sha256"], phash=rows[0]["phash"]))  # exact copy of 1
+    rows.append(
+        {
+            **record(14, "dogs"),
+            "status": "failed",
+            "error": "image file is truncated",
+            "error_code": "truncated",
+            "variants": {},
+        }
+    )
+    return rows
+
+
+def test_class_balance_counts_processed_images_per_label_and_split(records: list[dict[str, Any]]) -> None:
+    table = explore.class_balance(manifest_of(records, "v1"))
+    assert table.loc["cats", "total"] == 9 and table.loc["dogs", "total"] == 4
+    assert list(table.columns) == ["train", "val", "test", "total"]
+    assert (table[["train", "val", "test"]].sum(axis=1) == table["total"]).all()
+
+
+def test_failed_images_and_duplicate_groups(records: list[dict[str, Any]]) -> None:
+    manifest = manifest_of(records, "v1")
+    failed = explore.failed_images(manifest)
+    assert list(failed["error_code"]) == ["truncated"]
+    groups = explore.duplicate_groups(manifest)
+    assert set(groups["image_id"]) == {f"{1:032x}", f"{13:032x}"} and set(groups["group_size"]) == {2}
+    assert explore.groups_spanning_splits(manifest).empty
+
+
+def test_a_group_split_across_splits_is_reported() -> None:
+    leaky = pd.DataFrame(
+        {"image_id": ["a", "b"], "dup_group": ["g", "g"], "sha256": ["x", "y"], "split": ["train", "test"]}
+    )
+    report = explore.groups_spanning_splits(leaky)
+    assert report.to_dict("records") == [{"kind": "dup_group", "value": "g", "splits": ["test", "train"]}]
+
+
+def test_diff_versions_finds_added_removed_changed_and_drift(records: list[dict[str, Any]]) -> None:
+    old = manifest_of(records[:10], "v1")
+    newer = [dict(r) for r in records[1:]]  # 1 removed, 10..14 added
+    newer[0]["label"] = "dogs"  # record 2 relabelled
+    new = manifest_of(newer, "v2")
+
+    diff = explore.diff_versions(old, new)
+
+    assert set(diff.removed["image_id"]) == {f"{1:032x}"}
+    assert set(diff.added["image_id"]) == {f"{n:032x}" for n in range(11, 15)}
+    label_change = diff.changed[diff.changed["column"] == "label"]
+    assert label_change.to_dict("records") == [
+        {"image_id": f"{2:032x}", "column": "label", "old": "cats", "new": "dogs"}
+    ]
+    assert diff.labels.loc["dogs", "delta"] == len(new[new["label"] == "dogs"]) - len(
+        old[old["label"] == "dogs"]
+    )
+    assert diff.flags.loc["failed", "new"] == 1 and diff.flags.loc["failed", "old"] == 0
+    assert diff.summary() == {
+        "old_version": "v1",
+        "new_version": "v2",
+        "added": 4,
+        "removed": 1,
+        "changed_images": int(diff.changed["image_id"].nunique()),
+    }
+
+
+def test_contact_sheet_tiles_the_thumbnails_from_s3(stack: Settings, records: list[dict[str, Any]]) -> None:
+    s3 = stack.client("s3")
+    manifest = manifest_of(records, "v1").sort_values("image_id").reset_index(drop=True)
+    for _, row in manifest.iterrows():
+        if isinstance(row["variant_thumb"], str) and row["variant_thumb"].startswith("variants/"):
+            buffer = io.BytesIO()
+            Image.new("RGB", (128, 96), COLOURS[row["label"]]).save(buffer, "JPEG", quality=95)
+            s3.put_object(Bucket=stack.variants_bucket, Key=row["variant_thumb"], Body=buffer.getvalue())
+
+    sheet = explore.contact_sheet(manifest, columns=4, cell=128, settings=stack)
+
+    assert sheet.size == (4 * 132 + 4, 4 * (128 + 16 + 4) + 4)  # 14 images -> 4 rows of 4
+    for index, (_, row) in enumerate(manifest.iterrows()):
+        x = 4 + (index % 4) * 132 + 64
+        y = 4 + (index // 4) * 148 + 64
+        pixel = sheet.getpixel((x, y))
+        if row["status"] == "processed":
+            assert all(abs(a - b) < 12 for a, b in zip(pixel, COLOURS[row["label"]], strict=True)), (
+                index,
+                pixel,
+            )
+        else:
+            assert pixel == (236, 238, 242)  # the failed image has no thumbnail: an empty tile
+
+
+def test_load_manifest_reads_the_latest_or_a_given_version(
+    stack: Settings, records: list[dict[str, Any]]
+) -> None:
+    store = DatasetStore.from_settings(stack)
+    for version, rows in (("20261126T100000Z-aaaaaa", records[:5]), ("20261126T110000Z-bbbbbb", records)):
+        store.put_immutable(store.manifest_key(version), to_parquet_bytes(manifest_of(rows, version)))
+        store.set_latest({"version": version, "key": store.manifest_key(version)})
+
+    assert explore.versions(settings=stack) == ["20261126T100000Z-aaaaaa", "20261126T110000Z-bbbbbb"]
+    latest = explore.load_manifest(settings=stack)
+    first = explore.load_manifest("20261126T100000Z-aaaaaa", settings=stack)
+    assert latest.attrs["version"] == "20261126T110000Z-bbbbbb" and len(latest) == len(records)
+    assert len(first) == 5
+    assert json.loads(json.dumps(explore.diff_versions(first, latest).summary()))["added"] == len(records) - 5
