@@ -1,14 +1,17 @@
 """Resize core of the image Lambda: upload bytes in, sRGB variants and facts about the image out.
 
 Pure: no AWS, no environment variables, nothing from ``image_etl`` (this package is deployed
-alone). The speed comes from never touching the full-size image more than once:
+alone). Decoding is most of the cost, so the full-size image is never materialised when it
+can be avoided and never touched twice:
 
-1. JPEG sources are decoded already shrunk (libjpeg DCT scaling, ``draft``) to the smallest
-   scale that still covers the largest variant; other formats are box-reduced by an integer
-   factor (``reducing_gap``) before the final resample.
-2. Everything else (orientation, 16-bit and CMYK conversion, ICC to sRGB, alpha) happens on
-   that largest variant, and every smaller variant is resampled from the previous one.
-3. Quality signals and the perceptual hash use a 256 px image.
+1. JPEGs are decoded already shrunk by libjpeg's DCT scaling (1/8, 1/4, 3/8 or 1/2: the
+   smallest that still covers the largest variant), straight into YCbCr. Other formats are
+   box-reduced by an integer factor first.
+2. The one remaining resample to the largest variant filters luma with the recipe's filter
+   and averages chroma, which both output codecs store at half resolution anyway.
+3. Orientation, 16-bit and CMYK conversion and ICC-to-sRGB happen on that largest variant;
+   each smaller variant is resampled from the one before.
+4. Quality signals and the perceptual hash are measured on the 256 px image.
 """
 
 from __future__ import annotations
@@ -22,13 +25,10 @@ from functools import lru_cache
 
 import numpy as np
 import PIL
-import pillow_heif
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError, features
 
 from .phash import phash
 from .quality import blur_score, brightness
-
-pillow_heif.register_heif_opener()
 
 # Pillow's names for the inputs we accept; MPO is a JPEG with extra MP-format images.
 ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF", "AVIF")
@@ -51,8 +51,8 @@ REJECT_CODES: tuple[str, ...] = (
 SIGNAL_EDGE = 256  # longest edge of the image that brightness, blur_score and phash are measured on
 
 # Box-reduce by an integer factor before the final resample, leaving a ratio of at least this
-# (Pillow's reducing_gap). 1.0 is the fastest; on the benchmark photos it costs 2-7 dB against a
-# plain LANCZOS resample, which still leaves those images above 42 dB.
+# (Pillow's reducing_gap). 1.0 is the fastest; on the two benchmark PNGs it costs 3-8 dB against
+# a plain resample of the full image, and they stay above 41 dB.
 _REDUCING_GAP = 1.0
 _WHITE = (255, 255, 255)
 # Only libjpeg-turbo (and libjpeg >= 7) decode at 3/8 scale; Pillow's wheels ship libjpeg-turbo.
@@ -79,7 +79,18 @@ _FOREIGN_SIGNATURES = (
     (b"<svg", "SVG"),
 )
 _PLUGINS = {"WEBP": "PIL.WebPImagePlugin", "TIFF": "PIL.TiffImagePlugin", "AVIF": "PIL.AvifImagePlugin"}
-_BMFF_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+_BMFF_IMAGE_BRANDS = {
+    b"heic",
+    b"heix",
+    b"heim",
+    b"heis",
+    b"hevc",
+    b"hevx",
+    b"mif1",
+    b"msf1",
+    b"avif",
+    b"avis",
+}
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,9 @@ class Recipe:
         if any(not isinstance(edge, int) or edge < 1 for _, edge in self.sizes):
             raise ValueError(f"every size needs a positive integer edge, got {self.sizes!r}")
         if not self.formats or any(fmt not in OUTPUT_FORMATS for fmt in self.formats):
-            raise ValueError(f"formats must be a non-empty subset of {sorted(OUTPUT_FORMATS)}, got {self.formats!r}")
+            raise ValueError(
+                f"formats must be a non-empty subset of {sorted(OUTPUT_FORMATS)}, got {self.formats!r}"
+            )
         if not (1 <= self.jpeg_quality <= 100 and 1 <= self.webp_quality <= 100):
             raise ValueError("jpeg_quality and webp_quality must be between 1 and 100")
         if self.filter not in FILTERS:
@@ -202,8 +215,11 @@ def fit(width: int, height: int, edge: int) -> tuple[int, int]:
     longest = max(width, height)
     if longest <= edge:
         return width, height
-    # Integer round-half-up so every caller (and the benchmark's baseline) gets the same size.
-    scaled = lambda side: max(1, (2 * side * edge + longest) // (2 * longest))  # noqa: E731
+
+    def scaled(side: int) -> int:
+        # Integer round-half-up: every caller (and the benchmark's baseline) gets the same size.
+        return max(1, (2 * side * edge + longest) // (2 * longest))
+
     return scaled(width), scaled(height)
 
 
@@ -232,6 +248,7 @@ def process_image(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> ResizeResult:
 
 
 def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
+    """Return the result for an opened image whose header passed the pixel cap (see process_image)."""
     source_format = "JPEG" if im.format == "MPO" else str(im.format)
     source_mode = im.mode
     # MPO's extra images are previews or depth maps, not frames of an animation.
@@ -247,7 +264,8 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
     largest = max(targets.values(), key=lambda size: size[0] * size[1])
     resample = FILTERS[recipe.filter]
 
-    base = _decode_shrunk(im, largest[::-1] if swap else largest, resample)
+    keep_alpha = "webp" in recipe.formats  # JPEG has no alpha: flatten onto white right away
+    base = _decode_shrunk(im, largest[::-1] if swap else largest, resample, keep_alpha=keep_alpha)
     if base is not im:
         im.close()  # frees the decoded pixels now rather than when the caller's `with` ends
     if not applied_by_decoder and orientation in _TRANSPOSE:
@@ -305,8 +323,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         # the AVIF, TIFF and HEIF libraries are loaded only when an upload needs them.
         if sniffed is not None:
             for opener in sniffed[1]:
-                if opener in _PLUGINS and opener not in Image.OPEN:
-                    importlib.import_module(_PLUGINS[opener])  # else Pillow imports every plugin
+                _load_plugin(opener)
             return Image.open(io.BytesIO(data), formats=sniffed[1])
     except Image.DecompressionBombError as exc:
         _check_pixels(_header_size(data, sniffed[1] if sniffed else ()), max_pixels)
@@ -331,7 +348,22 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     raise ImageRejected("not_an_image", "the upload is not an image file: no known image format matches it")
 
 
+def _load_plugin(opener: str) -> None:
+    """Import the plugin that opens ``opener`` files unless Pillow already has it.
+
+    Without this Pillow imports every plugin it has; and pillow-heif (3 MB of memory, a slower
+    cold start) is only needed for HEIC uploads.
+    """
+    if opener in Image.OPEN:
+        return
+    if opener == "HEIF":
+        importlib.import_module("pillow_heif").register_heif_opener()
+    elif opener in _PLUGINS:
+        importlib.import_module(_PLUGINS[opener])
+
+
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    """Return nothing for a plausible header size; raise ImageRejected for 0 px or over the cap."""
     width, height = size
     if width < 1 or height < 1:
         raise ImageRejected("corrupt", f"the image header says it is {width}x{height} pixels")
@@ -365,10 +397,12 @@ def _too_many_pixels(exc: Exception, max_pixels: int | None) -> ImageRejected:
 
 
 def _mp(pixels: int) -> str:
+    """Return a pixel count in megapixels for messages: "10000", "120", "0.01"."""
     return f"{pixels / 1e6:.0f}" if pixels >= 10_000_000 else f"{pixels / 1e6:.3g}"
 
 
 def _decode_error(exc: Exception, data: bytes) -> ImageRejected:
+    """Return the rejection for an exception raised while reading or processing the image."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, Image.DecompressionBombWarning):  # only when warnings are turned into errors
         return _too_many_pixels(exc, None)
@@ -378,7 +412,7 @@ def _decode_error(exc: Exception, data: bytes) -> ImageRejected:
 
 
 def _sniff(data: bytes) -> tuple[str, tuple[str, ...]] | None:
-    """Return (format name for messages, Pillow openers to try) when an accepted format's signature starts ``data``."""
+    """Return (name for messages, Pillow openers to try) if ``data`` starts with an accepted signature."""
     if data.startswith(b"\xff\xd8\xff"):
         return "JPEG", ("JPEG",)  # the JPEG plugin also opens MPO files
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -462,18 +496,23 @@ def _orientation(im: Image.Image) -> tuple[int, bool]:
     return (value, False) if isinstance(value, int) and 1 <= value <= 8 else (1, False)
 
 
-def _decode_shrunk(im: Image.Image, size: tuple[int, int], resample: Image.Resampling) -> Image.Image:
+def _decode_shrunk(
+    im: Image.Image, size: tuple[int, int], resample: Image.Resampling, *, keep_alpha: bool
+) -> Image.Image:
     """Return the first frame decoded and resampled to ``size``.
 
     :param im: the opened, not yet decoded source.
     :param size: target size in the source's stored (not EXIF-rotated) orientation.
     :param resample: Pillow filter for the final resample (of luma, for colour images).
+    :param keep_alpha: keep transparency (WebP output); else flatten it onto white first.
+        Compositing onto a flat background commutes with premultiplied resampling, so this
+        gives the JPEG variants the same pixels as flattening each variant would.
     :return: an image of exactly ``size``; mode YCbCr for colour without alpha, else one of
         L, LA, RGBA, CMYK, I, F.
     """
     box = _jpeg_shrink_on_load(im, size) if im.format in ("JPEG", "MPO") else None
     im.load()
-    im = _resampleable(im)
+    im = _resampleable(im, keep_alpha=keep_alpha)
     if im.mode == "RGB":
         im, box = _integer_reduce(im, size, box)
         im = im.convert("YCbCr")
@@ -508,12 +547,14 @@ def _jpeg_shrink_on_load(im: Image.Image, size: tuple[int, int]) -> tuple[float,
             scaled = (-(-width * 3 // 8), -(-height * 3 // 8))  # libjpeg rounds up
             im.tile = [ImageFile._Tile(tile.codec_name, (0, 0, *scaled), tile.offset, (rawmode, ""))]
             im._size = scaled
-            im._mode = rawmode
+            if mode:
+                im._mode = mode
             im.decoderconfig = (3, 0)  # libjpeg picks 3/8 for a requested 1/3
             return (0, 0, width * 3 / 8, height * 3 / 8)
         except (AttributeError, TypeError, ValueError, IndexError):
             pass
-    drafted = im.draft(mode, size if fits else None)
+    request = (max(1, width * fits[0] // 8), max(1, height * fits[0] // 8)) if fits else None
+    drafted = im.draft(mode, request)  # Pillow picks the scale 1/8, 1/4 or 1/2 that gives `request`
     return drafted[1] if drafted is not None and fits else None
 
 
@@ -548,23 +589,27 @@ def _resample_ycc(
     return Image.merge("YCbCr", (y.resize(size, resample, box=box, reducing_gap=reducing_gap), cb, cr))
 
 
-def _resampleable(im: Image.Image) -> Image.Image:
-    """Return the image in a mode whose resampling is correct (not nearest) and supports reduce()."""
+def _resampleable(im: Image.Image, *, keep_alpha: bool) -> Image.Image:
+    """Return the image in a mode whose resampling is correct (not nearest) and supports reduce().
+
+    Without ``keep_alpha``, transparency is flattened onto white here, at full size: one
+    blend is far cheaper than Pillow's premultiply/resample/unpremultiply of four bands.
+    """
     mode = im.mode
     has_key = "transparency" in im.info
     if mode in ("P", "PA"):
-        return im.convert("RGBA" if has_key or mode == "PA" else "RGB")
-    if mode == "1":
-        return im.convert("L")
-    if mode in ("L", "RGB") and has_key:  # a PNG colour key becomes real alpha
-        return im.convert("LA" if mode == "L" else "RGBA")
-    if mode in ("La", "RGBa"):
-        return im.convert(mode[:-1] + "A")
-    if mode.startswith("I;16"):
-        return im.convert("I")
-    if mode in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F", "YCbCr"):
-        return im
-    return im.convert("RGBA" if "A" in mode else "RGB")
+        im = im.convert("RGBA" if has_key or mode == "PA" else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("L", "RGB") and has_key:  # a PNG colour key becomes real alpha
+        im = im.convert("LA" if mode == "L" else "RGBA")
+    elif mode in ("La", "RGBa"):
+        im = im.convert(mode[:-1] + "A")
+    elif mode.startswith("I;16"):
+        im = im.convert("I")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F", "YCbCr"):
+        im = im.convert("RGBA" if "A" in mode else "RGB")
+    return im if keep_alpha or im.mode not in ("LA", "RGBA") else _flatten(im)
 
 
 # --- colour ----------------------------------------------------------------------------------
@@ -572,7 +617,9 @@ def _resampleable(im: Image.Image) -> Image.Image:
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 # 512 colours spanning the RGB cube, to recognise profiles that are sRGB in all but name.
 _PROBE = Image.frombytes(
-    "RGB", (512, 1), bytes(c for r in range(8) for g in range(8) for b in range(8) for c in (r * 36, g * 36, b * 36))
+    "RGB",
+    (512, 1),
+    bytes(c for r in range(8) for g in range(8) for b in range(8) for c in (r * 36, g * 36, b * 36)),
 )
 
 
@@ -598,8 +645,8 @@ def _to_working(im: Image.Image, icc: bytes | None) -> Image.Image:
     if alpha is not None:
         im = im.convert("RGB")
         im.putalpha(alpha)
-    else:
-        im = im.convert("YCbCr") if im.mode != "YCbCr" else im.copy()
+    elif im.mode != "YCbCr":
+        im = im.convert("YCbCr")
     im.info = {}  # resize and convert copy info: clearing it here keeps metadata out of every variant
     return im
 
@@ -621,7 +668,8 @@ def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     """Return a transform from the embedded profile to sRGB, or None when none is needed or possible."""
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        transform = ImageCms.buildTransform(profile, _SRGB, mode, "RGB")
+        # No 1-pixel cache: the transform is shared (lru_cache) and may be applied from threads.
+        transform = ImageCms.buildTransform(profile, _SRGB, mode, "RGB", flags=ImageCms.Flags.NOCACHE)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None  # a broken or mismatched profile: the pixels are still usable as they are
     if mode == "RGB":
@@ -631,13 +679,18 @@ def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     return transform
 
 
+def _flatten(im: Image.Image) -> Image.Image:
+    """Return an LA or RGBA image composited onto white, as L or RGB; other images unchanged."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    white = Image.new(im.mode[:-1], im.size, _WHITE[: len(im.mode) - 1])
+    white.paste(im, mask=im)  # Pillow masks with the alpha band of an LA/RGBA mask
+    return white
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Return an RGB image: RGBA is composited onto white, YCbCr converted."""
-    if im.mode != "RGBA":
-        return im.convert("RGB")
-    white = Image.new("RGB", im.size, _WHITE)
-    white.paste(im, mask=im.getchannel("A"))
-    return white
+    return _flatten(im) if im.mode == "RGBA" else im.convert("RGB")
 
 
 # --- resampling and encoding -----------------------------------------------------------------
@@ -655,7 +708,8 @@ def _resample_from(made: list[Image.Image], size: tuple[int, int], resample: Ima
 
 
 def _webp_method(im: Image.Image) -> int:
-    # Method 4 costs ~3x method 0 for ~15% fewer bytes: spend it where the pixels are few.
+    """Return libwebp's effort (0-6) for this size: method 4 costs ~3x method 0 for ~15% fewer
+    bytes, so it is spent where the pixels are few and WebP stays under 2x the JPEG-only time."""
     pixels = im.width * im.height
     return 0 if pixels > 400_000 else 2 if pixels > 100_000 else 4
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image, ImageCms, ImageFile, ImageFilter, ImageOps
 
@@ -24,6 +25,8 @@ from lambda_resizer.core import (
     process_image,
 )
 from lambda_resizer.phash import hamming, phash
+
+pillow_heif.register_heif_opener()  # to write HEIC test files; the core registers it itself to read them
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "bench-corpus" / "photos"
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -50,8 +53,8 @@ def photo(width: int = 320, height: int = 240, seed: int = 0) -> Image.Image:
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
     channels = []
     for _ in range(3):
-        fx, fy, phase = rng.uniform(0.5, 4, 2) / max(width, height), rng.uniform(0, 6.3), rng.uniform(0, 6.3)
-        channels.append(128 + 90 * np.sin(2 * np.pi * (fx[0] * x + fx[1] * y) + phase))
+        fx, fy = rng.uniform(0.5, 4, 2) / max(width, height)
+        channels.append(128 + 90 * np.sin(2 * np.pi * (fx * x + fy * y) + rng.uniform(0, 6.3)))
     img = np.stack(channels, axis=-1)
     for _ in range(6):
         cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0.05, 0.2) * width
@@ -288,6 +291,19 @@ def test_every_mode_becomes_8bit_srgb(name, formats):
         assert near(mean_colour(img, (0.3, 0.3, 0.7, 0.7)), colour, tolerance=8), mean_colour(
             img, (0.3, 0.3, 0.7, 0.7)
         )
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("edge", [500, 300, 200, 100])  # DCT scale 1/1, 3/8, 1/4, 1/8
+def test_jpeg_shrink_on_load_in_every_jpeg_mode(mode, progressive, edge):
+    source = marked(800, 600).convert(mode)
+    recipe = Recipe(sizes=(("a", edge), ("b", edge // 2)))
+    result = process_image(encode(source, "JPEG", quality=95, progressive=progressive), recipe)
+    assert result.info.mode == mode
+    img = check_variants(result, 800, 600, recipe)[0]
+    expected = source.convert("RGB").resize(img.size, Image.Resampling.LANCZOS)
+    assert np.abs(np.asarray(img, dtype=np.int16) - np.asarray(expected, dtype=np.int16)).mean() < 3
 
 
 @pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
