@@ -11,6 +11,7 @@ Query, so its wall time means nothing: the cost compared is DynamoDB's, the item
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -26,7 +27,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.manifest import ManifestConfig, build_manifest  # noqa: E402
+from pipelines.manifest import ManifestConfig, build_manifest, to_parquet_bytes  # noqa: E402
 
 _HEXCHARS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 VARIANTS = ("large", "medium", "small", "thumb")
@@ -118,10 +119,15 @@ def build_once(n: int) -> dict[str, Any]:
     started = time.perf_counter()
     manifest = build_manifest(records, config=ManifestConfig())
     seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    size = len(to_parquet_bytes(manifest))
+    parquet_s = time.perf_counter() - started
     groups = manifest["dup_group_size"]
     return {
         "records": n,
         "seconds": round(seconds, 2),
+        "parquet_s": round(parquet_s, 2),
+        "parquet_mb": round(size / 2**20, 1),
         "peak_rss_mb": round(_peak_rss_mb(), 0),
         "input_rss_mb": round(rss_before, 0),
         "rows": len(manifest),
@@ -133,8 +139,8 @@ def build_in_child(n: int) -> dict[str, Any]:
     """Run :func:`build_once` in a fresh process on one core (OpenBLAS/OMP threads off too)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     code = (
-        "import json, os, sys; os.sched_setaffinity(0, {0}); sys.path.insert(0, %r); "
-        "from bench.manifest import build_once; print(json.dumps(build_once(%d)))" % (str(REPO), n)
+        f"import json, os, sys; os.sched_setaffinity(0, {{0}}); sys.path.insert(0, {str(REPO)!r}); "
+        f"from bench.manifest import build_once; print(json.dumps(build_once({n})))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -159,16 +165,18 @@ def sensor_tick(table_size: int, new: int) -> dict[str, Any]:
         settings = local_settings(Path("/tmp/image-etl-bench"), aws_port=port)
         create_resources(settings, LOCAL)
         table = ImageRecordTable.from_settings(settings)
-        old = _table_records(table_size, day="2025-06-01", seed=1)
+        # Old records over ~12 days, then a burst of new ones: the overlap window holds none of the old.
+        old = _table_records(table_size, start="2025-05-01T00:00:00+00:00", step_s=10.0, seed=1)
         fill_started = time.perf_counter()
-        table.put_records(old)
+        _fill(settings.table_name, old)
         fill_s = time.perf_counter() - fill_started
-        cursor = SensorCursor(after=max(r["processed_at"] for r in old))
-        fresh = _table_records(new, day="2025-06-02", seed=2)
-        table.put_records(fresh)
+        # The cursor a previous tick left: it saw the last old records (a tick a minute before the end).
+        _, cursor, _ = read_new_records(table, SensorCursor(after=old[-7]["processed_at"]))
+        fresh = _table_records(new, start="2025-06-02T00:00:00+00:00", step_s=0.01, seed=2)
+        table.put_records(fresh)  # the new ones over HTTP, as the resizer writes them
 
         started = time.perf_counter()
-        found, _, tick_read = read_new_records(table, SensorCursor.decode(cursor.encode()))
+        found, _, tick_read = read_new_records(table, SensorCursor.decode(cursor.encode()))  # as stored
         tick_s = time.perf_counter() - started
         started = time.perf_counter()
         scanned, scan_read = table.scan_processed_after(cursor.after)
@@ -190,26 +198,44 @@ def sensor_tick(table_size: int, new: int) -> dict[str, Any]:
         server.stop()
 
 
-def _table_records(n: int, *, day: str, seed: int) -> list[dict[str, Any]]:
-    from lambda_resizer.records import processed_shard
+def _fill(table_name: str, records: list[dict[str, Any]]) -> None:
+    """Put records straight into the in-process moto backend: 100k HTTP batch writes take many minutes."""
+    from moto.backends import get_backend
+
+    from image_etl.settings import DEFAULT_REGION, LOCAL_ACCOUNT_ID
+    from lambda_resizer.records import to_item
+
+    backend = get_backend("dynamodb")[LOCAL_ACCOUNT_ID][DEFAULT_REGION]
+    for record in records:
+        backend.put_item(table_name, to_item(record))
+
+
+def _table_records(n: int, *, start: str, step_s: float, seed: int) -> list[dict[str, Any]]:
+    """Return ``n`` minimal records processed ``step_s`` apart from ``start`` (uploaded a minute before)."""
+    from datetime import datetime, timedelta
+
+    from lambda_resizer.records import processed_shard, utc_timestamp
 
     rng = np.random.default_rng(seed)
-    ids = _hex(rng, n, 16)
-    return [
-        {
-            "image_id": str(image_id),
-            "status": "processed",
-            "label": "cats",
-            "source_bucket": "image-etl-uploads",
-            "source_key": f"uploads/cats/{image_id}.jpg",
-            "uploaded_at": f"{day}T00:00:{i % 60:02d}.{i:06d}Z",
-            "processed_at": f"{day}T00:01:{i % 60:02d}.{i:06d}Z",
-            "processed_shard": processed_shard(str(image_id), 16),
-            "width": 640,
-            "height": 480,
-        }
-        for i, image_id in enumerate(ids)
-    ]
+    first = datetime.fromisoformat(start)
+    records = []
+    for i, image_id in enumerate(_hex(rng, n, 16)):
+        processed = first + timedelta(seconds=i * step_s)
+        records.append(
+            {
+                "image_id": str(image_id),
+                "status": "processed",
+                "label": "cats",
+                "source_bucket": "image-etl-uploads",
+                "source_key": f"uploads/cats/{image_id}.jpg",
+                "uploaded_at": utc_timestamp(processed - timedelta(minutes=1)),
+                "processed_at": utc_timestamp(processed),
+                "processed_shard": processed_shard(str(image_id), 16),
+                "width": 640,
+                "height": 480,
+            }
+        )
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-size", type=int, default=100_000)
     parser.add_argument("--new", type=int, default=100)
     args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # the targets are for one core
     sizes = [int(s) for s in args.sizes.split(",") if s]
     builds = []
     for n in sizes:
@@ -226,13 +253,15 @@ def main(argv: list[str] | None = None) -> int:
         builds.append(result)
         if not args.json:
             print(
-                f"manifest {n:>9,} records: {result['seconds']:6.2f} s, peak RSS {result['peak_rss_mb']:6.0f} MB, "
+                f"manifest {n:>9,} records: {result['seconds']:6.2f} s "
+                f"(+{result['parquet_s']:.2f} s parquet), "
+                f"peak RSS {result['peak_rss_mb']:6.0f} MB, "
                 f"{result['rows']:,} rows, {result['in_dup_groups']:,} in duplicate groups",
                 flush=True,
             )
     growth = [
         round((b["seconds"] / a["seconds"]) / (b["records"] / a["records"]), 2)
-        for a, b in zip(builds, builds[1:], strict=False)
+        for a, b in itertools.pairwise(builds)
     ]
     tick = sensor_tick(args.table_size, args.new)
     report = {"manifest": builds, "time_growth_per_record_ratio": growth, "sensor_tick": tick}

@@ -151,6 +151,39 @@ class DatasetStore:
         tmp.replace(out)
         return resolved
 
+    def download_imagefolder(
+        self, out_dir: Path, version: str | None = None, *, variant: str = "small"
+    ) -> int:
+        """Download an ``imagefolder_export`` (metadata + the variant files) into ``out_dir/<split>/``.
+
+        ``datasets.load_dataset("imagefolder", data_dir=out_dir)`` then reads it with its splits.
+
+        :return: number of images written.
+        """
+        resolved = self.resolve(version)
+        pointer = self.latest() or {}
+        variants_bucket = pointer.get("variants_bucket")
+        variants_prefix = pointer.get("variants_prefix", "variants/")
+        if not variants_bucket:
+            raise ManifestNotFound("the latest pointer does not name the variants bucket")
+        prefix = f"{self.version_prefix(resolved)}imagefolder-{variant}/"
+        written = 0
+        for split in ("train", "val", "test"):
+            key = f"{prefix}{split}/metadata.jsonl"
+            if not self.exists(key):
+                raise ManifestNotFound(f"no ImageFolder export of variant {variant!r} for version {resolved}")
+            text = self.read_bytes(key).decode()
+            folder = out_dir / split
+            folder.mkdir(parents=True, exist_ok=True)
+            for line in text.splitlines():
+                name = json.loads(line)["file_name"]
+                target = folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(variants_bucket, f"{variants_prefix}{name}", str(target))
+                written += 1
+            (folder / "metadata.jsonl").write_text(text)
+        return written
+
     # ------------------------------------------------------------ writing
 
     def put_immutable(self, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:

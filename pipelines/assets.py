@@ -2,7 +2,7 @@
 
 Lineage: ``image_records`` (daily partitions by upload day) feeds ``dataset_manifest`` (an
 immutable version in S3), whose blocking checks gate ``published_manifest`` (the ``latest``
-pointer consumers read), ``dataset_report`` and ``imagefolder_export``.
+pointer consumers read), which feeds ``dataset_report`` and ``imagefolder_export``.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the asset functions' annotations
@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import pandas as pd
+from dagster import AssetExecutionContext
 
 from image_etl.manifest import VersionExists, new_version_id
 from pipelines import manifest as mf
@@ -68,13 +68,15 @@ def image_records(
 ) -> dg.MaterializeResult:
     """That upload day's image records (processed and failed), as parquet in the datasets bucket.
 
-    Records uploaded on day D are processed on or after D, so one index Query for
-    ``processed_at > first day of the range`` finds every record of the range; it costs the records
-    processed since then, which for the sensor's and the nightly runs is a few days.
+    Records uploaded on day D are processed on or after D, so one index Query per shard for
+    ``processed_at`` after the range's first day finds every record of the range; it costs the
+    records processed since then, which for the sensor's and the nightly runs is a few days.
     """
     days = list(context.partition_keys)
     first, last = days[0], days[-1]
-    records, items_read = record_table.records_processed_after("0" if first == FIRST_DAY else first)
+    # From the day before: a writer's clock a little behind S3's can stamp processed_at before uploaded_at.
+    since = "0" if first == FIRST_DAY else (date.fromisoformat(first) - timedelta(days=1)).isoformat()
+    records, items_read = record_table.records_processed_after(since)
     by_day: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         day = upload_day(record)
@@ -94,7 +96,9 @@ def image_records(
         frame.to_parquet(buffer, index=False, compression="zstd")
         store.put(key, buffer.getvalue())
         counts[day] = len(frame)
-    context.log.info(f"{sum(counts.values())} records in {len(counts)} of {len(days)} days ({items_read} read)")
+    context.log.info(
+        f"{sum(counts.values())} records in {len(counts)} of {len(days)} days ({items_read} read)"
+    )
     return dg.MaterializeResult(
         metadata={
             "records": sum(counts.values()),
@@ -129,7 +133,10 @@ class ManifestBuildConfig(dg.Config):
 
 @dg.asset(deps=[image_records], group_name=GROUP, kinds={"s3", "parquet", "pandas"})
 def dataset_manifest(
-    context: AssetExecutionContext, config: ManifestBuildConfig, datasets: DatasetBucket, policy: DatasetPolicy
+    context: AssetExecutionContext,
+    config: ManifestBuildConfig,
+    datasets: DatasetBucket,
+    policy: DatasetPolicy,
 ) -> dg.Output[ManifestVersion]:
     """One row per distinct source image with duplicate group, quality flags and split, as an
     immutable version ``versions/<version>/manifest.parquet`` (not yet the ``latest``: see
@@ -144,7 +151,8 @@ def dataset_manifest(
         previous = pd.Series(old["split"].to_numpy(), index=old["image_id"].to_numpy())
     manifest = mf.build_manifest(records, config=policy.manifest_config(), previous_splits=previous)
     body = mf.to_parquet_bytes(
-        manifest, metadata={"variants_bucket": datasets.variants_bucket, "variants_prefix": datasets.variants_prefix}
+        manifest,
+        metadata={"variants_bucket": datasets.variants_bucket, "variants_prefix": datasets.variants_prefix},
     )
     digest = hashlib.sha256(body).hexdigest()[:12]
     now = datetime.now(UTC)
@@ -170,7 +178,9 @@ def dataset_manifest(
             "images_in_dup_groups": facts["images_in_dup_groups"],
             "splits": dg.MetadataValue.json(facts["splits"]),
             "quality_flags": dg.MetadataValue.json(facts["flags"]),
-            "class_balance": dg.MetadataValue.md(mf.markdown_table(balance) if len(balance) else "(no images)"),
+            "class_balance": dg.MetadataValue.md(
+                mf.markdown_table(balance) if len(balance) else "(no images)"
+            ),
             "unchanged": unchanged,
             "dagster/row_count": facts["rows"],
         },
@@ -180,7 +190,7 @@ def dataset_manifest(
 @dg.asset(group_name=GROUP, kinds={"s3"})
 def published_manifest(
     context: AssetExecutionContext, dataset_manifest: ManifestVersion, datasets: DatasetBucket
-) -> dg.MaterializeResult:
+) -> dg.Output[ManifestVersion]:
     """The ``latest.json`` pointer consumers read: moved to a version only after its blocking checks
     passed, and never backwards (a slower run of an older build cannot undo a newer one)."""
     store = datasets.store()
@@ -201,12 +211,13 @@ def published_manifest(
         )
     else:
         context.log.warning(f"latest stays at {current['version']} (newer than {dataset_manifest.version})")
-    return dg.MaterializeResult(
+    return dg.Output(
+        dataset_manifest,
         metadata={
             "latest": dataset_manifest.version if moved else str(current["version"]),
             "moved": moved,
             "pointer": dg.MetadataValue.path(store.uri(store.latest_key())),
-        }
+        },
     )
 
 
@@ -282,14 +293,14 @@ def report_markdown(manifest: pd.DataFrame, version: str) -> str:
 
 
 @dg.asset(group_name=GROUP, kinds={"s3", "matplotlib"})
-def dataset_report(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.MaterializeResult:
+def dataset_report(published_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.MaterializeResult:
     """Class balance, sizes and quality as plots (shown in the UI) and a markdown summary, also saved
     under ``versions/<version>/report/``."""
     store = datasets.store()
-    manifest = store.read_manifest(dataset_manifest.version)
+    manifest = store.read_manifest(published_manifest.version)
     plots = report_plots(manifest)
-    summary_md = report_markdown(manifest, dataset_manifest.version)
-    prefix = f"{store.version_prefix(dataset_manifest.version)}report/"
+    summary_md = report_markdown(manifest, published_manifest.version)
+    prefix = f"{store.version_prefix(published_manifest.version)}report/"
     for name, png in plots.items():
         store.put(f"{prefix}{name}.png", png, content_type="image/png")
     store.put(f"{prefix}summary.md", summary_md.encode(), content_type="text/markdown")
@@ -298,7 +309,11 @@ def dataset_report(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -
         for name, png in plots.items()
     }
     return dg.MaterializeResult(
-        metadata={"summary": dg.MetadataValue.md(summary_md), **images, "path": dg.MetadataValue.path(store.uri(prefix))}
+        metadata={
+            "summary": dg.MetadataValue.md(summary_md),
+            **images,
+            "path": dg.MetadataValue.path(store.uri(prefix)),
+        }
     )
 
 
@@ -309,14 +324,16 @@ class ImageFolderConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, kinds={"s3", "huggingface"})
 def imagefolder_export(
-    config: ImageFolderConfig, dataset_manifest: ManifestVersion, datasets: DatasetBucket
+    config: ImageFolderConfig, published_manifest: ManifestVersion, datasets: DatasetBucket
 ) -> dg.MaterializeResult:
     """Hugging Face ImageFolder ``metadata.jsonl`` per split, pointing at one variant, under
     ``versions/<version>/imagefolder-<variant>/<split>/``."""
     store = datasets.store()
-    manifest = store.read_manifest(dataset_manifest.version)
-    per_split = mf.imagefolder_metadata(manifest, variant=config.variant, variants_prefix=datasets.variants_prefix)
-    prefix = f"{store.version_prefix(dataset_manifest.version)}imagefolder-{config.variant}/"
+    manifest = store.read_manifest(published_manifest.version)
+    per_split = mf.imagefolder_metadata(
+        manifest, variant=config.variant, variants_prefix=datasets.variants_prefix
+    )
+    prefix = f"{store.version_prefix(published_manifest.version)}imagefolder-{config.variant}/"
     counts = {}
     for split, text in per_split.items():
         store.put(f"{prefix}{split}/metadata.jsonl", text.encode(), content_type="application/jsonl")

@@ -16,7 +16,9 @@ from pipelines.assets import ManifestVersion, dataset_manifest, read_all_records
 from pipelines.resources import DatasetBucket, DatasetPolicy
 
 
-@dg.asset_check(asset=dataset_manifest, blocking=True, description="Every processed image's variants exist in S3.")
+@dg.asset_check(
+    asset=dataset_manifest, blocking=True, description="Every processed image's variants exist in S3."
+)
 def variants_exist_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.AssetCheckResult:
     manifest = datasets.store().read_manifest(dataset_manifest.version)
     missing = mf.missing_variants(manifest, datasets.variant_keys())

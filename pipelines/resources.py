@@ -87,10 +87,14 @@ class ImageRecordTable(dg.ConfigurableResource):
         """Return the same as :meth:`records_processed_after` with a full Scan: the benchmark's baseline."""
         records: list[dict[str, Any]] = []
         read = 0
-        pages = self.client().get_paginator("scan").paginate(
-            TableName=self.table_name,
-            FilterExpression="processed_at > :after",
-            ExpressionAttributeValues={":after": {"S": after}},
+        pages = (
+            self.client()
+            .get_paginator("scan")
+            .paginate(
+                TableName=self.table_name,
+                FilterExpression="processed_at > :after",
+                ExpressionAttributeValues={":after": {"S": after}},
+            )
         )
         for page in pages:
             read += int(page["ScannedCount"])
@@ -126,8 +130,10 @@ class DatasetBucket(dg.ConfigurableResource):
     def variant_keys(self) -> set[str]:
         """Return every object key under the variants prefix (one listing, 1,000 keys a request)."""
         keys: set[str] = set()
-        pages = self.s3.get_client().get_paginator("list_objects_v2").paginate(
-            Bucket=self.variants_bucket, Prefix=self.variants_prefix
+        pages = (
+            self.s3.get_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.variants_bucket, Prefix=self.variants_prefix)
         )
         for page in pages:
             keys.update(obj["Key"] for obj in page.get("Contents", []))
@@ -151,7 +157,7 @@ class DatasetPolicy(dg.ConfigurableResource):
     max_aspect: float = 4.0
     dark_below: float = 0.1
     bright_above: float = 0.9
-    blurry_below: float = 100.0
+    blurry_below: float = 50.0
     train: float = 0.8
     val: float = 0.1
     test: float = 0.1

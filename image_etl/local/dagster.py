@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +38,8 @@ telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 4
+  # The default 5 s between dequeues is a twelfth of the minute an upload may take to reach the manifest.
+  dequeue_interval_seconds: 1
   # Runs that write the daily record files go one at a time (read-modify-write of the same files).
   tag_concurrency_limits:
     - key: image-etl/dataset
@@ -88,8 +91,11 @@ def dagster_dev_command(
 ) -> tuple[list[str], dict[str, str]]:
     """Return (argv, env) that start `dagster dev` for ``settings``' stack on 127.0.0.1:``port``.
 
-    Start it with ``subprocess.Popen(argv, env=env)``; send SIGTERM (or SIGINT) to that process to
-    stop it: it stops `dagster dev` and every process under it within :data:`STOP_GRACE_S` seconds.
+    Start it with ``subprocess.Popen(argv, env=env, stdout=PIPE)``: its first stdout line is JSON
+    ``{"ready": true, "url": ..., "dagster_home": ..., "pid": ...}`` (the local stack's child
+    protocol), printed as soon as `dagster dev` is started; "Dagster UI ready on URL" follows when
+    the UI answers. Send SIGTERM (or SIGINT) to that process to stop it: it stops `dagster dev` and
+    every process under it within :data:`STOP_GRACE_S` seconds.
 
     :param settings: the running stack's settings (``load_settings(data_dir)`` once it is up).
     :param port: UI port.
@@ -142,6 +148,10 @@ def supervise(port: int, dagster_home: Path, workspace: Path) -> int:
     ]  # fmt: skip
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     child = subprocess.Popen(argv, env=env, cwd=workspace.parent, preexec_fn=_child_setup)
+    # The local stack's children announce themselves with one JSON line; the UI itself needs ~20 s
+    # more, reported by a second, human line.
+    ready = {"ready": True, "url": dagster_url(port), "dagster_home": str(dagster_home), "pid": child.pid}
+    print(json.dumps(ready), flush=True)
     stopping = threading.Event()
 
     def stop(*_: object) -> None:
@@ -160,10 +170,8 @@ def supervise(port: int, dagster_home: Path, workspace: Path) -> int:
     if child.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            pass
     # Whatever is left in the group (a code server, a run) goes now.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
@@ -175,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run `dagster dev` for the local stack and stop it cleanly.")
     parser.add_argument("--port", type=int, default=DEFAULT_DAGSTER_PORT)
     parser.add_argument("--dagster-home", type=Path, required=True)
-    parser.add_argument("--workspace", type=Path, default=project_root(Path(__file__).parent) / "workspace.yaml")
+    parser.add_argument(
+        "--workspace", type=Path, default=project_root(Path(__file__).parent) / "workspace.yaml"
+    )
     args = parser.parse_args(argv)
     return supervise(args.port, args.dagster_home.resolve(), args.workspace.resolve())
 

@@ -44,7 +44,9 @@ def upload_and_process(
     outcomes = []
     for key, data in files:
         put = s3.put_object(Bucket=stack.upload_bucket, Key=key, Body=data)
-        outcome = processor.process(SourceObject(stack.upload_bucket, key, len(data), put["ETag"], uploaded_at))
+        outcome = processor.process(
+            SourceObject(stack.upload_bucket, key, len(data), put["ETag"], uploaded_at)
+        )
         outcomes.append({"key": key, "image_id": outcome.image_id, "status": outcome.status})
     return outcomes
 
@@ -82,7 +84,13 @@ def fake_record(
                 "brightness": 0.5,
                 "blur_score": 300.0,
                 "variants": {
-                    n: {"key": f"variants/{image_id}/{n}.jpg", "width": 128, "height": 96, "bytes": 10, "format": "jpeg"}
+                    n: {
+                        "key": f"variants/{image_id}/{n}.jpg",
+                        "width": 128,
+                        "height": 96,
+                        "bytes": 10,
+                        "format": "jpeg",
+                    }
                     for n in ("large", "medium", "small", "thumb")
                 },
             }

@@ -1,0 +1,94 @@
+"""The asset checks fail on bad data, and a blocking failure keeps the bad manifest from consumers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from image_etl.manifest import DatasetStore
+from image_etl.settings import Settings
+from pipelines import manifest as mf
+from pipelines.assets import ManifestVersion
+from pipelines.checks import row_count_check, split_leak_check
+from pipelines.resources import DatasetPolicy, build_resources
+from tests.imaging import encode, photo_like
+from tests.pipelines.conftest import upload_and_process
+from tests.pipelines.test_assets import CORE, run_dataset_job
+
+pytestmark = pytest.mark.slow  # each test runs the job in process
+
+
+def checks_of(result: Any) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_a_missing_variant_blocks_publishing(
+    stack: Settings, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    [one, _] = upload_and_process(
+        stack, [("uploads/cats/a.jpg", encode(photo_like(1))), ("uploads/cats/b.jpg", encode(photo_like(2)))]
+    )
+    stack.client("s3").delete_object(
+        Bucket=stack.variants_bucket, Key=f"{stack.variants_prefix}{one['image_id']}/thumb.jpg"
+    )
+
+    result = run_dataset_job(resources, instance, assets=[*CORE, dg.AssetKey("dataset_report")])
+
+    assert not result.success
+    evaluation = checks_of(result)["variants_exist_check"]
+    assert not evaluation.passed and evaluation.metadata["missing_variants"].value == 1
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"image_records", "dataset_manifest"}  # neither the pointer nor the report
+    store = DatasetStore.from_settings(stack)
+    assert store.latest() is None and len(store.list_versions()) == 1
+
+
+def test_a_high_failed_rate_warns_but_publishes(stack: Settings, instance: dg.DagsterInstance) -> None:
+    resources = build_resources(stack, DatasetPolicy(max_failed_rate=0.3))
+    upload_and_process(
+        stack,
+        [("uploads/cats/ok.jpg", encode(photo_like(1)))]
+        + [(f"uploads/cats/bad{i}.jpg", b"junk") for i in range(2)],
+    )
+
+    result = run_dataset_job(resources, instance, assets=CORE)
+
+    evaluation = checks_of(result)["failed_rate_check"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["failed_rate"].value == round(2 / 3, 4)
+    assert result.success and DatasetStore.from_settings(stack).latest() is not None
+
+
+def write_version(stack: Settings, manifest: pd.DataFrame, version: str) -> ManifestVersion:
+    store = DatasetStore.from_settings(stack)
+    store.put_immutable(store.manifest_key(version), mf.to_parquet_bytes(manifest))
+    return ManifestVersion(version, store.bucket, store.manifest_key(version), "x", len(manifest), "", False)
+
+
+def test_split_leak_and_row_count_checks_fail_on_a_bad_manifest(
+    stack: Settings, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    upload_and_process(stack, [(f"uploads/cats/{i}.jpg", encode(photo_like(i))) for i in range(3)])
+    assert run_dataset_job(resources, instance, assets=CORE).success
+    good = DatasetStore.from_settings(stack).read_manifest()
+    bad = good.copy()
+    bad.loc[1, ["sha256", "dup_group"]] = bad.loc[0, ["sha256", "dup_group"]].to_numpy()
+    bad.loc[1, "split"] = "test" if bad.loc[0, "split"] != "test" else "train"
+    leaked = write_version(stack, bad, "20990101T000000Z-aaaaaa")
+    short = write_version(stack, good.iloc[:2], "20990101T000000Z-bbbbbb")
+    datasets = resources["datasets"]
+
+    leak = split_leak_check(dataset_manifest=leaked, datasets=datasets)
+    rows = row_count_check(dataset_manifest=short, datasets=datasets)
+    fine = row_count_check(
+        dataset_manifest=write_version(stack, good, "20990101T000000Z-cccccc"), datasets=datasets
+    )
+
+    assert not leak.passed and leak.metadata["sha256_in_two_splits"].value == 1
+    assert leak.metadata["dup_groups_in_two_splits"].value == 1
+    assert not rows.passed and rows.metadata["manifest_rows"].value == 2
+    assert rows.metadata["distinct_source_images"].value == 3
+    assert fine.passed
