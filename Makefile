@@ -10,7 +10,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 export UV_LINK_MODE := copy
 
-.PHONY: setup up test test-fast bench lint format clean
+.PHONY: setup up test test-fast bench lint format clean notebook
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -39,6 +39,10 @@ test: setup $(CHROMIUM)
 ## Unit tests only (no local stack processes).
 test-fast: setup
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+## JupyterLab on 127.0.0.1:8888 with the project's environment as its kernel (notebooks/).
+notebook: setup
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port 8888 --no-browser --notebook-dir notebooks
 
 bench: setup
 	$(PY) bench/resize.py

@@ -187,9 +187,6 @@ def contact_sheets_by_label(
 
 def distribution_plots(manifest: pd.DataFrame) -> Figure:
     """Return a figure: class balance, image sizes, aspect ratios, brightness and blur score."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     processed = manifest[manifest["status"] == "processed"]
@@ -207,6 +204,7 @@ def distribution_plots(manifest: pd.DataFrame) -> Figure:
     axes[1, 1].set(title="blur score (higher is sharper)")
     flags = flags_table(manifest).sum().sort_values()
     (flags if len(flags) else pd.Series({"none": 0})).plot.barh(ax=axes[1, 2], title="quality flags")
+    plt.close(figure)  # returned, not left open: a notebook shows it once, as the cell's value
     return figure
 
 
@@ -282,9 +280,6 @@ def diff_versions(old: pd.DataFrame, new: pd.DataFrame) -> VersionDiff:
 
 def drift_plot(diff: VersionDiff) -> Figure:
     """Return a figure of label and quality-flag counts, old next to new."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
@@ -296,4 +291,5 @@ def drift_plot(diff: VersionDiff) -> Figure:
     )
     flags.plot.barh(ax=axes[1], title="images per quality flag")
     figure.suptitle(f"{diff.old_version}  ->  {diff.new_version}")
+    plt.close(figure)
     return figure

@@ -1,0 +1,89 @@
+"""The notebooks run top to bottom against a local stack seeded with the demo dataset (two manifest
+versions), and are committed without outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from image_etl.settings import Settings
+from pipelines.definitions import make_definitions
+from pipelines.resources import build_resources
+from tests.imaging import encode, photo_like
+from tests.stack_process import RunningStack, free_port, image_etl_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+ARTIFACTS = REPO / "test-artifacts" / "notebooks"
+
+
+def build_manifest_version(settings: Settings) -> None:
+    """Refresh today's records and publish a manifest, as the sensor's run would."""
+    defs = make_definitions(build_resources(settings))
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("dataset_job").execute_in_process(
+            partition_key=datetime.now(UTC).date().isoformat(), instance=instance
+        )
+    assert result.success
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """A stack with the demo dataset, a first manifest, more images and a second manifest."""
+    root = tmp_path_factory.mktemp("notebook-stack")
+    stack = RunningStack(root / "data", free_port(), free_port())
+    stack.start()
+    demo = image_etl_cli("demo", "--per-class", "5", "--data-dir", str(stack.data_dir), timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    build_manifest_version(stack.settings)
+    more = root / "more" / "triangles"
+    more.mkdir(parents=True)
+    for index in range(4):
+        (more / f"t{index}.jpg").write_bytes(encode(photo_like(500 + index, (700, 500))))
+    upload = image_etl_cli("upload", str(more), "--wait", "--data-dir", str(stack.data_dir), timeout=300)
+    assert upload.returncode == 0, upload.stderr
+    build_manifest_version(stack.settings)
+    yield stack
+    stack.stop()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_against_the_seeded_stack(
+    path: Path, seeded: RunningStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGE_ETL_DATA_DIR", str(seeded.data_dir))
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()  # a failing cell raises CellExecutionError with its traceback
+    images = sum(
+        1
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    )
+    assert images >= 2, "the notebook should show pictures (contact sheets, plots)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    nbformat.write(notebook, ARTIFACTS / path.name)  # the executed copy, to look at
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    cells = json.loads(path.read_text())["cells"]
+    code = [cell for cell in cells if cell["cell_type"] == "code"]
+    assert code and all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
+
+
+def test_there_are_two_notebooks() -> None:
+    assert [p.name for p in NOTEBOOKS] == ["compare_versions.ipynb", "explore_dataset.ipynb"]
