@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import ConsoleMessage, FileChooser, Page, expect
 
 from tests.imaging import encode, photo_like
 from tests.stack_process import RunningStack
@@ -107,12 +107,17 @@ def test_label_filter_shows_only_that_label(site: Page, tmp_path: Path) -> None:
 
 
 def test_keyboard_reaches_the_file_picker(site: Page) -> None:
+    choosers: list[FileChooser] = []
+    # Listening turns on Chromium's file-chooser interception, which takes a round trip: do it
+    # before the key press, and let the gallery's images finish loading, so the press cannot win.
+    site.on("filechooser", lambda chooser: choosers.append(chooser))
+    site.wait_for_load_state("networkidle")
     site.focus("#label")
     site.keyboard.press("Tab")
     assert site.evaluate("document.activeElement.id") == "dropzone"
     with site.expect_file_chooser() as chooser:
         site.keyboard.press("Enter")
-    assert chooser.value.is_multiple()
+    assert chooser.value.is_multiple() and choosers
 
 
 def test_invalid_label_is_explained_and_nothing_is_sent(site: Page, tmp_path: Path) -> None:
