@@ -41,6 +41,12 @@ _ENV = {
 }
 
 
+def settings_variables(settings: Settings) -> dict[str, str]:
+    """Return the IMAGE_ETL_* variables that reproduce ``settings`` in another process."""
+    values = settings.to_json()
+    return {var: str(values[field]) for field, var in _ENV.items() if values.get(field) is not None}
+
+
 def project_root(start: Path | None = None) -> Path:
     """Return the nearest folder at or above ``start`` (default cwd) with image-etl's pyproject, else cwd."""
     here = (start or Path.cwd()).resolve()

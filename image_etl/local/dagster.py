@@ -25,9 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from image_etl.settings import LOCAL_HOST, Settings, project_root
+from image_etl.settings import DEFAULT_DAGSTER_PORT, LOCAL_HOST, Settings, project_root, settings_variables
 
-DEFAULT_DAGSTER_PORT = 3000
 #: Seconds `dagster dev` gets to stop after SIGINT before its process group is killed; below the
 #: 15 s `image-etl up` waits for a child.
 STOP_GRACE_S = 12.0
@@ -65,20 +64,8 @@ def prepare_dagster_home(dagster_home: Path) -> Path:
 
 def settings_environment(settings: Settings) -> dict[str, str]:
     """Return IMAGE_ETL_* variables that make the code location read exactly this stack."""
-    env = {
-        "IMAGE_ETL_DATA_DIR": str(settings.data_dir),
-        "IMAGE_ETL_REGION": settings.region,
-        "IMAGE_ETL_UPLOAD_BUCKET": settings.upload_bucket,
-        "IMAGE_ETL_UPLOAD_PREFIX": settings.upload_prefix,
-        "IMAGE_ETL_VARIANTS_BUCKET": settings.variants_bucket,
-        "IMAGE_ETL_VARIANTS_PREFIX": settings.variants_prefix,
-        "IMAGE_ETL_DATASETS_BUCKET": settings.datasets_bucket,
-        "IMAGE_ETL_DATASETS_PREFIX": settings.datasets_prefix,
-        "IMAGE_ETL_TABLE_NAME": settings.table_name,
-        "IMAGE_ETL_QUEUE_URL": settings.queue_url,
-        "IMAGE_ETL_DLQ_URL": settings.dlq_url,
-        "IMAGE_ETL_AWS_ENDPOINT_URL": settings.aws_endpoint_url or "aws",
-    }
+    env = {**settings_variables(settings), "IMAGE_ETL_DATA_DIR": str(settings.data_dir)}
+    env["IMAGE_ETL_AWS_ENDPOINT_URL"] = settings.aws_endpoint_url or "aws"
     if settings.is_local:
         # Runs use boto3's default chain too (dagster-aws); the emulator takes any key.
         env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
