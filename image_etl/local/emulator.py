@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 from moto.backends import get_backend
 from moto.s3.utils import cors_matches_origin
@@ -172,8 +173,6 @@ def _recorded_etags(dynamodb: Any, table: str, image_ids: list[str]) -> dict[str
 
 def _s3_event(settings: Settings, obj: dict[str, Any]) -> dict[str, Any]:
     """Return an S3 ObjectCreated notification for a listed object, as S3 itself would send it."""
-    from urllib.parse import quote_plus
-
     return {
         "Records": [
             {
