@@ -74,7 +74,7 @@ def test_notebook_runs_against_the_seeded_stack(
         if "image/png" in output.get("data", {})
     )
     assert images >= 2, "the notebook should show pictures (contact sheets, plots)"
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, ARTIFACTS / path.name)  # the executed copy, to look at
 
 

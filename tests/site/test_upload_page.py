@@ -62,7 +62,7 @@ def test_three_uploads_show_progress_then_thumbnails(site: Page, tmp_path: Path)
         assert thumb.evaluate("img => img.complete && img.naturalWidth") == 128
     expect(site.locator("#gallery .card[data-label=cats] img").first).to_be_visible()
 
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     site.screenshot(path=str(ARTIFACTS / "upload-page.png"), full_page=True)
     site.set_viewport_size({"width": 390, "height": 844})
     site.screenshot(path=str(ARTIFACTS / "upload-page-phone.png"), full_page=True)
