@@ -39,6 +39,10 @@ class ResizeFunctionShape:
 
     timeout_s: int = 60
     memory_mb: int = 1024
+    #: No image is started with less time left than this (the rest of the batch is handed back):
+    #: the largest upload the pixel cap allows takes ~2 s on one x86 core here, and a 1 GB Lambda
+    #: has about 0.6 of an arm64 core.
+    start_margin_s: int = 15
     max_object_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 100_000_000
     output_formats: tuple[str, ...] = ("jpeg",)
@@ -131,6 +135,7 @@ def resizer_environment(
     table_name: str,
     table: TableShape,
     function: ResizeFunctionShape,
+    queue: QueueShape,
 ) -> dict[str, str]:
     """Return the environment variables the resize handler reads (`lambda_resizer.config`).
 
@@ -140,6 +145,7 @@ def resizer_environment(
     :param table_name: the image-record table (a CloudFormation token in the CDK app).
     :param table: shape of the table, for the index shard count.
     :param function: limits of the function.
+    :param queue: the upload queue, for the receive count at which a message is dead-lettered.
     :return: name -> value, identical for the Lambda and the local worker.
     """
     return {
@@ -152,6 +158,8 @@ def resizer_environment(
         "MAX_PIXELS": str(function.max_pixels),
         "OUTPUT_FORMATS": ",".join(function.output_formats),
         "JPEG_QUALITY": str(function.jpeg_quality),
+        "MAX_RECEIVE_COUNT": str(queue.max_receive_count),
+        "START_MARGIN_MS": str(function.start_margin_s * 1000),
         "POWERTOOLS_SERVICE_NAME": "image-etl-resizer",
     }
 

@@ -19,6 +19,8 @@ class ResizerConfig:
     index_shards: int
     max_object_bytes: int
     recipe: Recipe
+    max_receive_count: int = 5  # the queue's: the receive after which SQS dead-letters a message
+    start_margin_ms: int = 15_000  # time an image may need: none is started with less left
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ResizerConfig:
@@ -32,6 +34,8 @@ class ResizerConfig:
             table_name=env["TABLE_NAME"],
             index_shards=int(env.get("INDEX_SHARDS", "16")),
             max_object_bytes=int(env.get("MAX_OBJECT_BYTES", str(50 * 1024 * 1024))),
+            max_receive_count=int(env.get("MAX_RECEIVE_COUNT", "5")),
+            start_margin_ms=int(env.get("START_MARGIN_MS", "15000")),
             recipe=Recipe(
                 formats=formats or ("jpeg",),
                 jpeg_quality=int(env.get("JPEG_QUALITY", "85")),

@@ -2,6 +2,12 @@
 
 A thin adapter: parse the event, hand each object to `ImageProcessor`, report partial batch
 failures so one bad message never fails the others.
+
+Lambda's limits are the one thing a partial response cannot report: a function that runs out of
+time or memory loses its whole batch. So messages that were received before (possibly the
+image that killed an earlier run) go last in the batch, no image is started with less than the
+configured margin left (the rest are handed back to the queue), and the last delivery of a
+message first records the upload as failed (see `ImageProcessor.process`).
 """
 
 from __future__ import annotations
@@ -30,14 +36,28 @@ def image_processor() -> ImageProcessor:
     )
 
 
-def record_handler(record: SQSRecord) -> None:
-    image_processor().process_all(sources_from_sqs_body(record.body))
+def receive_count(record: dict[str, Any]) -> int:
+    """Return how many times SQS has delivered this message record (1 for the first delivery)."""
+    try:
+        return max(1, int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    processor = image_processor()
+    remaining_ms = lambda_context.get_remaining_time_in_millis()
+    if remaining_ms < processor.config.start_margin_ms:
+        raise TimeoutError(f"only {remaining_ms} ms left in this invocation; handing the message back")
+    processor.process_all(sources_from_sqs_body(record.body), attempt=receive_count(record.raw_event))
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records") or [{}]
     if records[0].get("eventSource") == "aws:sqs":
+        # Stable sort: first deliveries keep their order, redelivered messages run after them.
+        event = {**event, "Records": sorted(event["Records"], key=receive_count)}
         return process_partial_response(
             event=event, record_handler=record_handler, processor=batch, context=context
         )

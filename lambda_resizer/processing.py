@@ -101,8 +101,12 @@ class ImageProcessor:
         self.config = config
         self._recipe_record = config.recipe.to_record()
 
-    def process(self, source: SourceObject) -> Outcome:
-        """Return the outcome of processing one object; raises only on AWS errors worth a retry."""
+    def process(self, source: SourceObject, *, attempt: int = 1) -> Outcome:
+        """Return the outcome of processing one object; raises only on AWS errors worth a retry.
+
+        :param source: the uploaded object.
+        :param attempt: how many times its message has been received (SQS's receive count).
+        """
         config = self.config
         if not source.key.startswith(config.upload_prefix):
             logger.warning(
@@ -113,6 +117,8 @@ class ImageProcessor:
         if self._already_done(image_id, source.etag):
             logger.info("already processed, skipping redelivery", image_id=image_id, key=source.key)
             return Outcome(image_id, "skipped", "already processed with this recipe")
+        if attempt >= config.max_receive_count > 1:
+            self._mark_last_attempt(source, image_id, attempt)
 
         if source.size is not None and source.size > config.max_object_bytes:
             head = self._head(source)
@@ -169,6 +175,20 @@ class ImageProcessor:
             existing.get("source_etag") == etag.strip('"') and existing.get("recipe") == self._recipe_record
         )
 
+    def _mark_last_attempt(self, source: SourceObject, image_id: str, attempt: int) -> None:
+        """Record the upload as failed before its last delivery is processed.
+
+        Earlier deliveries ended without an answer: the function was killed by its timeout or
+        memory limit, or AWS calls failed. If this one ends the same way the message goes to the
+        DLQ, and without this record the upload would vanish from the dataset without a reason.
+        A success, or a rejection of the bytes, overwrites it.
+        """
+        reason = (
+            f"processing did not finish in {attempt} attempts (the function ran out of time or memory, "
+            "or AWS calls kept failing); the event is in the dead-letter queue"
+        )
+        self._fail(source, image_id, self._head(source), "did_not_finish", reason)
+
     def _head(self, source: SourceObject) -> Mapping[str, Any]:
         try:
             return self.s3.head_object(Bucket=source.bucket, Key=source.key)
@@ -224,9 +244,9 @@ class ImageProcessor:
             upload.result()  # re-raises an AWS error so the message is retried
         return keys
 
-    def process_all(self, sources: Iterable[SourceObject]) -> list[Outcome]:
+    def process_all(self, sources: Iterable[SourceObject], *, attempt: int = 1) -> list[Outcome]:
         """Return the outcomes of processing each object in turn (the first AWS error raises)."""
-        return [self.process(source) for source in sources]
+        return [self.process(source, attempt=attempt) for source in sources]
 
 
 def _too_large(size: int, limit: int) -> str:

@@ -4,21 +4,29 @@ It long-polls the upload queue, hands each batch to the real `lambda_resizer.han
 Lambda would (an SQS event with `Records`), and deletes only the messages the handler did not
 report in `batchItemFailures`. A failed message becomes visible again after the queue's
 visibility timeout and moves to the DLQ after its max receive count, as in AWS.
+
+Lambda's limits hold too: an invocation that runs past the function's timeout, or grows the
+process past the function's memory size, ends the way Lambda ends an execution environment: the
+process is killed (the stack supervisor starts a fresh one, a cold start), nothing of the batch
+is deleted, and its messages come back after the visibility timeout, then go to the DLQ.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
-from image_etl.resources import LOCAL, QueueShape, resizer_environment
+from image_etl.resources import LOCAL, QueueShape, ResizeFunctionShape, resizer_environment
 from image_etl.settings import Settings, load_settings
 
 
@@ -32,7 +40,7 @@ class FakeLambdaContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:image-etl-resizer-local"
     aws_request_id: str = ""
     timeout_s: int = LOCAL.function.timeout_s
-    started: float = 0.0
+    started: float = field(default_factory=time.monotonic)  # when the invocation began
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.started + self.timeout_s - time.monotonic()) * 1000))
@@ -58,7 +66,9 @@ def lambda_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str)
     }
 
 
-def handler_environment(settings: Settings) -> dict[str, str]:
+def handler_environment(
+    settings: Settings, *, queue: QueueShape = LOCAL.queue, function: ResizeFunctionShape = LOCAL.function
+) -> dict[str, str]:
     """Return the environment the resize handler runs with locally: the Lambda's, plus the endpoint."""
     return {
         **resizer_environment(
@@ -67,22 +77,83 @@ def handler_environment(settings: Settings) -> dict[str, str]:
             variants_prefix=settings.variants_prefix,
             table_name=settings.table_name,
             table=LOCAL.table,
-            function=LOCAL.function,
+            function=function,
+            queue=queue,
         ),
         **settings.lambda_environment(),
     }
 
 
+def resident_mb() -> float:
+    """Return this process's resident memory in MB (what Lambda's "Max Memory Used" counts)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class InvocationLimits:
+    """Kill this process like Lambda would if the invocation outlives its timeout or memory size.
+
+    A watchdog thread checks both every ``interval_s``; SIGKILL is what Lambda's sandbox gets, and
+    it is also the only way to stop a decoder stuck in C code. The message is Lambda's own wording.
+    """
+
+    def __init__(self, function: ResizeFunctionShape, request_id: str, *, interval_s: float = 0.05) -> None:
+        self.function = function
+        self.request_id = request_id
+        self.interval_s = interval_s
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="lambda-limits", daemon=True)
+
+    def __enter__(self) -> InvocationLimits:
+        self.started = time.monotonic()
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _watch(self) -> None:
+        deadline = self.started + self.function.timeout_s
+        while not self.done.wait(self.interval_s):
+            used = resident_mb()
+            if time.monotonic() >= deadline:
+                self._kill(f"Task timed out after {self.function.timeout_s:.2f} seconds")
+            elif used > self.function.memory_mb:
+                self._kill(
+                    f"Runtime exited with error: signal: killed "
+                    f"(Max Memory Used: {used:.0f} MB of {self.function.memory_mb} MB)"
+                )
+
+    def _kill(self, reason: str) -> None:
+        print(
+            f"RequestId: {self.request_id} {reason}; the batch will be retried", file=sys.stderr, flush=True
+        )
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class EventWorker:
     """Polls the upload queue and invokes the resize handler until stopped."""
 
-    def __init__(self, settings: Settings, *, queue: QueueShape = LOCAL.queue) -> None:
-        os.environ.update(handler_environment(settings))
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: QueueShape = LOCAL.queue,
+        function: ResizeFunctionShape = LOCAL.function,
+        enforce_limits: bool = True,
+    ) -> None:
+        """Connect to the queue; ``enforce_limits=False`` is for running inside a test process."""
+        os.environ.update(handler_environment(settings, queue=queue, function=function))
         from lambda_resizer.handler import lambda_handler  # reads its environment on first use
 
         self.handler = lambda_handler
         self.settings = settings
         self.queue = queue
+        self.function = function
+        self.enforce_limits = enforce_limits
         self.sqs = settings.client("sqs")
         self.queue_arn = self.sqs.get_queue_attributes(
             QueueUrl=settings.queue_url, AttributeNames=["QueueArn"]
@@ -110,9 +181,16 @@ class EventWorker:
 
     def _invoke(self, messages: list[dict[str, Any]]) -> None:
         event = lambda_event(messages, queue_arn=self.queue_arn, region=self.settings.region)
-        context = FakeLambdaContext(aws_request_id=str(uuid.uuid4()), started=time.monotonic())
+        context = FakeLambdaContext(
+            aws_request_id=str(uuid.uuid4()),
+            memory_limit_in_mb=self.function.memory_mb,
+            timeout_s=self.function.timeout_s,
+            started=time.monotonic(),
+        )
+        limits = InvocationLimits(self.function, context.aws_request_id)
         try:
-            result = self.handler(event, context)
+            with limits if self.enforce_limits else contextlib.nullcontext():
+                result = self.handler(event, context)
         except Exception as error:  # as in Lambda: the whole batch comes back after the visibility timeout
             print(
                 f"resize handler raised {type(error).__name__}: {error}; batch will be retried",

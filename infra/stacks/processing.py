@@ -72,6 +72,7 @@ class ImageProcessingStack(Stack):
                 table_name=self.table.table_name,
                 table=names.table,
                 function=names.function,
+                queue=names.queue,
             ),
             timeout_s=names.function.timeout_s,
             memory_mb=names.function.memory_mb,

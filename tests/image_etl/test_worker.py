@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from image_etl.local.provision import connect_notifications, create_resources
 from image_etl.local.worker import EventWorker, lambda_event
-from image_etl.resources import LOCAL
-from image_etl.settings import Settings
+from image_etl.resources import LOCAL, QueueShape
+from image_etl.settings import Settings, settings_variables
 from lambda_resizer import handler
 from lambda_resizer.records import from_item
 from tests.imaging import encode, photo_like
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +37,30 @@ def isolated_environment() -> Iterator[None]:
 
 @pytest.fixture
 def worker(stack: Settings) -> EventWorker:
-    return EventWorker(stack)
+    return EventWorker(stack, enforce_limits=False)  # Lambda's limits would SIGKILL pytest itself
+
+
+@pytest.fixture
+def fast_retry(stack: Settings) -> tuple[Settings, QueueShape]:
+    """A queue that redelivers after 1 s and gives up after 2 receives, so retry tests are quick."""
+    names = dataclasses.replace(
+        LOCAL,
+        queue=dataclasses.replace(
+            LOCAL.queue,
+            name="fast-retry",
+            dlq_name="fast-retry-dlq",
+            visibility_timeout_s=1,
+            max_receive_count=2,
+        ),
+    )
+    settings = dataclasses.replace(
+        stack,
+        queue_url=stack.queue_url.replace(LOCAL.queue.name, "fast-retry"),
+        dlq_url=stack.dlq_url.replace(LOCAL.queue.dlq_name, "fast-retry-dlq"),
+    )
+    create_resources(settings, names)
+    connect_notifications(settings)
+    return settings, names.queue
 
 
 def queue_depth(settings: Settings, url: str) -> int:
@@ -60,27 +89,13 @@ def test_upload_event_flows_from_s3_through_sqs_to_a_record(stack: Settings, wor
     assert queue_depth(stack, stack.queue_url) == 0  # acknowledged, both the good and the bad one
 
 
-def test_transient_aws_errors_are_retried_then_moved_to_the_dlq(stack: Settings) -> None:
-    # A queue that redelivers after 1 s and gives up after 2 receives, so the test is quick.
-    names = dataclasses.replace(
-        LOCAL,
-        queue=dataclasses.replace(
-            LOCAL.queue,
-            name="fast-retry",
-            dlq_name="fast-retry-dlq",
-            visibility_timeout_s=1,
-            max_receive_count=2,
-        ),
-    )
-    settings = dataclasses.replace(
-        stack,
-        queue_url=stack.queue_url.replace(LOCAL.queue.name, "fast-retry"),
-        dlq_url=stack.dlq_url.replace(LOCAL.queue.dlq_name, "fast-retry-dlq"),
-        table_name="a-table-that-does-not-exist",  # every DynamoDB call fails: an AWS error, not bad bytes
-    )
-    create_resources(dataclasses.replace(stack, queue_url=settings.queue_url), names)
-    connect_notifications(settings)
-    worker = EventWorker(settings, queue=names.queue)
+def test_transient_aws_errors_are_retried_then_moved_to_the_dlq(
+    fast_retry: tuple[Settings, QueueShape],
+) -> None:
+    queue_settings, queue = fast_retry
+    # Every DynamoDB call fails: an AWS error, not bad bytes.
+    settings = dataclasses.replace(queue_settings, table_name="a-table-that-does-not-exist")
+    worker = EventWorker(settings, queue=queue, enforce_limits=False)
     settings.client("s3").put_object(
         Bucket=settings.upload_bucket, Key="uploads/x/y.jpg", Body=encode(photo_like(2))
     )
@@ -134,3 +149,66 @@ def test_lambda_json_logs_are_shown_as_one_short_line() -> None:
         humanize("\x1b[32m2026\x1b[0m - dagster - \x1b[34mINFO\x1b[0m - up\n")
         == "2026 - dagster - INFO - up\n"
     )
+
+
+# A worker process whose handler outlives the function's timeout or outgrows its memory size.
+RUNAWAY_WORKER = """
+import dataclasses, sys, time
+from image_etl.local.worker import EventWorker, resident_mb
+from image_etl.resources import LOCAL
+from image_etl.settings import load_settings
+
+kind = sys.argv[1]
+timeout_s = 1 if kind == "slow" else 30
+function = dataclasses.replace(LOCAL.function, timeout_s=timeout_s, memory_mb=int(resident_mb()) + 150)
+worker = EventWorker(load_settings(), queue=dataclasses.replace(LOCAL.queue, batch_size=1), function=function)
+hoard = []
+
+def runaway_handler(event, context):
+    if kind == "slow":
+        time.sleep(30)
+    else:
+        for _ in range(10):  # 400 MB, written so it is resident, a little at a time
+            hoard.append(b"x" * 40_000_000)
+            time.sleep(0.05)
+    return {"batchItemFailures": []}
+
+worker.handler = runaway_handler
+while not worker.poll_once(wait_s=2):
+    pass
+print("the handler returned")
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "lambda_message"),
+    [
+        ("slow", "Task timed out after 1.00 seconds"),
+        ("hungry", "Runtime exited with error: signal: killed (Max Memory Used:"),
+    ],
+)
+def test_an_invocation_past_lambdas_limits_is_killed_and_its_message_retried_then_dead_lettered(
+    fast_retry: tuple[Settings, QueueShape], kind: str, lambda_message: str
+) -> None:
+    settings, _ = fast_retry
+    sqs = settings.client("sqs")
+    sqs.purge_queue(QueueUrl=settings.queue_url)  # the s3:TestEvent, so the batch is the upload
+    settings.client("s3").put_object(
+        Bucket=settings.upload_bucket, Key="uploads/x/slow.jpg", Body=encode(photo_like(3))
+    )
+    env = {**os.environ, **settings_variables(settings), "PYTHONPATH": str(REPO)}
+
+    for attempt in (1, 2):  # the fast-retry queue dead-letters after 2 receives
+        run = subprocess.run(
+            [sys.executable, "-c", RUNAWAY_WORKER, kind], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == -signal.SIGKILL, (attempt, run.stdout, run.stderr)
+        assert lambda_message in run.stderr and "the handler returned" not in run.stdout
+
+    deadline = time.monotonic() + 20
+    while queue_depth(settings, settings.dlq_url) == 0 and time.monotonic() < deadline:
+        # Receiving is what makes SQS move a message past its max receive count to the DLQ.
+        sqs.receive_message(QueueUrl=settings.queue_url, WaitTimeSeconds=1, VisibilityTimeout=0)
+    dead = sqs.receive_message(QueueUrl=settings.dlq_url, MessageSystemAttributeNames=["All"])["Messages"]
+    assert "uploads%2Fx%2Fslow.jpg" in dead[0]["Body"]
+    assert int(dead[0]["Attributes"]["ApproximateReceiveCount"]) >= 2

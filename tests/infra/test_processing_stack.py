@@ -110,6 +110,7 @@ def test_resize_function_runs_on_graviton_with_the_handlers_environment(cloud: C
         table_name="<table>",
         table=LOCAL.table,
         function=LOCAL.function,
+        queue=LOCAL.queue,
     )
     expected["VARIANTS_BUCKET"] = {"Ref": cloud.logical_id(stack.variants_bucket)}
     expected["TABLE_NAME"] = {"Ref": cloud.logical_id(stack.table)}

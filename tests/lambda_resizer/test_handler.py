@@ -202,3 +202,96 @@ def test_label_from_metadata_and_source_left_untouched(stack: Settings, invoke) 
     assert record_of(stack, "uploads/no-folder.jpg")["label"] == "birds"
     source = stack.client("s3").get_object(Bucket=stack.upload_bucket, Key="uploads/no-folder.jpg")
     assert source["ETag"] == put["ETag"] and source["Body"].read() == data
+
+
+class ScriptedContext(FakeLambdaContext):
+    """A Lambda context whose remaining time follows a script, one value per call."""
+
+    def __init__(self, remaining_ms: list[int]) -> None:
+        super().__init__(aws_request_id="scripted")
+        self.script = list(remaining_ms)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def with_receive_counts(event: dict[str, Any], *counts: int) -> dict[str, Any]:
+    for record, count in zip(event["Records"], counts, strict=True):
+        record["attributes"]["ApproximateReceiveCount"] = str(count)
+    return event
+
+
+def test_no_image_is_started_near_the_timeout_and_the_rest_go_back_to_the_queue(
+    stack: Settings, invoke
+) -> None:
+    data = encode(photo_like(5))
+    put_upload(stack, "uploads/a/first.jpg", data)
+    put_upload(stack, "uploads/a/second.jpg", data)
+    event = sqs_event(
+        s3_notification(stack.upload_bucket, "uploads%2Fa%2Ffirst.jpg", len(data)),
+        s3_notification(stack.upload_bucket, "uploads%2Fa%2Fsecond.jpg", len(data)),
+    )
+
+    # 30 s left for the first image, then 5 s: under the 15 s start margin.
+    response = handler.lambda_handler(event, ScriptedContext([30_000, 5_000]))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
+    assert record_of(stack, "uploads/a/first.jpg")["status"] == "processed"
+    assert record_of(stack, "uploads/a/second.jpg") is None  # not started, so not half-written
+
+
+def test_redelivered_messages_run_after_first_deliveries(stack: Settings, invoke) -> None:
+    data = encode(photo_like(6))
+    for name in ("suspect", "fresh"):
+        put_upload(stack, f"uploads/a/{name}.jpg", data)
+    event = with_receive_counts(
+        sqs_event(
+            s3_notification(stack.upload_bucket, "uploads%2Fa%2Fsuspect.jpg", len(data)),
+            s3_notification(stack.upload_bucket, "uploads%2Fa%2Ffresh.jpg", len(data)),
+        ),
+        3,  # received before: maybe the image that killed an earlier invocation
+        1,
+    )
+
+    assert invoke(event) == {"batchItemFailures": []}
+
+    fresh, suspect = record_of(stack, "uploads/a/fresh.jpg"), record_of(stack, "uploads/a/suspect.jpg")
+    assert fresh["processed_at"] < suspect["processed_at"]
+
+
+class SandboxKilled(BaseException):
+    """Stands in for Lambda stopping the function mid-image: no except clause of ours sees it."""
+
+
+@pytest.mark.parametrize(("attempt", "leaves_a_record"), [(4, False), (5, True)])
+def test_an_upload_that_kills_its_last_delivery_is_recorded_as_failed(
+    stack: Settings, invoke, monkeypatch: pytest.MonkeyPatch, attempt: int, leaves_a_record: bool
+) -> None:
+    data = encode(photo_like(7))
+    put_upload(stack, "uploads/cats/poison.jpg", data, Metadata={"label": "cats"})
+
+    def killed(*_: Any, **__: Any) -> None:
+        raise SandboxKilled
+
+    monkeypatch.setattr("lambda_resizer.processing.process_image", killed)
+    event = sqs_event(s3_notification(stack.upload_bucket, "uploads%2Fcats%2Fpoison.jpg", len(data)))
+    with pytest.raises(SandboxKilled):
+        invoke(with_receive_counts(event, attempt))
+
+    record = record_of(stack, "uploads/cats/poison.jpg")
+    if not leaves_a_record:  # earlier deliveries are retried quietly
+        assert record is None
+        return
+    assert (record["status"], record["error_code"], record["label"]) == ("failed", "did_not_finish", "cats")
+    assert "did not finish in 5 attempts" in record["error"] and "dead-letter queue" in record["error"]
+
+
+def test_a_last_delivery_that_succeeds_replaces_the_failed_mark(stack: Settings, invoke) -> None:
+    data = encode(photo_like(8))
+    put_upload(stack, "uploads/cats/late.jpg", data)
+    event = sqs_event(s3_notification(stack.upload_bucket, "uploads%2Fcats%2Flate.jpg", len(data)))
+
+    assert invoke(with_receive_counts(event, 5)) == {"batchItemFailures": []}
+
+    record = record_of(stack, "uploads/cats/late.jpg")
+    assert record["status"] == "processed" and "error" not in record and "error_code" not in record
