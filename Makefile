@@ -44,7 +44,9 @@ test-fast: setup
 notebook: setup
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port 8888 --no-browser --notebook-dir notebooks
 
+## Benchmarks (bench/RESULTS.md); also installs pyvips for the libvips reference.
 bench: setup
+	$(UV) pip install --quiet --python $(PY) -e ".[dev,bench]"
 	$(PY) bench/resize.py
 	$(PY) bench/manifest.py
 

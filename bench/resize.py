@@ -7,6 +7,10 @@ exif_transpose, convert RGB, LANCZOS from the full image to every size, JPEG q85
 the pooled PSNR of the core's variants against the baseline's (made, for this comparison, with
 the core's colour semantics: alpha onto white, ICC to sRGB), peak RSS of a fresh process that
 does only what the Lambda does on the 50 MP photo, and the cost of turning WebP on.
+When pyvips is installed (`make bench` installs the `bench` extra) it also times libvips, the
+library the issue's 8x target is stated against, doing the same job the fastest way we found
+(shrink-on-load, Lanczos-3, each size from the previous one), so the target can be judged
+against what the best-known tool reaches on the same photos in the same run.
 Progress goes to stderr; the result to stdout.
 """
 
@@ -116,6 +120,58 @@ def reference(data: bytes) -> list[bytes]:
     return [jpeg(img.resize(fit(img.width, img.height, edge), Image.Resampling.LANCZOS)) for edge in EDGES]
 
 
+def libvips_variants(data: bytes) -> list[bytes]:
+    """Return the variants made by libvips: the reference point for the speed target.
+
+    JPEGs load shrunk by the largest of 1/2, 1/4, 1/8 that still covers 1024 px (libvips has no
+    3/8); ICC to sRGB at 1024 px, like the core; Lanczos-3 from each size to the next; q85.
+    """
+    import pyvips
+
+    head = pyvips.Image.new_from_buffer(data, "")
+    orientation = head.get("orientation") if head.get_typeof("orientation") else 1
+    width, height = (head.height, head.width) if orientation in (5, 6, 7, 8) else (head.width, head.height)
+    access = "sequential" if orientation == 1 else "random"  # autorot reads out of order
+    if head.get("vips-loader").startswith(("jpegload", "uhdrload")):  # uhdr: skip the gain map
+        target = fit(width, height, EDGES[0])
+        shrink = next((s for s in (8, 4, 2) if width // s >= target[0] and height // s >= target[1]), 1)
+        image = pyvips.Image.jpegload_buffer(data, access=access, shrink=shrink)
+    else:
+        image = pyvips.Image.new_from_buffer(data, "", access=access)
+    has_icc = bool(image.get_typeof("icc-profile-data"))
+    image = image.autorot()
+    if image.hasalpha():
+        image = image.flatten(background=[255, 255, 255])
+    if image.bands == 1:
+        image = image.colourspace("srgb")
+    variants = []
+    for edge in EDGES:
+        size = fit(width, height, edge)
+        image = image.resize(size[0] / image.width, vscale=size[1] / image.height, kernel="lanczos3")
+        if has_icc and edge == EDGES[0]:
+            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+        image = (image if image.format == "uchar" else image.cast("uchar")).copy_memory()
+        variants.append(image.jpegsave_buffer(Q=85, keep="none"))
+    return variants
+
+
+def pyvips_version(part: int) -> int:
+    import pyvips
+
+    return int(pyvips.version(part))
+
+
+def load_libvips() -> bool:
+    """Return whether pyvips is usable, set up for a fair single-core comparison."""
+    os.environ.setdefault("VIPS_CONCURRENCY", "1")  # one core, like the others
+    try:
+        import pyvips
+    except (ImportError, OSError):
+        return False
+    pyvips.cache_set_max(0)  # no operation cache: every pass decodes again
+    return True
+
+
 def core_jpegs(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> list[bytes]:
     return [variant.encoded["jpeg"] for variant in process_image(data, recipe).variants]
 
@@ -198,6 +254,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one core pass")
     parser.add_argument("--cpu", type=int, help="CPU to pin to (default: the first this process may use)")
+    parser.add_argument("--no-libvips", action="store_true", help="skip the libvips reference")
     args = parser.parse_args()
 
     cpu = pin_one_core(args.cpu)
@@ -215,7 +272,13 @@ def main() -> None:
         "naive": naive,
         "core_webp": lambda data: process_image(data, webp),
     }
+    libvips = not args.no_libvips and load_libvips()
+    if libvips:
+        pipelines["libvips"] = libvips_variants
+    else:
+        log("pyvips not installed (pip install 'pyvips[binary]'): no libvips reference")
     log("warm-up pass (also the outputs compared for PSNR)")
+    vips_outputs = [libvips_variants(data) for data in photos] if libvips else []
     ours = [core_jpegs(data) for data in photos]
     plain = [naive(data) for data in photos]
     process_image(photos[0], webp)
@@ -244,6 +307,16 @@ def main() -> None:
         "rss_mb_after_import_only": round(rss["import"], 1),
         "seconds_50mp": round(rss["process_s"], 3),
         "webp_time_ratio": round(best["core_webp"] / best["core"], 2),
+        **(
+            {
+                "libvips_photos_per_s": round(len(photos) / best["libvips"], 2),
+                "libvips_speedup_vs_naive": round(best["naive"] / best["libvips"], 2),
+                "libvips_psnr_pooled_db": round(pooled_psnr(vips_outputs, refs)[0], 2),
+                "libvips_version": ".".join(str(pyvips_version(i)) for i in range(3)),
+            }
+            if libvips
+            else {}
+        ),
         "repeat": args.repeat,
         "machine": {
             "nproc": os.cpu_count(),
@@ -270,6 +343,11 @@ def main() -> None:
         rss, base = r["peak_rss_mb_50mp"], r["rss_mb_after_import_only"]
         print(f"peak RSS 50 MP       {rss} MB (imports and file bytes only: {base} MB)")
         print(f"WebP on / JPEG only  {r['webp_time_ratio']}x time")
+        if libvips:
+            print(
+                f"libvips {r['libvips_version']}       {r['libvips_photos_per_s']} photos/s, "
+                f"{r['libvips_speedup_vs_naive']}x naive, PSNR {r['libvips_psnr_pooled_db']} dB (reference)"
+            )
     if args.profile:
         print(profile_core(photos, 25))
 
