@@ -5,12 +5,17 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
 
 from boto3.dynamodb.types import TypeDeserializer
 
 from lambda_upload_api.config import ApiConfig
-from lambda_upload_api.validation import ApiError, UploadRequest, encode_token, upload_key
+from lambda_upload_api.validation import (
+    ApiError,
+    UploadRequest,
+    encode_token,
+    metadata_filename,
+    upload_key,
+)
 
 _deserializer = TypeDeserializer()
 _DONE = "done"
@@ -45,7 +50,7 @@ class ImageStore:
         fields = {
             "Content-Type": request.content_type,
             # Metadata values travel as HTTP headers: keep them ASCII.
-            "x-amz-meta-original-filename": quote(request.filename[-200:], safe=" ._-()"),
+            "x-amz-meta-original-filename": metadata_filename(request.filename),
         }
         if request.label:
             fields["x-amz-meta-label"] = request.label

@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 #: Content types the resizer reads, and the extension the stored object gets.
 IMAGE_TYPES: dict[str, str] = {
@@ -25,6 +26,9 @@ IMAGE_TYPES: dict[str, str] = {
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 IMAGE_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 MAX_FILENAME_CHARS = 255
+# Half of S3's 2 KB user-metadata budget; the label and the header names fit in the rest.
+MAX_FILENAME_METADATA_BYTES = 1024
+FILENAME_SAFE = " ._-()"
 DEFAULT_PAGE = 24
 MAX_PAGE = 100
 
@@ -56,7 +60,7 @@ def parse_json_object(body: str | None) -> dict[str, Any]:
         raise ApiError(400, "invalid_request", "the request body must be a JSON object")
     try:
         parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # incl. JSONDecodeError and ints over 4300 digits
         raise ApiError(400, "invalid_request", f"the request body is not valid JSON: {error}") from error
     if not isinstance(parsed, dict):
         raise ApiError(400, "invalid_request", "the request body must be a JSON object")
@@ -97,9 +101,8 @@ def parse_upload_request(body: dict[str, Any], *, max_bytes: int) -> UploadReque
     if size <= 0:
         raise ApiError(400, "empty_file", "the file is empty (size must be at least 1 byte)")
     if size > max_bytes:
-        raise ApiError(
-            413, "too_large", f"the file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit"
-        )
+        shown = f"{size / 2**20:.1f} MiB" if size < 2**63 else f"{len(str(size))} digits of bytes"
+        raise ApiError(413, "too_large", f"the file is {shown}, over the {max_bytes / 2**20:g} MiB limit")
     label = body.get("label")
     if label in (None, ""):
         label = None
@@ -112,8 +115,32 @@ def parse_upload_request(body: dict[str, Any], *, max_bytes: int) -> UploadReque
     return UploadRequest(filename=filename, content_type=content_type.lower(), size=size, label=label)
 
 
+def metadata_filename(filename: str) -> str:
+    """Return the file name as an ``x-amz-meta-original-filename`` value: percent-encoded ASCII.
+
+    S3 allows 2 KB of user metadata per object, and a 255-character name can take 3 KB once
+    encoded (emoji are 12 bytes each). A name over ``MAX_FILENAME_METADATA_BYTES`` keeps its
+    extension and as much of its start as fits, with "…" where the middle was.
+    """
+    encoded = quote(filename, safe=FILENAME_SAFE)
+    if len(encoded) <= MAX_FILENAME_METADATA_BYTES:
+        return encoded
+    stem, dot, extension = filename.rpartition(".")
+    if not dot or len(extension) > 16:
+        stem, extension = filename, ""
+    tail = quote(f"…{dot}{extension}", safe=FILENAME_SAFE)
+    head = ""
+    for char in stem:
+        piece = quote(char, safe=FILENAME_SAFE)
+        if len(head) + len(piece) + len(tail) > MAX_FILENAME_METADATA_BYTES:
+            break
+        head += piece
+    return head + tail
+
+
 def upload_key(upload_prefix: str, request: UploadRequest) -> str:
-    """Return a fresh key for an upload: chosen here, never by the client, so nothing is overwritten."""
+    """Return a fresh key for an upload: chosen here, never by the client, so two uploads never
+    share a key (a presigned form used twice before it expires replaces its own upload)."""
     name = f"{uuid.uuid4().hex}{IMAGE_TYPES[request.content_type]}"
     return f"{upload_prefix}{request.label}/{name}" if request.label else f"{upload_prefix}{name}"
 
@@ -137,7 +164,8 @@ def parse_ids(raw: str | None) -> list[str] | None:
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    # isdecimal() alone accepts other scripts' digits ("٣") and isdigit() superscripts ("²").
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= int(raw) <= MAX_PAGE:
         raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_PAGE}")
     return int(raw)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -94,6 +95,38 @@ def test_post_uploads_returns_a_presigned_post_for_a_server_chosen_key(stack: Se
     assert head["Metadata"]["label"] == "cats"
 
 
+@pytest.mark.parametrize(
+    ("filename", "kept_whole"),
+    [
+        ("holiday photo (1).jpg", True),
+        ("a" * 251 + ".png", True),  # 255 ASCII characters always fit
+        ("\u5199\u771f" * 120 + ".png", False),  # 9 bytes per character once encoded
+        ("\U0001f408" * 250 + ".jpeg", False),  # 12 bytes per emoji
+    ],
+)
+def test_the_original_file_name_fits_s3s_metadata_limit_and_keeps_its_extension(
+    stack: Settings, call, filename: str, kept_whole: bool
+) -> None:
+    status, _, body = call(
+        "POST", "/uploads", body={"filename": filename, "contentType": "image/png", "size": 3}
+    )
+    assert status == 201
+    fields = body["upload"]["fields"]
+    upload = requests.post(body["upload"]["url"], data=fields, files={"file": ("x", b"png")}, timeout=10)
+    assert upload.status_code in (200, 201, 204)
+    stored = unquote(
+        stack.client("s3").head_object(Bucket=stack.upload_bucket, Key=body["key"])["Metadata"][
+            "original-filename"
+        ]
+    )
+    assert len(fields["x-amz-meta-original-filename"]) <= 1024  # S3 allows 2 KB of metadata in all
+    suffix = filename[-255:].rsplit(".", 1)[1]
+    if kept_whole:
+        assert stored == filename
+    else:
+        assert stored.endswith(f"\u2026.{suffix}") and filename[-255:].startswith(stored[: -len(suffix) - 2])
+
+
 def test_two_uploads_of_the_same_file_never_share_a_key(call) -> None:
     request = {"filename": "same.png", "contentType": "image/png", "size": 10}
     keys = {call("POST", "/uploads", body=request)[2]["key"] for _ in range(3)}
@@ -114,6 +147,12 @@ def test_two_uploads_of_the_same_file_never_share_a_key(call) -> None:
         ({"filename": "a.png", "contentType": "image/png", "size": True}, 400, "invalid_size"),
         ({"filename": "a.png", "contentType": "image/png", "size": 0}, 400, "empty_file"),
         ({"filename": "a.png", "contentType": "image/png", "size": 60 * 2**20}, 413, "too_large"),
+        ({"filename": "a.png", "contentType": "image/png", "size": 10**400}, 413, "too_large"),
+        (
+            '{"filename": "a.png", "contentType": "image/png", "size": 1' + "9" * 5000 + "}",
+            400,
+            "invalid_request",
+        ),
         (
             {"filename": "a.png", "contentType": "image/png", "size": 1, "label": "../up"},
             400,
@@ -202,6 +241,8 @@ def test_listing_by_ids_answers_found_and_missing(stack: Settings, call) -> None
         ({"limit": "0"}, "invalid_limit"),
         ({"limit": "101"}, "invalid_limit"),
         ({"limit": "ten"}, "invalid_limit"),
+        ({"limit": "\u00b2"}, "invalid_limit"),  # "²" passes str.isdigit()
+        ({"limit": "\u0663"}, "invalid_limit"),  # Arabic-Indic 3 passes str.isdecimal()
         ({"next": "%%%"}, "invalid_token"),
         ({"next": "bm90IGpzb24"}, "invalid_token"),
         ({"next": "eyIwMCI6IDF9"}, "invalid_token"),
