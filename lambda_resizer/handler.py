@@ -49,7 +49,16 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     remaining_ms = lambda_context.get_remaining_time_in_millis()
     if remaining_ms < processor.config.start_margin_ms:
         raise TimeoutError(f"only {remaining_ms} ms left in this invocation; handing the message back")
-    processor.process_all(sources_from_sqs_body(record.body), attempt=receive_count(record.raw_event))
+    try:
+        sources = sources_from_sqs_body(record.body)
+    except ValueError as error:
+        logger.error(
+            "rejected a message that is not an S3 notification",
+            message_id=record.message_id,
+            reason=str(error),
+        )
+        raise
+    processor.process_all(sources, attempt=receive_count(record.raw_event))
 
 
 @logger.inject_lambda_context

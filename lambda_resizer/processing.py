@@ -28,6 +28,7 @@ from lambda_resizer.records import (
     from_item,
     image_id_for,
     label_from,
+    normalize_timestamp,
     original_filename,
     processed_record,
     to_item,
@@ -51,36 +52,67 @@ class Outcome:
     detail: str = ""
 
 
-def sources_from_s3_event(event: Mapping[str, Any]) -> list[SourceObject]:
+def sources_from_s3_event(event: Any) -> list[SourceObject]:
     """Return the objects an S3 event notification names; none for an ``s3:TestEvent``.
 
     :param event: the notification as a dict (an SQS message body, parsed, or a direct S3 event).
-    :raises ValueError: when the message is neither an S3 notification nor a test event.
+    :raises ValueError: saying what is wrong, when the message is neither an S3 notification nor a
+        test event (the message is then retried and, like any message that keeps failing, kept in
+        the DLQ for someone to look at).
     """
+    if not isinstance(event, Mapping):
+        raise ValueError(f"not an S3 event notification: the message is a JSON {_json_type(event)}")
     if event.get("Event") == "s3:TestEvent":
         return []
     records = event.get("Records")
     if not isinstance(records, list):
-        raise ValueError(f"not an S3 event notification: keys {sorted(event)[:5]}")
+        raise ValueError(f"not an S3 event notification: no Records list (keys {sorted(event)[:5]})")
     sources = []
-    for record in records:
-        s3 = record.get("s3") or {}
-        obj = s3.get("object") or {}
-        if not str(record.get("eventName", "")).startswith("ObjectCreated") or "key" not in obj:
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise ValueError(f"S3 event record {index} is a JSON {_json_type(record)}, not an object")
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             logger.warning(
                 "ignoring S3 event that does not create an object", event_name=record.get("eventName")
             )
             continue
-        sources.append(
-            SourceObject(
-                bucket=s3["bucket"]["name"],
-                key=decode_key(obj["key"]),
-                size=obj.get("size"),
-                etag=obj.get("eTag"),
-                event_time=record.get("eventTime"),
-            )
-        )
+        try:
+            sources.append(_source_of(record))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(
+                f"S3 event record {index} is malformed: {type(error).__name__} {error}"
+            ) from error
     return sources
+
+
+def _json_type(value: Any) -> str:
+    """Return the JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    names = {list: "array", str: "string", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _source_of(record: Mapping[str, Any]) -> SourceObject:
+    """Return the object an ``ObjectCreated`` record names; raises on a missing or mistyped field."""
+    bucket, obj = record["s3"]["bucket"]["name"], record["s3"]["object"]
+    key, size, etag = obj["key"], obj.get("size"), obj.get("eTag")
+    if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
+        raise ValueError("bucket name and object key must be non-empty strings")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise ValueError(f"object size must be a byte count, got {size!r}")
+    event_time = record.get("eventTime")
+    if event_time is not None:
+        normalize_timestamp(event_time)  # raises ValueError on a time that is not ISO 8601
+    return SourceObject(
+        bucket=bucket,
+        key=decode_key(key),
+        size=size,
+        etag=etag if isinstance(etag, str) else None,
+        event_time=event_time,
+    )
 
 
 def sources_from_sqs_body(body: str) -> list[SourceObject]:

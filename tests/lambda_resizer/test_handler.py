@@ -154,6 +154,48 @@ def test_message_that_is_not_an_s3_event_is_reported_failed(stack: Settings, inv
     assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": "msg-0"}, {"itemIdentifier": "msg-2"}]}
 
 
+CREATED = {"eventName": "ObjectCreated:Put", "eventTime": "2026-11-26T10:00:00.000Z"}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (None, "the message is a JSON null"),
+        ([], "the message is a JSON array"),
+        ({"Records": [1]}, "record 0 is a JSON number"),
+        ({"Records": [CREATED | {"s3": {"object": {"key": "uploads/a.jpg"}}}]}, "KeyError 'bucket'"),
+        (
+            {"Records": [CREATED | {"s3": {"bucket": {"name": "b"}, "object": {"key": "k", "size": "big"}}}]},
+            "object size must be a byte count",
+        ),
+        (
+            {
+                "Records": [
+                    {**CREATED, "eventTime": "yesterday"}
+                    | {"s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}
+                ]
+            },
+            "Invalid isoformat string",
+        ),
+    ],
+)
+def test_a_malformed_notification_is_reported_with_its_reason_and_spares_the_batch(
+    stack: Settings, invoke, monkeypatch: pytest.MonkeyPatch, body: Any, reason: str
+) -> None:
+    log = io.StringIO()  # the handler's log stream (Powertools bound sys.stdout at import)
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", log)
+    data = encode(photo_like(9))
+    put_upload(stack, "uploads/a/fine.jpg", data)
+    event = sqs_event(body, s3_notification(stack.upload_bucket, "uploads%2Fa%2Ffine.jpg", len(data)))
+
+    assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+
+    assert record_of(stack, "uploads/a/fine.jpg")["status"] == "processed"
+    logged = [json.loads(line) for line in log.getvalue().splitlines()]
+    rejected = [entry for entry in logged if entry.get("message_id") == "msg-0"]
+    assert rejected and rejected[0]["level"] == "ERROR" and reason in rejected[0]["reason"]
+
+
 def test_a_batch_where_every_message_fails_raises_so_lambda_retries_it(stack: Settings, invoke) -> None:
     with pytest.raises(BatchProcessingError):
         invoke(sqs_event({"hello": "world"}))
