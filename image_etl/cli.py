@@ -165,44 +165,54 @@ def _progress() -> Progress:
     )
 
 
+# Per-file lines after this many are summarised: 2,000 "still pending" lines help nobody.
+LISTED_PER_KIND = 20
+
+
+def _list_some(lines: list[str]) -> None:
+    for line in lines[:LISTED_PER_KIND]:
+        console.print(line)
+    if len(lines) > LISTED_PER_KIND:
+        console.print(f"  ... and {len(lines) - LISTED_PER_KIND} more")
+
+
 def _upload(
     settings: Settings, paths: list[Path], *, label: str | None, concurrency: int, wait: bool, timeout: float
 ) -> None:
     from image_etl.upload import plan_uploads, upload_all, wait_for_records
 
-    plan = plan_uploads(paths, upload_prefix=settings.upload_prefix, label=label)
-    for path, reason in plan.skipped:
-        console.print(f"[yellow]skipped[/yellow] {path}: {reason}")
+    try:
+        plan = plan_uploads(paths, upload_prefix=settings.upload_prefix, label=label)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    _list_some([f"[yellow]skipped[/yellow] {path}: {reason}" for path, reason in plan.skipped])
     if not plan.uploads:
         console.print("[red]error:[/red] nothing to upload")
         raise typer.Exit(2)
     with _progress() as progress:
         task = progress.add_task(f"uploading to s3://{settings.upload_bucket}", total=len(plan.uploads))
-        errors = upload_all(
+        etags, errors = upload_all(
             settings, plan.uploads, concurrency=concurrency, on_done=lambda _: progress.advance(task)
         )
-    for item, error in errors:
-        console.print(f"[red]upload failed[/red] {item.path}: {error}")
-    console.print(f"uploaded {len(plan.uploads) - len(errors)} of {len(plan.uploads)} files")
+    _list_some([f"[red]upload failed[/red] {item.path}: {error}" for item, error in errors])
+    console.print(f"uploaded {len(etags)} of {len(plan.uploads)} files")
     if errors:
         raise typer.Exit(1)
     if not wait:
         return
-    keys = [item.key for item in plan.uploads]
     with _progress() as progress:
-        task = progress.add_task("processing", total=len(keys))
+        task = progress.add_task("processing", total=len(etags))
         records = wait_for_records(
-            settings, keys, timeout_s=timeout, on_progress=lambda n: progress.update(task, completed=n)
+            settings, etags, timeout_s=timeout, on_progress=lambda n: progress.update(task, completed=n)
         )
     failed = {key: r for key, r in records.items() if r.get("status") != "processed"}
-    missing = [key for key in keys if key not in records]
+    missing = [key for key in etags if key not in records]
     console.print(
         f"processed {len(records) - len(failed)}, failed {len(failed)}, still pending {len(missing)}"
     )
-    for key, record in sorted(failed.items()):
-        console.print(f"  [red]failed[/red] {key}: {record.get('error')}")
-    for key in missing:
-        console.print(f"  [yellow]no record yet[/yellow] {key}")
+    _list_some([f"  [red]failed[/red] {key}: {r.get('error')}" for key, r in sorted(failed.items())])
+    _list_some([f"  [yellow]no record yet[/yellow] {key}" for key in missing])
     if missing:
         raise typer.Exit(1)
 

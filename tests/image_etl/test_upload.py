@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
 from image_etl.demo import CLASSES, write_demo_dataset
-from image_etl.upload import plan_uploads
+from image_etl.settings import Settings
+from image_etl.upload import plan_uploads, upload_all, wait_for_records
+from lambda_resizer.records import image_id_for, to_item
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -26,7 +31,10 @@ def test_image_folder_layout_gives_each_class_folder_its_label(tmp_path: Path) -
         ("uploads/cats/nested/b.PNG", "cats"),
         ("uploads/dogs/c.webp", "dogs"),
     ]
-    assert [(p.name, "not an image" in reason) for p, reason in plan.skipped] == [("notes.txt", True)]
+    assert [(p.name, reason) for p, reason in plan.skipped] == [
+        (".hidden", "hidden folder, not uploaded"),
+        ("notes.txt", "not an image file type (.txt)"),
+    ]
 
 
 def test_flat_folder_is_labelled_with_its_name_and_label_overrides(tmp_path: Path) -> None:
@@ -56,3 +64,88 @@ def test_demo_dataset_has_classes_duplicates_and_broken_files(tmp_path: Path) ->
     copy = tmp_path / "circles" / "circles_00_copy.jpg"
     assert copy.read_bytes() == (tmp_path / "circles" / "circles_00.jpg").read_bytes()
     assert (tmp_path / "broken" / "empty.png").stat().st_size == 0
+
+
+def test_nothing_in_a_folder_is_left_out_without_a_reason(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    touch(root / "cats" / "a.jpg")
+    touch(root / "cats" / ".thumb.jpg")
+    (root / "dogs").mkdir()
+    (root / "dogs" / "loop").symlink_to(root / "cats")
+    (root / "dogs" / "gone.png").symlink_to(tmp_path / "deleted.png")
+    os.mkfifo(root / "dogs" / "pipe.png")
+    (root / "birds").mkdir()
+    (tmp_path / "empty").mkdir()
+
+    plan = plan_uploads([root, tmp_path / "empty", root / "dogs" / "pipe.png"], upload_prefix="uploads/")
+
+    assert [u.key for u in plan.uploads] == ["uploads/cats/a.jpg"]
+    assert {(p.relative_to(tmp_path).as_posix(), reason) for p, reason in plan.skipped} == {
+        ("ds/cats/.thumb.jpg", "hidden file, not uploaded"),
+        ("ds/dogs/loop", "symbolic link to a folder, not followed"),
+        ("ds/dogs/gone.png", "broken symbolic link"),
+        ("ds/dogs/pipe.png", "not a regular file (a pipe, socket or device)"),
+        ("ds/birds", "the folder has no files"),
+        ("empty", "the folder has no files"),
+        ("ds/dogs/pipe.png", "not a regular file or folder"),
+    }
+
+
+def test_two_files_that_would_share_a_key_are_not_both_uploaded(tmp_path: Path) -> None:
+    first, second = touch(tmp_path / "a" / "x.png", b"1"), touch(tmp_path / "b" / "x.png", b"2")
+
+    plan = plan_uploads([first, second, first], upload_prefix="uploads/", label="same")
+
+    assert [(u.path, u.key) for u in plan.uploads] == [(first, "uploads/same/x.png")]
+    assert plan.skipped == [
+        (second, f"would overwrite {first} at the same key uploads/same/x.png; rename one of them"),
+        (first, "listed more than once, uploaded once"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("label", "problem"),
+    [
+        ("a/b", "one folder name"),
+        ("..", "one folder name"),
+        ("", "must not be empty"),
+        (" cats", "must not start or end with spaces"),
+        ("tab\there", "control characters"),
+        ("x" * 129, "at most 128 characters"),
+    ],
+)
+def test_a_label_that_would_change_the_key_is_refused_up_front(
+    tmp_path: Path, label: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        plan_uploads([touch(tmp_path / "x.png")], upload_prefix="uploads/", label=label)
+
+
+def test_folder_names_are_labels_as_they_are_spaces_and_accents_included(tmp_path: Path) -> None:
+    touch(tmp_path / "ds" / "golden retriever" / "a.jpg")
+    touch(tmp_path / "ds" / "chát" / "b.jpg")
+    plan = plan_uploads([tmp_path / "ds"], upload_prefix="uploads/")
+    assert sorted((u.key, u.label) for u in plan.uploads) == [
+        ("uploads/chát/b.jpg", "chát"),
+        ("uploads/golden retriever/a.jpg", "golden retriever"),
+    ]
+
+
+def test_waiting_ignores_the_record_of_an_earlier_upload_of_the_same_key(
+    stack: Settings, tmp_path: Path
+) -> None:
+    plan = plan_uploads(
+        [touch(tmp_path / "z.png", b"now a real image")], upload_prefix="uploads/", label="chát"
+    )
+    etags, errors = upload_all(stack, plan.uploads)
+    key = plan.uploads[0].key
+    assert not errors and key == "uploads/chát/z.png"  # a Unicode label needs no metadata
+
+    def record(etag: str, status: str) -> None:
+        item = {"image_id": image_id_for(stack.upload_bucket, key), "source_etag": etag, "status": status}
+        stack.client("dynamodb").put_item(TableName=stack.table_name, Item=to_item(item))
+
+    record("etag-of-the-garbage-uploaded-before", "failed")
+    assert wait_for_records(stack, etags, timeout_s=1.5) == {}
+    record(etags[key], "processed")
+    assert wait_for_records(stack, etags, timeout_s=5)[key]["status"] == "processed"
