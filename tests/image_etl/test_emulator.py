@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import sqs_backends
 
-from image_etl.local.emulator import Emulator, reconcile
+from image_etl.local.emulator import Emulator, reconcile, speed_up_sqs
 from image_etl.settings import Settings
 from lambda_resizer.records import image_id_for, to_item
 
@@ -151,3 +155,27 @@ def test_restored_objects_fire_no_events_but_new_uploads_do(emulator: dict, tmp_
     assert drain(settings) == []
     settings.client("s3").put_object(Bucket=settings.upload_bucket, Key="uploads/new.jpg", Body=b"new")
     assert [e["Records"][0]["s3"]["object"]["key"] for e in drain(settings)] == ["uploads%2Fnew.jpg"]
+
+
+def test_sqs_answers_stay_the_same_with_the_backlog_speed_up() -> None:
+    speed_up_sqs()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        for n in range(6):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n), DelaySeconds=30 if n == 5 else 0)
+        backend = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        messages = backend.queues["q"]._messages
+
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=30)["Messages"]
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        messages[4].sent_timestamp -= 61_000  # now past the queue's 60 s retention period
+        retained = [backend.is_message_valid_based_on_retention_period("q", m) for m in messages[3:5]]
+
+    assert [m["Body"] for m in received] == ["0", "1"]
+    assert (
+        counts["ApproximateNumberOfMessages"],
+        counts["ApproximateNumberOfMessagesNotVisible"],
+        counts["ApproximateNumberOfMessagesDelayed"],
+    ) == ("3", "2", "1")
+    assert retained == [True, False]
