@@ -47,7 +47,11 @@ REJECT_CODES: tuple[str, ...] = (
     "truncated",
     "corrupt",
     "too_many_pixels",
+    "too_many_scans",
 )
+# Each scan of a progressive JPEG is a pass over every pixel; encoders write about 10. A 0.3 MB
+# file repeating its last scan 300 times took 18 s to decode at 64 MP (libjpeg has no limit).
+MAX_JPEG_SCANS = 100
 SIGNAL_EDGE = 256  # longest edge of the image that brightness, blur_score and phash are measured on
 
 # Box-reduce by an integer factor before the final resample, leaving a ratio of at least this
@@ -55,8 +59,10 @@ SIGNAL_EDGE = 256  # longest edge of the image that brightness, blur_score and p
 # a plain resample of the full image, and they stay above 41 dB.
 _REDUCING_GAP = 1.0
 _WHITE = (255, 255, 255)
+_PILLOW_PIXEL_LIMIT = 2 * int(Image.MAX_IMAGE_PIXELS or 0) or 10**12  # where Pillow raises, not warns
 # Only libjpeg-turbo (and libjpeg >= 7) decode at 3/8 scale; Pillow's wheels ship libjpeg-turbo.
 _DCT_3_8 = bool(features.check_feature("libjpeg_turbo"))
+_RGB_IDS = [ord("R"), ord("G"), ord("B")]  # JPEG component ids that libjpeg reads as RGB storage
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -118,8 +124,9 @@ class Recipe:
             raise ValueError("jpeg_quality and webp_quality must be between 1 and 100")
         if self.filter not in FILTERS:
             raise ValueError(f"filter must be one of {sorted(FILTERS)}, got {self.filter!r}")
-        if self.max_pixels < 1:
-            raise ValueError(f"max_pixels must be positive, got {self.max_pixels}")
+        if not 1 <= self.max_pixels <= _PILLOW_PIXEL_LIMIT:
+            # Above this Pillow itself refuses to decode (its decompression-bomb error).
+            raise ValueError(f"max_pixels must be between 1 and {_PILLOW_PIXEL_LIMIT}, got {self.max_pixels}")
 
     def to_record(self) -> dict[str, object]:
         """Return a JSON-able summary of the recipe for the image record's ``recipe`` field.
@@ -233,6 +240,7 @@ def process_image(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> ResizeResult:
     """
     if not data:
         raise ImageRejected("empty", "the upload is empty (0 bytes)")
+    _check_jpeg_scans(data)
     with _open(data, recipe.max_pixels) as im:
         _check_pixels(im.size, recipe.max_pixels)
         try:
@@ -270,7 +278,7 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
         im.close()  # frees the decoded pixels now rather than when the caller's `with` ends
     if not applied_by_decoder and orientation in _TRANSPOSE:
         base = base.transpose(_TRANSPOSE[orientation])
-    base = _to_working(base, icc)
+    base = _to_working(base, icc, source_mode)
 
     # Each size is resampled from the smallest already-made image that covers it.
     made: list[Image.Image] = [base]
@@ -360,6 +368,20 @@ def _load_plugin(opener: str) -> None:
         importlib.import_module("pillow_heif").register_heif_opener()
     elif opener in _PLUGINS:
         importlib.import_module(_PLUGINS[opener])
+
+
+def _check_jpeg_scans(data: bytes) -> None:
+    """Raise ImageRejected for a JPEG with more scans than ``MAX_JPEG_SCANS``, before decoding.
+
+    Start-of-scan markers cannot occur inside entropy-coded data (0xFF is stuffed there), so
+    counting them counts scans; an embedded EXIF thumbnail adds a few, far below the cap.
+    """
+    if data.startswith(b"\xff\xd8\xff") and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+        raise ImageRejected(
+            "too_many_scans",
+            f"the JPEG has {scans} scans, over the {MAX_JPEG_SCANS} allowed: encoders write about 10, "
+            "and each one is a pass over every pixel",
+        )
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
@@ -537,8 +559,11 @@ def _jpeg_shrink_on_load(im: Image.Image, size: tuple[int, int]) -> tuple[float,
     :return: the source area in decoded pixels, for ``resize(box=...)``, or None (full size).
     """
     width, height = im.size
-    # Decoding straight to YCbCr skips libjpeg's colour conversion and our later one.
-    mode = "YCbCr" if im.mode == "RGB" and im.info.get("adobe_transform") != 0 else None
+    # Decoding straight to YCbCr skips libjpeg's colour conversion and our later one. Only for
+    # files stored as YCbCr: libjpeg cannot convert RGB-stored ones (an Adobe transform of 0, or
+    # component ids 'R', 'G', 'B') to YCbCr, and fails on them.
+    stored_rgb = im.info.get("adobe_transform") == 0 or [c[0] for c in getattr(im, "layer", [])] == _RGB_IDS
+    mode = "YCbCr" if im.mode == "RGB" and not stored_rgb else None
     fits = [n for n in (1, 2, 3, 4) if width * n >= size[0] * 8 and height * n >= size[1] * 8]
     if fits and fits[0] == 3 and _DCT_3_8 and len(im.tile) == 1 and not im.decoderconfig:
         try:
@@ -623,11 +648,12 @@ _PROBE = Image.frombytes(
 )
 
 
-def _to_working(im: Image.Image, icc: bytes | None) -> Image.Image:
+def _to_working(im: Image.Image, icc: bytes | None, source_mode: str) -> Image.Image:
     """Return the image as 8-bit sRGB in the mode variants are made in: YCbCr, or RGBA with alpha.
 
     :param im: small image in YCbCr, L, LA, RGBA, CMYK, I or F mode.
     :param icc: the source's embedded ICC profile, if any.
+    :param source_mode: the mode the source decodes as (its bit depth decides 16-bit scaling).
     :return: a new image with empty ``info``, so variants carry no EXIF, XMP or ICC. The pixels
         are sRGB, which is what viewers assume for untagged images: no profile is needed.
     """
@@ -638,7 +664,7 @@ def _to_working(im: Image.Image, icc: bytes | None) -> Image.Image:
             alpha = None
         im = im.convert(im.mode[:-1])
     if im.mode in ("I", "F"):
-        im = _to_8bit(im)
+        im = _to_8bit(im, source_mode)
     transform = _srgb_transform(icc, "RGB" if im.mode == "YCbCr" else im.mode) if icc else None
     if transform is not None:
         im = ImageCms.applyTransform(im.convert("RGB") if im.mode == "YCbCr" else im, transform)
@@ -651,14 +677,21 @@ def _to_working(im: Image.Image, icc: bytes | None) -> Image.Image:
     return im
 
 
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """Return an ``L`` image from a 32-bit integer or float image, scaled by its likely range."""
-    pixels = np.asarray(im, dtype=np.float64)
-    top = float(pixels.max()) if pixels.size else 0.0
-    # 16-bit sources arrive as I; float sources are usually 0..1.
-    if im.mode == "F" and top <= 1.0:
+def _to_8bit(im: Image.Image, source_mode: str) -> Image.Image:
+    """Return an ``L`` image from a 32-bit integer or float image.
+
+    16-bit sources are scaled by their declared depth (65535 -> 255), so a dark image stays dark.
+    32-bit integers and floats declare no range: floats are taken as 0..1 unless most pixels are
+    above 1 (then 0..255), 32-bit integers as 16-bit data when most pixels are above 255. "Most"
+    ignores the brightest 0.1%, so a few hot pixels do not change the whole image; NaN is black.
+    """
+    pixels = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(np.percentile(pixels, 99.9)) if pixels.size else 0.0
+    if source_mode.startswith("I;16"):
+        pixels = pixels / 257.0
+    elif im.mode == "F" and top <= 1.0:
         pixels = pixels * 255.0
-    elif top > 255.0:
+    elif im.mode == "I" and top > 255.0:
         pixels = pixels / 257.0
     return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
 

@@ -230,6 +230,24 @@ def test_variants_follow_recipe_order_even_when_sizes_are_not_descending():
 # --- modes and formats -----------------------------------------------------------------------
 
 
+def jpeg_segments(data: bytes) -> list[bytes]:
+    """Return a JPEG's marker segments after SOI, each scan with its entropy-coded data."""
+    segments, i = [], 2
+    while data[i + 1] != 0xD9:
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        j = i + 2 + length
+        if marker == 0xDA:
+            while data[j] != 0xFF or data[j + 1] == 0 or 0xD0 <= data[j + 1] <= 0xD7:
+                j += 1
+        segments.append(data[i:j])
+        i = j
+    return segments
+
+
+def without_adobe_marker(data: bytes) -> bytes:
+    return b"\xff\xd8" + b"".join(seg for seg in jpeg_segments(data) if seg[1] != 0xEE) + b"\xff\xd9"
+
+
 def _mode_sources() -> dict[str, tuple[bytes, str, tuple[int, int, int]]]:
     """Return name -> (file bytes, mode Pillow decodes it as, expected colour of the centre)."""
     base = Image.new("RGB", (96, 64), (200, 120, 40))
@@ -244,6 +262,12 @@ def _mode_sources() -> dict[str, tuple[bytes, str, tuple[int, int, int]]]:
     int32 = Image.fromarray(np.full((64, 96), 50000, dtype=np.int32), "I")  # 16-bit range in I -> ~195
     float32 = Image.fromarray(np.full((64, 96), 0.5, dtype=np.float32), "F")  # 0..1 range -> ~128
     cmyk = Image.new("CMYK", (96, 64), (0, 255, 255, 0))  # pure red in naive CMYK
+    dark16 = np.full((64, 96), 200, dtype=np.uint16)  # 200/65535: nearly black, whatever the maximum
+    hot16 = dark16.copy()
+    hot16[0, 0] = 256  # one pixel over 255 must not change the scale of the rest
+    hot_float = np.full((64, 96), 0.5, dtype=np.float32)
+    hot_float[0, :3] = (1.5, np.nan, np.inf)  # a highlight over 1, a NaN and an infinity
+    rgb_stored = encode(base, "JPEG", quality=95, keep_rgb=True)  # Adobe marker: transform 0
     return {
         "RGB": (encode(base, "PNG"), "RGB", (200, 120, 40)),
         "RGBA": (encode(rgba, "PNG"), "RGBA", (200, 120, 40)),
@@ -255,6 +279,15 @@ def _mode_sources() -> dict[str, tuple[bytes, str, tuple[int, int, int]]]:
         "CMYK jpeg": (encode(cmyk, "JPEG", quality=95), "CMYK", RED),
         "CMYK tiff": (encode(cmyk, "TIFF"), "CMYK", RED),
         "I;16 png": (encode(gradient16, "PNG"), "I;16", (156, 156, 156)),
+        "I;16 png, dark": (encode(Image.fromarray(dark16), "PNG"), "I;16", (1, 1, 1)),
+        "I;16 png, dark with a hot pixel": (encode(Image.fromarray(hot16), "PNG"), "I;16", (1, 1, 1)),
+        "F tiff, hot pixels and NaN": (encode(Image.fromarray(hot_float, "F"), "TIFF"), "F", (128, 128, 128)),
+        "RGB-stored jpeg, Adobe marker": (rgb_stored, "RGB", (200, 120, 40)),
+        "RGB-stored jpeg, R G B component ids only": (
+            without_adobe_marker(rgb_stored),
+            "RGB",
+            (200, 120, 40),
+        ),
         "I;16 tiff": (encode(gradient16, "TIFF"), "I;16", (156, 156, 156)),
         "I tiff": (encode(int32, "TIFF"), "I", (195, 195, 195)),
         "F tiff": (encode(float32, "TIFF"), "F", (128, 128, 128)),
@@ -537,6 +570,21 @@ def test_header_over_the_recipe_cap_but_under_pillows_is_refused_too():
     err = reject(png_bytes(12_000, 10_000, depth=8, colour_type=0, rows=b"\0" * 100))
     assert err.code == "too_many_pixels"
     assert err.message == "image is 12000x10000 = 120 MP, over the 100 MP limit"
+
+
+def test_a_progressive_jpeg_with_too_many_scans_is_refused_before_decoding():
+    data = encode(Image.new("L", (640, 480), 128), "JPEG", progressive=True)
+    segments = jpeg_segments(data)
+    bomb = b"\xff\xd8" + b"".join(segments) + (segments[-2] + segments[-1]) * 100 + b"\xff\xd9"
+    with pytest.raises(ImageRejected) as rejected:
+        process_image(bomb)
+    assert rejected.value.code == "too_many_scans" and "scans, over the 100 allowed" in str(rejected.value)
+    assert process_image(data).info.width == 640  # an ordinary progressive JPEG (about 10 scans)
+
+
+def test_recipe_refuses_a_pixel_cap_pillow_would_not_honour():
+    with pytest.raises(ValueError, match="max_pixels must be between 1 and"):
+        Recipe(max_pixels=300_000_000)
 
 
 def test_recipe_pixel_cap():
