@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import io
 import re
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -260,7 +261,10 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
     source_format = "JPEG" if im.format == "MPO" else str(im.format)
     source_mode = im.mode
     # MPO's extra images are previews or depth maps, not frames of an animation.
-    frame_count = 1 if im.format == "MPO" else int(getattr(im, "n_frames", 1))
+    if im.format == "TIFF":
+        frame_count = _tiff_page_count(data)  # Pillow's n_frames is quadratic in the page count
+    else:
+        frame_count = 1 if im.format == "MPO" else int(getattr(im, "n_frames", 1))
     if im.format not in ("JPEG", "MPO"):
         im.load()  # only JPEG decodes faster later; and a PNG's EXIF may come after its pixels
     orientation, applied_by_decoder = _orientation(im)
@@ -503,6 +507,29 @@ def _foreign_format(data: bytes) -> str | None:
 
 
 # --- decoding --------------------------------------------------------------------------------
+
+
+def _tiff_page_count(data: bytes) -> int:
+    """Return the number of pages (IFDs) of a TIFF or BigTIFF file, walking the chain once.
+
+    A loop or an offset past the end ends the walk; the first page was already read by Pillow.
+    """
+    order = "<" if data[:2] == b"II" else ">"
+    if data[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: 8-byte counts and offsets, 20-byte entries
+        count_format, next_format, entry_size, first = "Q", "Q", 20, 8
+    else:
+        count_format, next_format, entry_size, first = "H", "I", 12, 4
+    count_size, next_size = struct.calcsize(count_format), struct.calcsize(next_format)
+    (offset,) = struct.unpack_from(order + next_format, data, first)
+    seen: set[int] = set()
+    while offset and offset not in seen and offset + count_size <= len(data):
+        seen.add(offset)
+        (entries,) = struct.unpack_from(order + count_format, data, offset)
+        link = offset + count_size + entries * entry_size
+        if link + next_size > len(data):
+            break
+        (offset,) = struct.unpack_from(order + next_format, data, link)
+    return max(1, len(seen))
 
 
 def _orientation(im: Image.Image) -> tuple[int, bool]:

@@ -582,6 +582,41 @@ def test_a_progressive_jpeg_with_too_many_scans_is_refused_before_decoding():
     assert process_image(data).info.width == 640  # an ordinary progressive JPEG (about 10 scans)
 
 
+def tiff_of_tiny_pages(pages: int, *, loop: bool = False) -> bytes:
+    """Return a TIFF of ``pages`` 1x1 grey pages; with ``loop`` the last page links back to the first."""
+    out = bytearray(b"II*\0\x08\0\0\0")
+    pixel = 8 + pages * 102
+    for page in range(pages):
+        link = len(out) + 102 if page < pages - 1 else (8 if loop else 0)
+        tags = [(256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1)]
+        tags += [(273, 4, 1, pixel), (278, 3, 1, 1), (279, 4, 1, 1)]
+        out += struct.pack("<H", 8) + b"".join(struct.pack("<HHII", *tag) for tag in tags)
+        out += struct.pack("<I", link)
+    return bytes(out + b"\x80")
+
+
+BIG_TIFF_3_PAGES = encode(
+    Image.new("RGB", (50, 40)),
+    "TIFF",
+    save_all=True,
+    append_images=[Image.new("RGB", (50, 40))] * 2,
+    big_tiff=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "pages"),
+    [
+        (tiff_of_tiny_pages(20_000), 20_000),  # Pillow's n_frames took 5 s here: quadratic
+        (tiff_of_tiny_pages(3, loop=True), 3),
+        (BIG_TIFF_3_PAGES, 3),
+    ],
+)
+def test_tiff_pages_are_counted_in_one_walk(data, pages):
+    result = process_image(data)
+    assert result.info.frame_count == pages and result.info.format == "TIFF"
+
+
 def test_recipe_refuses_a_pixel_cap_pillow_would_not_honour():
     with pytest.raises(ValueError, match="max_pixels must be between 1 and"):
         Recipe(max_pixels=300_000_000)
