@@ -657,6 +657,13 @@ def _resampleable(im: Image.Image, *, keep_alpha: bool) -> Image.Image:
         im = im.convert("LA" if mode == "L" else "RGBA")
     elif mode in ("La", "RGBa"):
         im = im.convert(mode[:-1] + "A")
+    elif mode.startswith("I;16") and has_key:  # the key is a 16-bit value: compare before scaling
+        pixels = np.asarray(im).astype(np.uint32)
+        grey = Image.fromarray(((pixels * 255 + 32767) // 65535).astype(np.uint8), "L")
+        alpha = Image.fromarray(
+            np.where(pixels == int(im.info["transparency"]), 0, 255).astype(np.uint8), "L"
+        )
+        im = Image.merge("LA", (grey, alpha))
     elif mode.startswith("I;16"):
         im = im.convert("I")
     elif mode not in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F", "YCbCr"):

@@ -100,12 +100,16 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png_bytes(width: int, height: int, *, depth: int, colour_type: int, rows: bytes) -> bytes:
-    """Return a PNG built by hand (for headers and bit depths Pillow will not write)."""
+def png_bytes(
+    width: int, height: int, *, depth: int, colour_type: int, rows: bytes, chunks: bytes = b""
+) -> bytes:
+    """Return a PNG built by hand (for headers and bit depths Pillow will not write); ``chunks``
+    go between IHDR and IDAT."""
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + png_chunk(b"IHDR", ihdr)
+        + chunks
         + png_chunk(b"IDAT", zlib.compress(rows))
         + png_chunk(b"IEND", b"")
     )
@@ -280,6 +284,18 @@ def _mode_sources() -> dict[str, tuple[bytes, str, tuple[int, int, int]]]:
         "CMYK tiff": (encode(cmyk, "TIFF"), "CMYK", RED),
         "I;16 png": (encode(gradient16, "PNG"), "I;16", (156, 156, 156)),
         "I;16 png, dark": (encode(Image.fromarray(dark16), "PNG"), "I;16", (1, 1, 1)),
+        "I;16 png + tRNS key": (  # every pixel is the 16-bit transparent key
+            png_bytes(
+                96,
+                64,
+                depth=16,
+                colour_type=0,
+                rows=(b"\0" + b"\x12\x34" * 96) * 64,
+                chunks=png_chunk(b"tRNS", b"\x12\x34"),
+            ),
+            "I;16",
+            WHITE,
+        ),
         "I;16 png, dark with a hot pixel": (encode(Image.fromarray(hot16), "PNG"), "I;16", (1, 1, 1)),
         "F tiff, hot pixels and NaN": (encode(Image.fromarray(hot_float, "F"), "TIFF"), "F", (128, 128, 128)),
         "RGB-stored jpeg, Adobe marker": (rgb_stored, "RGB", (200, 120, 40)),
