@@ -219,7 +219,7 @@ class ImageProcessor:
             f"processing did not finish in {attempt} attempts (the function ran out of time or memory, "
             "or AWS calls kept failing); the event is in the dead-letter queue"
         )
-        self._fail(source, image_id, self._head(source), "did_not_finish", reason)
+        self._fail(source, image_id, self._head(source), "did_not_finish", reason, until_done=True)
 
     def _head(self, source: SourceObject) -> Mapping[str, Any]:
         try:
@@ -245,12 +245,25 @@ class ImageProcessor:
         )
 
     def _fail(
-        self, source: SourceObject, image_id: str, response: Mapping[str, Any], code: str, reason: str
+        self,
+        source: SourceObject,
+        image_id: str,
+        response: Mapping[str, Any],
+        code: str,
+        reason: str,
+        *,
+        until_done: bool = False,
     ) -> Outcome:
+        """Write the failed record; ``until_done`` marks a last delivery, which a success overwrites."""
         size = response.get("ContentLength", source.size)
         record = failed_record(self._base(source, image_id, response, size), code=code, reason=reason)
         self.dynamodb.put_item(TableName=self.config.table_name, Item=to_item(record))
-        logger.warning("image failed", image_id=image_id, key=source.key, code=code, reason=reason)
+        if until_done:
+            logger.info(
+                "last delivery: recorded as failed until it finishes", image_id=image_id, key=source.key
+            )
+        else:
+            logger.warning("image failed", image_id=image_id, key=source.key, code=code, reason=reason)
         return Outcome(image_id, "failed", reason)
 
     def _put_variants(self, image_id: str, result: ResizeResult) -> dict[str, dict[str, str]]:
