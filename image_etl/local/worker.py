@@ -97,15 +97,13 @@ class InvocationLimits:
     it is also the only way to stop a decoder stuck in C code. The message is Lambda's own wording.
     """
 
-    def __init__(self, function: ResizeFunctionShape, request_id: str, *, interval_s: float = 0.05) -> None:
-        self.function = function
-        self.request_id = request_id
+    def __init__(self, context: FakeLambdaContext, *, interval_s: float = 0.05) -> None:
+        self.context = context  # its start, timeout, memory size and request id are the limits
         self.interval_s = interval_s
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="lambda-limits", daemon=True)
 
     def __enter__(self) -> InvocationLimits:
-        self.started = time.monotonic()
         self.thread.start()
         return self
 
@@ -116,20 +114,22 @@ class InvocationLimits:
         self.thread.join()
 
     def _watch(self) -> None:
-        deadline = self.started + self.function.timeout_s
+        context = self.context
         while not self.done.wait(self.interval_s):
             used = resident_mb()
-            if time.monotonic() >= deadline:
-                self._kill(f"Task timed out after {self.function.timeout_s:.2f} seconds")
-            elif used > self.function.memory_mb:
+            if context.get_remaining_time_in_millis() <= 0:
+                self._kill(f"Task timed out after {context.timeout_s:.2f} seconds")
+            elif used > context.memory_limit_in_mb:
                 self._kill(
                     f"Runtime exited with error: signal: killed "
-                    f"(Max Memory Used: {used:.0f} MB of {self.function.memory_mb} MB)"
+                    f"(Max Memory Used: {used:.0f} MB of {context.memory_limit_in_mb} MB)"
                 )
 
     def _kill(self, reason: str) -> None:
         print(
-            f"RequestId: {self.request_id} {reason}; the batch will be retried", file=sys.stderr, flush=True
+            f"RequestId: {self.context.aws_request_id} {reason}; the batch will be retried",
+            file=sys.stderr,
+            flush=True,
         )
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -187,7 +187,7 @@ class EventWorker:
             timeout_s=self.function.timeout_s,
             started=time.monotonic(),
         )
-        limits = InvocationLimits(self.function, context.aws_request_id)
+        limits = InvocationLimits(context)
         try:
             with limits if self.enforce_limits else contextlib.nullcontext():
                 result = self.handler(event, context)
