@@ -715,18 +715,24 @@ def _to_8bit(im: Image.Image, source_mode: str) -> Image.Image:
     """Return an ``L`` image from a 32-bit integer or float image.
 
     16-bit sources are scaled by their declared depth (65535 -> 255), so a dark image stays dark.
-    32-bit integers and floats declare no range: floats are taken as 0..1 unless most pixels are
-    above 1 (then 0..255), 32-bit integers as 16-bit data when most pixels are above 255. "Most"
-    ignores the brightest 0.1%, so a few hot pixels do not change the whole image; NaN is black.
+    32-bit integers and floats declare no range, so it is read from the pixels with the brightest
+    0.1% ignored (a few hot pixels do not change the whole image): floats are 0..1 unless more
+    pixels are above 1 (then 0..255), 32-bit integers 16-bit data when more are above 255. NaN
+    and infinities are black.
     """
     pixels = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    top = float(np.percentile(pixels, 99.9)) if pixels.size else 0.0
     if source_mode.startswith("I;16"):
-        pixels = pixels / 257.0
-    elif im.mode == "F" and top <= 1.0:
+        return _grey(pixels / 257.0)
+    top = float(np.percentile(pixels, 99.9)) if pixels.size else 0.0
+    if im.mode == "F" and top <= 1.0:
         pixels = pixels * 255.0
     elif im.mode == "I" and top > 255.0:
         pixels = pixels / 257.0
+    return _grey(pixels)
+
+
+def _grey(pixels: np.ndarray) -> Image.Image:
+    """Return 8-bit grey from pixel values on a 0..255 scale (rounded, clipped)."""
     return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
 
 
