@@ -98,13 +98,16 @@ def _plan_folder(
         here = Path(folder)
         if not dirnames and not filenames:
             skipped.append((here, "the folder has no files"))
+        walked = []
         for name in sorted(dirnames):
             sub = here / name
             if name.startswith("."):
                 skipped.append((sub, "hidden folder, not uploaded"))
             elif sub.is_symlink():
                 skipped.append((sub, "symbolic link to a folder, not followed"))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
+            else:
+                walked.append(name)
+        dirnames[:] = walked  # os.walk descends only into these
         for name in sorted(filenames):
             file = here / name
             relative = file.relative_to(root)
