@@ -144,6 +144,84 @@ def manifest(
     console.print(f"manifest {resolved} -> {out}")
 
 
+users_app = typer.Typer(
+    help="Who may use the upload page and API: the users of the user pool (local stack or IMAGE_ETL_STACK).",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (sign-in is case-insensitive).")],
+    group: Annotated[
+        list[str],
+        typer.Option("--group", help="uploaders (upload and read) or viewers (read); repeat for both."),
+    ],
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file", help="Read the temporary password from this file instead of generating one."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a user; prints their temporary password once (they choose their own at first sign-in)."""
+    from image_etl.users import UserError, add_user, read_password_file
+
+    settings = _settings_or_exit(data_dir)
+    try:
+        given = read_password_file(password_file) if password_file else None
+        password = add_user(settings, name, groups=group, password=given)
+    except (UserError, OSError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"added {name} to {', '.join(group)} in user pool {settings.user_pool_id}")
+    if given is None:
+        console.print("temporary password (shown once; it must be changed at first sign-in):")
+        print(password)
+
+
+@users_app.command("list")
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List the users with their groups and status."""
+    from image_etl.users import UserError, list_users
+
+    settings = _settings_or_exit(data_dir)
+    try:
+        users = list_users(settings)
+    except UserError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps([{**user.__dict__, "created": str(user.created)} for user in users], indent=2))
+        return
+    for user in users:
+        state = user.status + ("" if user.enabled else ", disabled")
+        print(f"{user.username:<24} {','.join(user.groups) or '(no group: no access)':<20} {state}")
+    console.print(f"{len(users)} users in user pool {settings.user_pool_id}")
+
+
+@users_app.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Remove a user: they cannot sign in or refresh a session any more."""
+    from image_etl.users import UserError, remove_user
+
+    settings = _settings_or_exit(data_dir)
+    try:
+        remove_user(settings, name)
+    except UserError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"removed {name} from user pool {settings.user_pool_id}")
+
+
 def _settings_or_exit(data_dir: Path | None) -> Settings:
     settings = load_settings(data_dir)
     if settings.is_local and not settings.running:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, replace
-from functools import cached_property
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from image_etl.resources import LOCAL, StackNames
+from image_etl.resources import LOCAL, StackNames, token_issuer
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_SITE_PORT = 8000
@@ -38,7 +38,11 @@ _ENV = {
     "site_url": "IMAGE_ETL_SITE_URL",
     "api_url": "IMAGE_ETL_API_URL",
     "dagster_url": "IMAGE_ETL_DAGSTER_URL",
+    "user_pool_id": "IMAGE_ETL_USER_POOL_ID",
+    "user_pool_client_id": "IMAGE_ETL_USER_POOL_CLIENT_ID",
 }
+#: What the running local stack writes into its stack file about its user pool.
+_STACK_FILE_FIELDS = ("user_pool_id", "user_pool_client_id")
 
 
 def settings_variables(settings: Settings) -> dict[str, str]:
@@ -85,6 +89,9 @@ class Settings:
     processed_index: str = LOCAL.table.processed_index
     label_index: str = LOCAL.table.label_index
     index_shards: int = LOCAL.table.index_shards
+    #: The Cognito user pool and the page's app client (None until a local stack has created them).
+    user_pool_id: str | None = None
+    user_pool_client_id: str | None = None
     running: bool = False
 
     @property
@@ -93,6 +100,21 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def token_issuer(self) -> str | None:
+        """Return the ``iss`` of the pool's tokens: Cognito's host, also for the emulator's tokens."""
+        return token_issuer(self.region, self.user_pool_id) if self.user_pool_id else None
+
+    @property
+    def jwks_url(self) -> str | None:
+        """Return where the pool's signing keys are: the issuer's well-known path in AWS, the same
+        path under the emulator locally (moto's tokens name AWS's host, but the keys are here)."""
+        if not self.user_pool_id:
+            return None
+        if self.aws_endpoint_url:
+            return f"{self.aws_endpoint_url.rstrip('/')}/{self.user_pool_id}/.well-known/jwks.json"
+        return f"{self.token_issuer}/.well-known/jwks.json"
 
     def lambda_environment(self) -> dict[str, str]:
         """Return what a Lambda handler running locally needs besides its own variables: the endpoint,
@@ -105,19 +127,24 @@ class Settings:
         }
 
     def client(self, service: str) -> Any:
-        """Return a boto3 client for ``service`` pointed at this deployment."""
-        return self._session.client(service, endpoint_url=self.aws_endpoint_url, region_name=self.region)
+        """Return a boto3 client for ``service`` pointed at this deployment (shared: clients are
+        thread-safe, and building one costs ~0.1 s of botocore's model loading)."""
+        return _client(service, self.aws_endpoint_url, self.region, self.is_local, os.getpid())
 
-    @cached_property
-    def _session(self) -> Any:
-        import boto3
 
-        if self.is_local:
-            # moto accepts any credentials; never send a user's real keys to the emulator.
-            return boto3.session.Session(
-                aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
-            )
-        return boto3.session.Session(region_name=self.region)
+@cache
+def _client(service: str, endpoint_url: str | None, region: str, is_local: bool, pid: int) -> Any:
+    """Return a shared client; ``pid`` keeps a forked process from reusing its parent's connections."""
+    import boto3
+
+    if is_local:
+        # moto accepts any credentials; never send a user's real keys to the emulator.
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+        )
+    else:
+        session = boto3.session.Session(region_name=region)
+    return session.client(service, endpoint_url=endpoint_url, region_name=region)
 
 
 def local_settings(
@@ -208,7 +235,11 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
     local = local_settings(
         folder, aws_port=int(ports["aws_port"]), site_port=int(ports["site_port"]), dagster_port=dagster_port
     )
-    settings = replace(local, running=state is not None)
+    settings = replace(
+        local,
+        running=state is not None,
+        **{name: (state or {}).get(name) for name in _STACK_FILE_FIELDS},
+    )
     overrides: dict[str, Any] = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
     if str(overrides.get("aws_endpoint_url", "")).lower() == "aws":
         overrides["aws_endpoint_url"] = None  # AWS's own endpoints, credentials from the usual chain

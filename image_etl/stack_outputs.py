@@ -33,6 +33,8 @@ RESIZE_FUNCTION = "ResizeFunctionName"
 # UploadApiStack
 API_URL = "ApiUrl"
 UPLOAD_API_FUNCTION = "UploadApiFunctionName"
+USER_POOL_ID = "UserPoolId"
+USER_POOL_CLIENT_ID = "UserPoolClientId"
 # UploadSiteStack
 SITE_URL = "SiteUrl"
 SITE_BUCKET = "SiteBucketName"
@@ -52,6 +54,8 @@ SETTINGS_FIELDS: dict[str, str] = {
     REGION: "region",
     API_URL: "api_url",
     SITE_URL: "site_url",
+    USER_POOL_ID: "user_pool_id",
+    USER_POOL_CLIENT_ID: "user_pool_client_id",
 }
 
 

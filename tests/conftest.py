@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from image_etl.local.provision import connect_notifications, create_resources
+from image_etl.local.cognito import patch_moto_cognito
+from image_etl.local.emulator import COGNITO_ENVIRONMENT
+from image_etl.local.provision import connect_notifications, create_identity, create_resources
 from image_etl.resources import LOCAL
 from image_etl.settings import Settings, local_settings
 from tests.stack_process import RunningStack, free_port
@@ -29,7 +32,10 @@ os.environ.pop("AWS_PROFILE", None)
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server in this process, over HTTP on a free loopback port."""
+    """A moto server in this process, over HTTP on a free loopback port, with the local stack's
+    Cognito behaviour (real SRP checks, token lifetimes from the app client)."""
+    os.environ.update(COGNITO_ENVIRONMENT)
+    patch_moto_cognito()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -46,6 +52,13 @@ def stack(moto_endpoint: str, tmp_path: Path) -> Settings:
     create_resources(settings, LOCAL)
     connect_notifications(settings)
     return settings
+
+
+@pytest.fixture
+def api_stack(stack: Settings) -> Settings:
+    """The stack plus its user pool (groups, the page's app client), for what signs in."""
+    pool_id, client_id = create_identity(stack, LOCAL.identity)
+    return replace(stack, user_pool_id=pool_id, user_pool_client_id=client_id)
 
 
 @pytest.fixture(scope="session")

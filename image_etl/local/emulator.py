@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -25,13 +26,23 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.sqs.models import Message, Queue, SQSBackend
 from werkzeug.serving import make_server
 
+from image_etl.local.cognito import CognitoCors, UserPersistence, UserStore, patch_moto_cognito
 from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore
-from image_etl.local.provision import connect_notifications, create_resources
+from image_etl.local.provision import connect_notifications, create_identity, create_resources
 from image_etl.resources import LOCAL, StackNames
 from image_etl.settings import DEFAULT_SITE_PORT, LOCAL_ACCOUNT_ID, LOCAL_HOST, Settings, local_settings
+from image_etl.users import ensure_demo_user
 from lambda_resizer.records import from_item, image_id_for
 
 STATE_DB = "state.sqlite3"
+USERS_FILE = "users.json"
+#: moto settings of the local user pool: ids derived from the pool's definition (so they, and the
+#: tokens naming them, survive a restart) and TOTP codes really checked.
+COGNITO_ENVIRONMENT = {
+    "MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY": "HASH",
+    "MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY": "HASH",
+    "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,9 @@ class StartupReport:
     restored_items: int
     requeued: int
     seconds: float
+    restored_users: int
+    user_pool_id: str
+    user_pool_client_id: str
 
 
 class FormUploadCors:
@@ -132,11 +146,19 @@ class Emulator:
         self.names = names
         self.store = StateStore(data_dir / STATE_DB)
         speed_up_sqs()
+        os.environ.update(COGNITO_ENVIRONMENT)
+        patch_moto_cognito()
         app = DomainDispatcherApplication(create_backend_app)
         self._s3 = get_backend("s3")[LOCAL_ACCOUNT_ID]["aws"]
         self._dynamodb = get_backend("dynamodb")[LOCAL_ACCOUNT_ID][region]
+        self._cognito = get_backend("cognito-idp")[LOCAL_ACCOUNT_ID][region]
+        self.users = UserStore(data_dir / USERS_FILE)
         middleware = FormUploadCors(
             PersistenceMiddleware(app, self.store, s3=self._s3, dynamodb=self._dynamodb), self._s3
+        )
+        middleware = CognitoCors(
+            UserPersistence(middleware, self.users, self._cognito),
+            allowed_origin=f"http://{LOCAL_HOST}:{site_port}",
         )
         # Raises OSError (EADDRINUSE) right here when the port is taken.
         self._server = make_server(LOCAL_HOST, port, middleware, threaded=True)
@@ -151,10 +173,14 @@ class Emulator:
         began = time.perf_counter()
         self._thread.start()
         create_resources(self.settings, self.names)
+        pool_id, client_id = create_identity(self.settings, self.names.identity)
+        users = self.users.restore(self._cognito)
+        self.settings = replace(self.settings, user_pool_id=pool_id, user_pool_client_id=client_id)
+        ensure_demo_user(self.settings, self.data_dir, identity=self.names.identity)
         objects, items = restore(self.store, s3=self._s3, dynamodb=self._dynamodb)
         connect_notifications(self.settings)
         requeued = reconcile(self.settings)
-        return StartupReport(objects, items, requeued, time.perf_counter() - began)
+        return StartupReport(objects, items, requeued, time.perf_counter() - began, users, pool_id, client_id)
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_etl.resources import NOTIFICATION_EVENTS, StackNames, upload_cors_rules
+from image_etl.resources import NOTIFICATION_EVENTS, IdentityShape, StackNames, upload_cors_rules
 from image_etl.settings import Settings
 
 
@@ -115,3 +115,76 @@ def connect_notifications(settings: Settings) -> None:
             ]
         },
     )
+
+
+def user_pool_definition(identity: IdentityShape) -> dict[str, Any]:
+    """Return the CreateUserPool arguments: admin-created users, strong passwords, optional TOTP,
+    case-insensitive names, deletion protection (what the CDK pool declares)."""
+    return {
+        "PoolName": identity.pool_name,
+        "Policies": {
+            "PasswordPolicy": {
+                "MinimumLength": identity.password_min_length,
+                "RequireUppercase": True,
+                "RequireLowercase": True,
+                "RequireNumbers": True,
+                "RequireSymbols": True,
+                "TemporaryPasswordValidityDays": identity.temporary_password_days,
+            }
+        },
+        "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": not identity.self_sign_up},
+        "MfaConfiguration": identity.mfa,
+        "UsernameConfiguration": {"CaseSensitive": False},
+        "DeletionProtection": "ACTIVE",
+    }
+
+
+def app_client_definition(identity: IdentityShape, user_pool_id: str) -> dict[str, Any]:
+    """Return the CreateUserPoolClient arguments of the page's public client (no secret)."""
+    return {
+        "UserPoolId": user_pool_id,
+        "ClientName": identity.client_name,
+        "GenerateSecret": False,
+        "ExplicitAuthFlows": list(identity.auth_flows),
+        "AccessTokenValidity": identity.access_token_minutes,
+        "IdTokenValidity": identity.id_token_minutes,
+        # In minutes, as CloudFormation gets them from the CDK (one unit for all three).
+        "RefreshTokenValidity": identity.refresh_token_days * 24 * 60,
+        "TokenValidityUnits": {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "minutes"},
+        "PreventUserExistenceErrors": "ENABLED",
+        "EnableTokenRevocation": True,
+    }
+
+
+def create_identity(settings: Settings, identity: IdentityShape) -> tuple[str, str]:
+    """Create the user pool, its groups and the page's app client unless they exist.
+
+    :return: (user pool id, app client id).
+    """
+    idp = settings.client("cognito-idp")
+    pools = [p for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == identity.pool_name]
+    if pools:
+        pool_id = pools[0]["Id"]
+    else:
+        pool_id = idp.create_user_pool(**user_pool_definition(identity))["UserPool"]["Id"]
+        idp.set_user_pool_mfa_config(
+            UserPoolId=pool_id,
+            SoftwareTokenMfaConfiguration={"Enabled": True},
+            MfaConfiguration=identity.mfa,
+        )
+    existing_groups = {g["GroupName"] for g in idp.list_groups(UserPoolId=pool_id, Limit=60)["Groups"]}
+    for group in identity.groups:
+        if group.name not in existing_groups:
+            idp.create_group(UserPoolId=pool_id, GroupName=group.name, Description=group.description)
+    clients = [
+        c
+        for c in idp.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
+        if c["ClientName"] == identity.client_name
+    ]
+    if clients:
+        client_id = clients[0]["ClientId"]
+    else:
+        client_id = idp.create_user_pool_client(**app_client_definition(identity, pool_id))["UserPoolClient"][
+            "ClientId"
+        ]
+    return pool_id, client_id

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from image_etl.local.dagster import dagster_dev_command
+from image_etl.resources import LOCAL
 from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings
+from image_etl.users import DEMO_PASSWORD_FILE
 
 _PR_SET_PDEATHSIG = 1
 
@@ -179,12 +181,14 @@ class LocalStack:
         )
         # Apply the upload bucket's CORS rules (site origin only), as S3 does, instead of allowing all.
         ready = self._launch(emulator, {**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
-        self._write_state_file()
+        self._write_state_file(
+            user_pool_id=ready["user_pool_id"], user_pool_client_id=ready["user_pool_client_id"]
+        )
         settings = load_settings(self.data_dir)
         self.out.write(
             f"AWS emulation ready on {settings.aws_endpoint_url} in {ready['seconds']:.1f}s: restored "
-            f"{ready['restored_objects']} objects and {ready['restored_items']} records, "
-            f"re-enqueued {ready['requeued']} unprocessed uploads\n"
+            f"{ready['restored_objects']} objects, {ready['restored_items']} records and "
+            f"{ready['restored_users']} users, re-enqueued {ready['requeued']} unprocessed uploads\n"
         )
         for index in range(self.workers):
             self._launch(Child(f"worker-{index + 1}", [*module, "image_etl.local.worker", *data_dir]), env)
@@ -217,22 +221,27 @@ class LocalStack:
         child.stream_output(self.out)
         return ready
 
-    def _write_state_file(self) -> None:
+    def _write_state_file(self, **extra: str) -> None:
         state = {
             "pid": os.getpid(),
             "aws_port": self.aws_port,
             "site_port": self.site_port,
             "dagster_port": self.dagster_port,
             "started_at": datetime.now(UTC).isoformat(),
+            **extra,
         }
         tmp = self.data_dir / f"{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.data_dir / STATE_FILE)
 
     def _banner(self, settings: Settings) -> None:
+        demo = LOCAL.identity.demo_user
+        password = (self.data_dir / DEMO_PASSWORD_FILE).read_text().strip()
         self.out.write(
             "\nimage-etl local stack is up (Ctrl-C stops it)\n"
             f"  upload page    {settings.site_url}   (API under {settings.api_url})\n"
+            f"  sign in as     {demo} / {password}   (kept in {self.data_dir / DEMO_PASSWORD_FILE}; "
+            "more users: image-etl users add NAME --group uploaders)\n"
             + (
                 f"  Dagster UI     {settings.dagster_url}   (ready in ~20 s; sensors and schedules run)\n"
                 if settings.dagster_url
