@@ -21,11 +21,20 @@ class ApiConfig:
     max_upload_bytes: int
     presign_expiry_s: int
     variant_url_expiry_s: int
+    #: The page's app client: tokens issued to any other client of the pool are refused.
+    app_client_id: str
+    upload_groups: frozenset[str]
+    read_groups: frozenset[str]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiConfig:
         """Return the config from environment variables; a missing required one raises KeyError naming it."""
         env = os.environ if env is None else env
+        expiry = int(env.get("VARIANT_URL_EXPIRY_S", "900"))
+        if not 0 < expiry <= MAX_VARIANT_URL_EXPIRY_S:
+            raise ValueError(
+                f"VARIANT_URL_EXPIRY_S={expiry}: variant links may live 1 to {MAX_VARIANT_URL_EXPIRY_S} s"
+            )
         return cls(
             upload_bucket=env["UPLOAD_BUCKET"],
             upload_prefix=env.get("UPLOAD_PREFIX", "uploads/"),
@@ -37,5 +46,16 @@ class ApiConfig:
             allowed_origin=env["ALLOWED_ORIGIN"].rstrip("/"),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))),
             presign_expiry_s=int(env.get("PRESIGN_EXPIRY_S", "300")),
-            variant_url_expiry_s=int(env.get("VARIANT_URL_EXPIRY_S", "900")),
+            variant_url_expiry_s=expiry,
+            app_client_id=env["APP_CLIENT_ID"],
+            upload_groups=_names(env["UPLOAD_GROUPS"]),
+            read_groups=_names(env["READ_GROUPS"]),
         )
+
+
+#: Variant links are handed to signed-in users only and must not outlive a short session.
+MAX_VARIANT_URL_EXPIRY_S = 900
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in value.split(",") if name.strip())

@@ -14,8 +14,10 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambda_upload_api.auth import READ, UPLOAD, Caller, caller_from, require
 from lambda_upload_api.config import ApiConfig
 from lambda_upload_api.images import ImageStore
 from lambda_upload_api.validation import (
@@ -47,26 +49,42 @@ def build_app(store: ImageStore) -> APIGatewayRestResolver:
     """Return the API's resolver, answering from ``store``; CORS allows only the configured origin."""
     config = store.config
     app = APIGatewayRestResolver(
-        cors=CORSConfig(allow_origin=config.allowed_origin, allow_headers=["Content-Type"], max_age=600)
+        cors=CORSConfig(
+            allow_origin=config.allowed_origin, allow_headers=["Content-Type", "Authorization"], max_age=600
+        )
     )
+
+    def authorize(permission: str) -> Caller:
+        """Return the caller, or refuse the request (401/403) before the route touches any data."""
+        authorizer = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer")
+        caller = caller_from(authorizer, config)
+        require(caller, permission, config)
+        return caller
 
     @app.post("/uploads")
     def create_upload() -> Response:
+        caller = authorize(UPLOAD)
         request = parse_upload_request(
             parse_json_object(app.current_event.body), max_bytes=config.max_upload_bytes
         )
-        upload = store.presign_upload(request)
+        upload = store.presign_upload(request, uploaded_by=caller.username)
         logger.info(
-            "presigned upload", key=upload["key"], content_type=request.content_type, size=request.size
+            "presigned upload",
+            key=upload["key"],
+            content_type=request.content_type,
+            size=request.size,
+            user=caller.username,
         )
         return _json(201, upload)
 
     @app.get("/images/<image_id>")
     def get_image(image_id: str) -> Response:
+        authorize(READ)
         return _json(200, store.get(validate_image_id(image_id)))
 
     @app.get("/images")
     def list_images() -> Response:
+        authorize(READ)
         event = app.current_event
         for name, values in (event.multi_value_query_string_parameters or {}).items():
             if len(values) > 1:
@@ -113,7 +131,9 @@ def build_app(store: ImageStore) -> APIGatewayRestResolver:
 def default_app() -> APIGatewayRestResolver:
     """Return the resolver built once per execution environment from the environment."""
     config = ApiConfig.from_env()
-    store = ImageStore(s3=boto3.client("s3"), dynamodb=boto3.client("dynamodb"), config=config)
+    # SigV4 links: they cannot outlive their expiry or the function's own credentials (SigV2's can).
+    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+    store = ImageStore(s3=s3, dynamodb=boto3.client("dynamodb"), config=config)
     return build_app(store)
 
 

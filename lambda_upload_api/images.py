@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from boto3.dynamodb.types import TypeDeserializer
 
@@ -44,13 +45,17 @@ class ImageStore:
         self.dynamodb = dynamodb
         self.config = config
 
-    def presign_upload(self, request: UploadRequest) -> dict[str, Any]:
-        """Return a presigned POST for a fresh key, limited to the declared type and size."""
+    def presign_upload(self, request: UploadRequest, *, uploaded_by: str) -> dict[str, Any]:
+        """Return a presigned POST for a fresh key, limited to the declared type and size.
+
+        :param uploaded_by: the signed-in user, kept on the object so a record says who added it.
+        """
         key = upload_key(self.config.upload_prefix, request)
         fields = {
             "Content-Type": request.content_type,
             # Metadata values travel as HTTP headers: keep them ASCII.
             "x-amz-meta-original-filename": metadata_filename(request.filename),
+            "x-amz-meta-uploaded-by": quote(uploaded_by, safe=""),
         }
         if request.label:
             fields["x-amz-meta-label"] = request.label

@@ -22,9 +22,11 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from image_etl.local.authorizer import CognitoAuthorizer, Unauthorized
 from image_etl.local.worker import FakeLambdaContext
 from image_etl.resources import LOCAL, site_config, upload_api_environment
 from image_etl.settings import LOCAL_HOST, Settings, load_settings
+from image_etl.users import DEMO_PASSWORD_FILE
 
 SITE_DIR = Path(__file__).resolve().parents[2] / "site"
 API_PREFIX = "/api"
@@ -39,15 +41,20 @@ def api_environment(settings: Settings) -> dict[str, str]:
             variants_bucket=settings.variants_bucket,
             table_name=settings.table_name,
             allowed_origin=settings.site_url or "",
+            app_client_id=settings.user_pool_client_id or "",
             table=LOCAL.table,
             api=LOCAL.upload_api,
+            identity=LOCAL.identity,
         ),
         **settings.lambda_environment(),
     }
 
 
-def proxy_event(request: Request, *, path: str) -> dict[str, Any]:
-    """Return the API Gateway REST (v1) proxy event for ``request``, with ``path`` below the stage."""
+def proxy_event(request: Request, *, path: str, claims: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the API Gateway REST (v1) proxy event for ``request``, with ``path`` below the stage.
+
+    :param claims: the verified token's claims, as API Gateway's Cognito authorizer passes them.
+    """
     body = request.get_data()
     try:
         text, encoded = body.decode("utf-8"), False
@@ -71,6 +78,7 @@ def proxy_event(request: Request, *, path: str) -> dict[str, Any]:
             "stage": API_PREFIX.strip("/"),
             "requestId": str(uuid.uuid4()),
             "identity": {"sourceIp": request.remote_addr or LOCAL_HOST},
+            **({"authorizer": {"claims": claims}} if claims is not None else {}),
         },
         "body": text or None,
         "isBase64Encoded": encoded,
@@ -78,16 +86,33 @@ def proxy_event(request: Request, *, path: str) -> dict[str, Any]:
 
 
 class SiteApp:
-    """WSGI app: static files, config.json, and the API through the Lambda handler."""
+    """WSGI app: static files, config.json, and the API through API Gateway's checks and the Lambda
+    handler."""
 
     def __init__(self, settings: Settings, *, site_dir: Path = SITE_DIR) -> None:
+        if not (settings.user_pool_id and settings.user_pool_client_id and settings.jwks_url):
+            raise ValueError("the local site needs the user pool: start it through `image-etl up`")
         os.environ.update(api_environment(settings))
         from lambda_upload_api.handler import lambda_handler  # reads its environment on first use
 
         self.handler = lambda_handler
         self.settings = settings
         self.site_dir = site_dir.resolve()
-        self.config = site_config(api_url=settings.api_url or f"{API_PREFIX}", api=LOCAL.upload_api)
+        self.authorizer = CognitoAuthorizer(
+            issuer=str(settings.token_issuer), jwks_url=settings.jwks_url, scope=LOCAL.identity.api_scope
+        )
+        self.config = site_config(
+            api_url=settings.api_url or f"{API_PREFIX}",
+            api=LOCAL.upload_api,
+            region=settings.region,
+            user_pool_id=settings.user_pool_id,
+            user_pool_client_id=settings.user_pool_client_id,
+            cognito_endpoint=f"{settings.aws_endpoint_url}/",
+            sign_in_hint=(
+                f"Local stack: sign in as {LOCAL.identity.demo_user} with the password `make up` printed "
+                f"(also in {Path(settings.data_dir) / DEMO_PASSWORD_FILE})."
+            ),
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -100,7 +125,14 @@ class SiteApp:
         return response(environ, start_response)
 
     def api(self, request: Request) -> Response:
-        event = proxy_event(request, path=request.path[len(API_PREFIX) :] or "/")
+        claims = None
+        # API Gateway answers preflights itself and authorizes everything else before the function.
+        if request.method != "OPTIONS":
+            try:
+                claims = self.authorizer.claims(request.headers.get("Authorization"))
+            except Unauthorized as refused:
+                return self.unauthorized(str(refused))
+        event = proxy_event(request, path=request.path[len(API_PREFIX) :] or "/", claims=claims)
         result = self.handler(event, FakeLambdaContext(function_name="image-etl-upload-api-local"))
         body = result.get("body") or ""
         data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
@@ -111,6 +143,16 @@ class SiteApp:
         for name, values in (result.get("multiValueHeaders") or {}).items():
             for value in values:
                 response.headers.add(name, value)
+        return response
+
+    def unauthorized(self, detail: str) -> Response:
+        """Return API Gateway's refusal of an unauthorized request, as the API's usual JSON error."""
+        body = json.dumps({"error": "unauthorized", "detail": detail})
+        response = Response(body, status=401, content_type="application/json")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="image-etl"'
+        if self.settings.site_url:
+            response.headers["Access-Control-Allow-Origin"] = self.settings.site_url
+            response.headers["Vary"] = "Origin"
         return response
 
     def static(self, request: Request) -> Response:

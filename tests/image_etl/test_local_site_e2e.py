@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
 
 from image_etl.settings import Settings
 from lambda_resizer.records import from_item
+from tests.identity import demo_tokens
 from tests.imaging import encode, photo_like
 from tests.stack_process import RunningStack, image_etl_cli
 
@@ -28,8 +30,14 @@ def record(settings: Settings, image_id: str, deadline_s: float = 60) -> dict[st
     pytest.fail(f"no record for {image_id} within {deadline_s} s")
 
 
+def signed_in(settings: Settings) -> dict[str, str]:
+    return {"Authorization": demo_tokens(settings)["AccessToken"]}
+
+
 def grant(settings: Settings, **request: Any) -> dict[str, Any]:
-    response = requests.post(f"{settings.api_url}/uploads", json=request, timeout=10)
+    response = requests.post(
+        f"{settings.api_url}/uploads", json=request, headers=signed_in(settings), timeout=10
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -40,6 +48,13 @@ def test_info_and_config_json_point_the_page_at_the_api(shared_stack: RunningSta
     assert info["api_url"] == f"{info['site_url']}/api"
     config = requests.get(f"{info['site_url']}/config.json", timeout=10).json()
     assert config["apiUrl"] == info["api_url"] and "image/jpeg" in config["acceptedTypes"]
+    assert config["cognito"] == {
+        "region": info["region"],
+        "userPoolId": info["user_pool_id"],
+        "clientId": info["user_pool_client_id"],
+        "endpoint": f"{info['aws_endpoint_url']}/",
+    }
+    assert "sign in as demo" in config["signInHint"]
     page = requests.get(info["site_url"], timeout=10)
     assert page.status_code == 200 and "app.js" in page.text
     assert requests.get(f"{info['site_url']}/../pyproject.toml", timeout=10).status_code == 404
@@ -59,8 +74,13 @@ def test_an_upload_through_the_api_becomes_a_record(shared_stack: RunningStack) 
     result = record(settings, upload["image_id"])
     assert (result["status"], result["label"], result["width"]) == ("processed", "sea", 1200)
     assert result["original_filename"] == "beach day.jpg"
-    view = requests.get(f"{settings.api_url}/images/{upload['image_id']}", timeout=10).json()
-    assert requests.get(view["variants"]["thumb"]["url"], timeout=10).status_code == 200
+    assert requests.get(f"{settings.api_url}/images/{upload['image_id']}", timeout=10).status_code == 401
+    view = requests.get(
+        f"{settings.api_url}/images/{upload['image_id']}", headers=signed_in(settings), timeout=10
+    ).json()
+    link = view["variants"]["thumb"]["url"]
+    assert requests.get(link, timeout=10).status_code == 200
+    assert int(parse_qs(urlparse(link).query)["X-Amz-Expires"][0]) <= 15 * 60
 
 
 def test_uploads_that_slip_past_the_local_s3_policy_still_end_failed(shared_stack: RunningStack) -> None:

@@ -1,4 +1,8 @@
-"""Every route and every error of the upload API, through the real handler against moto over HTTP."""
+"""Every route and every error of the upload API, through the real handler against moto over HTTP.
+
+Requests go the way `image-etl up` serves them: the local stand-in for API Gateway's Cognito
+authorizer, then the Lambda handler; by default they carry the access token of a user in both
+groups (the refusals are in `test_auth.py`)."""
 
 from __future__ import annotations
 
@@ -9,11 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 import requests
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
-from image_etl.local.site import api_environment, proxy_event
-from image_etl.local.worker import FakeLambdaContext
 from image_etl.resources import ACCEPTED_IMAGE_TYPES
 from image_etl.settings import Settings
 from lambda_resizer.records import image_id_for as resizer_image_id_for
@@ -23,36 +23,6 @@ from lambda_upload_api.images import image_id_for
 from lambda_upload_api.validation import IMAGE_TYPES
 
 ORIGIN = "http://127.0.0.1:8000"
-
-
-@pytest.fixture
-def call(stack: Settings, monkeypatch: pytest.MonkeyPatch):
-    """Call the real Lambda handler with an API Gateway REST proxy event."""
-    for name, value in api_environment(stack).items():
-        monkeypatch.setenv(name, value)
-    handler.default_app.cache_clear()
-
-    def invoke(
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], Any]:
-        data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
-        request = Request(
-            EnvironBuilder(
-                method=method, path=path, query_string=query, data=data, headers=headers or {}
-            ).get_environ()
-        )
-        response = handler.lambda_handler(proxy_event(request, path=path), FakeLambdaContext())
-        payload = json.loads(response["body"]) if response.get("body") else None
-        multi = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
-        return response["statusCode"], {**(response.get("headers") or {}), **multi}, payload
-
-    yield invoke
-    handler.default_app.cache_clear()
 
 
 def put_record(stack: Settings, key: str, **fields: Any) -> str:
