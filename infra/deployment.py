@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Environment, Tags, Validations
+from constructs import Construct
 
+from image_etl.resources import LOCAL, IdentityShape
 from infra import outputs
 from infra.bundling import REPO
 from infra.checks import aws_solutions_checks
@@ -35,7 +38,9 @@ def build_app(
     """Return the app with its three stacks, deployed in the order site -> processing -> API.
 
     Context (``cdk -c``/``CDK_ARGS``): ``stackPrefix`` names the stacks, ``alarmTopicArn`` is an SNS
-    topic the alarms notify.
+    topic the alarms notify, ``selfSignUp=true`` lets people create their own accounts (they get
+    no group until an admin adds one), ``tokenMinutes``/``refreshTokenDays`` set token lifetimes,
+    ``cognitoPlusTier=false`` drops Cognito's threat protection (and its per-user cost).
 
     :param outdir: where to synthesize; default $CDK_OUTDIR (set by the CDK CLI), else ``infra/cdk.out``.
     :param prefix: stack name prefix; default the ``stackPrefix`` context, else ``ImageEtl``.
@@ -55,6 +60,7 @@ def build_app(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
     alarm_topic_arn = app.node.try_get_context("alarmTopicArn")
+    names = replace(LOCAL, identity=identity_from_context(app))
     site = UploadSiteStack(app, ids.site, env=env, description="image-etl: the upload page on CloudFront")
     processing = ImageProcessingStack(
         app,
@@ -71,7 +77,9 @@ def build_app(
         variants_bucket=processing.variants_bucket,
         table=processing.table,
         site=site.site,
+        names=names,
         alarm_topic_arn=alarm_topic_arn,
+        cognito_plus_tier=_flag(app.node.try_get_context("cognitoPlusTier"), default=True),
         env=env,
         description="image-etl: upload API (API Gateway + Lambda) and the page's config.json",
     )
@@ -79,3 +87,24 @@ def build_app(
     if checks:
         Validations.of(app).add_plugins(aws_solutions_checks(app))
     return app
+
+
+def _flag(value: Any, *, default: bool) -> bool:
+    """Return a context flag: ``-c name=true`` arrives as a string, a test's context as a bool."""
+    if value is None:
+        return default
+    return value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes"}
+
+
+def identity_from_context(scope: Construct) -> IdentityShape:
+    """Return the user-pool shape with the deployment's context overrides applied."""
+    node, shape = scope.node, LOCAL.identity
+    minutes = node.try_get_context("tokenMinutes")
+    days = node.try_get_context("refreshTokenDays")
+    return replace(
+        shape,
+        self_sign_up=_flag(node.try_get_context("selfSignUp"), default=shape.self_sign_up),
+        access_token_minutes=int(minutes) if minutes else shape.access_token_minutes,
+        id_token_minutes=int(minutes) if minutes else shape.id_token_minutes,
+        refresh_token_days=int(days) if days else shape.refresh_token_days,
+    )

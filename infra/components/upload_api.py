@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -21,12 +22,31 @@ ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-class UploadApi(Construct):
-    """A regional REST API proxying :data:`ROUTES` to ``function``.
+#: API Gateway's own refusals, in the API's JSON error shape (it does not say which check failed).
+_REFUSALS = {
+    "Unauthorized": (
+        apigw.ResponseType.UNAUTHORIZED,
+        "unauthorized",
+        "sign in: a valid access token of the image-etl user pool is required ($context.error.message)",
+    ),
+    "AccessDenied": (apigw.ResponseType.ACCESS_DENIED, "forbidden", "$context.error.message"),
+    "MissingToken": (
+        apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+        "not_found",
+        "no such route ($context.httpMethod $context.path)",
+    ),
+}
 
+
+class UploadApi(Construct):
+    """A regional REST API proxying :data:`ROUTES` to ``function``, every route behind the user pool.
+
+    Every method except the CORS preflights needs an access token of ``user_pool`` carrying
+    ``token_scope`` (API Gateway's Cognito authorizer checks signature, issuer, expiry and scope before
+    the function runs; the function checks the app client and the caller's groups).
     CORS allows ``allowed_origin`` only, on preflights (answered by API Gateway, no invocation) and on
-    API Gateway's own error responses, so a throttled request reaches the page as a 429 and not as
-    a CORS failure. The function itself sets CORS headers on its responses.
+    API Gateway's own error responses, so a throttled or refused request reaches the page as a 429
+    or 401 and not as a CORS failure. The function itself sets CORS headers on its responses.
 
     :param allowed_origin: the site's origin, ``https://<domain>`` (no trailing slash).
     """
@@ -39,6 +59,8 @@ class UploadApi(Construct):
         function: lambda_.IFunction,
         allowed_origin: str,
         shape: UploadApiShape,
+        user_pool: cognito.IUserPool,
+        token_scope: str,
     ) -> None:
         super().__init__(scope, id)
         access_logs = logs.LogGroup(
@@ -72,7 +94,7 @@ class UploadApi(Construct):
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=[allowed_origin],
                 allow_methods=sorted({method for method, _ in ROUTES}),
-                allow_headers=["Content-Type"],
+                allow_headers=["Content-Type", "Authorization"],
                 max_age=Duration.minutes(10),
             ),
         )
@@ -82,25 +104,31 @@ class UploadApi(Construct):
             "Cors5xx": apigw.ResponseType.DEFAULT_5_XX,
         }.items():
             self.api.add_gateway_response(name, type=response_type, response_headers=cors_headers)
+        for name, (response_type, error, detail) in _REFUSALS.items():
+            self.api.add_gateway_response(
+                name,
+                type=response_type,
+                response_headers=cors_headers,
+                templates={"application/json": f'{{"error": "{error}", "detail": "{detail}"}}'},
+            )
+        self.authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self, "Authorizer", cognito_user_pools=[user_pool], results_cache_ttl=Duration.minutes(5)
+        )
         validator = self.api.add_request_validator(
             "Validator", validate_request_parameters=True, validate_request_body=True
         )
         integration = apigw.LambdaIntegration(function, allow_test_invoke=False)
         for (method, path), parameters in ROUTES.items():
             resource = self.api.root.resource_for_path(path)
-            added = resource.add_method(
+            resource.add_method(
                 method,
                 integration,
+                authorization_type=apigw.AuthorizationType.COGNITO,
+                authorizer=self.authorizer,
+                authorization_scopes=[token_scope],
                 request_parameters={f"method.request.path.{name}": True for name in parameters} or None,
                 request_validator=validator if parameters else None,
             )
-            acknowledge(
-                added,
-                "AwsSolutions-APIG4",
-                "Anonymous by design: the upload page has no sign-in. Abuse is bounded by stage "
-                "throttling, CORS for the site only, and presigned uploads of one declared size.",
-            )
-            acknowledge(added, "AwsSolutions-COG4", "Anonymous by design (see AwsSolutions-APIG4).")
         stack = Stack.of(self)
         #: Base URL without a trailing slash (routes are appended as ``/uploads``).
         self.url = f"https://{self.api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}/{STAGE}"

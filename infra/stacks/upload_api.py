@@ -16,19 +16,22 @@ from infra import outputs
 from infra.bundling import ARM64_PY312, REPO, UPLOAD_API_REQUIREMENTS, LambdaPlatform
 from infra.checks import acknowledge
 from infra.components.functions import PythonFunction
+from infra.components.identity import Identity
 from infra.components.monitoring import Alarms
 from infra.components.site import SiteConfig, StaticSite
 from infra.components.upload_api import UploadApi
 
 
 class UploadApiStack(Stack):
-    """The upload API, granted exactly what its function touches, and the page's ``config.json``.
+    """The user pool, the upload API behind it, granted exactly what its function touches, and the
+    page's ``config.json``.
 
     :param upload_bucket: presigned POSTs go here, under the upload prefix only.
     :param variants_bucket: presigned GETs of variants come from here.
     :param table: the image records and their indexes, read only.
     :param site: the page: its origin is the one CORS allows, its bucket gets ``config.json``.
     :param alarm_topic_arn: an SNS topic the alarm on function errors notifies.
+    :param cognito_plus_tier: see :class:`Identity`.
     """
 
     def __init__(
@@ -43,9 +46,11 @@ class UploadApiStack(Stack):
         names: StackNames = LOCAL,
         platform: LambdaPlatform = ARM64_PY312,
         alarm_topic_arn: str | None = None,
+        cognito_plus_tier: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
+        self.identity = Identity(self, "Identity", shape=names.identity, plus_tier=cognito_plus_tier)
         self.handler = PythonFunction(
             self,
             "UploadApiFunction",
@@ -58,8 +63,10 @@ class UploadApiStack(Stack):
                 variants_bucket=variants_bucket.bucket_name,
                 table_name=table.table_name,
                 allowed_origin=site.origin,
+                app_client_id=self.identity.client.user_pool_client_id,
                 table=names.table,
                 api=names.upload_api,
+                identity=names.identity,
             ),
             timeout_s=names.upload_api.timeout_s,
             memory_mb=names.upload_api.memory_mb,
@@ -81,10 +88,25 @@ class UploadApiStack(Stack):
             ],
         )
         self.api = UploadApi(
-            self, "UploadApi", function=function, allowed_origin=site.origin, shape=names.upload_api
+            self,
+            "UploadApi",
+            function=function,
+            allowed_origin=site.origin,
+            shape=names.upload_api,
+            user_pool=self.identity.user_pool,
+            token_scope=names.identity.api_scope,
         )
         self.site_config = SiteConfig(
-            self, "SiteConfig", site=site, config=site_config(api_url=self.api.url, api=names.upload_api)
+            self,
+            "SiteConfig",
+            site=site,
+            config=site_config(
+                api_url=self.api.url,
+                api=names.upload_api,
+                region=self.region,
+                user_pool_id=self.identity.user_pool.user_pool_id,
+                user_pool_client_id=self.identity.client.user_pool_client_id,
+            ),
         )
         Alarms(
             self,
@@ -95,3 +117,5 @@ class UploadApiStack(Stack):
 
         CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the upload API")
         CfnOutput(self, outputs.UPLOAD_API_FUNCTION, value=function.function_name)
+        CfnOutput(self, outputs.USER_POOL_ID, value=self.identity.user_pool.user_pool_id)
+        CfnOutput(self, outputs.USER_POOL_CLIENT_ID, value=self.identity.client.user_pool_client_id)

@@ -199,3 +199,15 @@ def test_make_synth_passes_cdk_nag_without_a_deploy_environment(tmp_path: Path, 
         "ImageEtl-Processing",
         "ImageEtl-UploadApi",
     }
+
+
+def test_only_cors_preflights_are_exempt_from_the_authorizer_rules(cloud: Cloud) -> None:
+    # APIG4/COG4 (an authorizer on every method) pass; what is accepted is the preflights alone.
+    exempt = [
+        construct.node.path
+        for construct in cloud.upload_api.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == "image-etl:cdk-nag-accepted"
+        and entry.data["rule"] in {"AwsSolutions-APIG4", "AwsSolutions-COG4"}
+    ]
+    assert exempt and all(path.endswith("/OPTIONS") for path in exempt), exempt

@@ -76,12 +76,12 @@ def _cloud_environment(cloud: Cloud, stack: Any, function: Any) -> dict[str, Any
 
 
 @pytest.mark.parametrize("which", ["resizer", "upload_api"])
-def test_handler_environments_match(cloud: Cloud, stack: Settings, which: str) -> None:
+def test_handler_environments_match(cloud: Cloud, api_stack: Settings, which: str) -> None:
     if which == "resizer":
-        local = handler_environment(stack)
+        local = handler_environment(api_stack)
         deployed = _cloud_environment(cloud, cloud.processing, cloud.processing.resizer.function)
     else:
-        local = api_environment(stack)
+        local = api_environment(api_stack)
         deployed = _cloud_environment(cloud, cloud.upload_api, cloud.upload_api.handler.function)
     assert set(deployed) == set(local) - LOCAL_ONLY
     # Names of resources differ (CloudFormation generates them); every other value is the same.
@@ -92,6 +92,52 @@ def test_handler_environments_match(cloud: Cloud, stack: Settings, which: str) -
         "VARIANTS_BUCKET",
         "TABLE_NAME",
         "ALLOWED_ORIGIN",
+        "APP_CLIENT_ID",
+    }
+
+
+def test_user_pool_matches(cloud: Cloud, api_stack: Settings) -> None:
+    local = api_stack.client("cognito-idp").describe_user_pool(UserPoolId=api_stack.user_pool_id)["UserPool"]
+    (pool,) = cloud.resources(cloud.upload_api, "AWS::Cognito::UserPool").values()
+    props = pool["Properties"]
+    assert props["Policies"]["PasswordPolicy"] == local["Policies"]["PasswordPolicy"]
+    assert (
+        props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"]
+        is local["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"]
+    )
+    assert props["MfaConfiguration"] == local["MfaConfiguration"]
+    assert props["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
+    assert props["UsernameConfiguration"] == local["UsernameConfiguration"]
+    assert props["DeletionProtection"] == local["DeletionProtection"]
+    assert pool["DeletionPolicy"] == pool["UpdateReplacePolicy"] == "Retain"
+
+
+def test_app_client_matches(cloud: Cloud, api_stack: Settings) -> None:
+    local = api_stack.client("cognito-idp").describe_user_pool_client(
+        UserPoolId=api_stack.user_pool_id, ClientId=api_stack.user_pool_client_id
+    )["UserPoolClient"]
+    (client,) = cloud.resources(cloud.upload_api, "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    for name in (
+        "ClientName",
+        "GenerateSecret",
+        "ExplicitAuthFlows",
+        "AccessTokenValidity",
+        "IdTokenValidity",
+        "RefreshTokenValidity",
+        "TokenValidityUnits",
+        "PreventUserExistenceErrors",
+        "EnableTokenRevocation",
+    ):
+        assert props[name] == local.get(name, False if name == "GenerateSecret" else None), name
+    assert "ClientSecret" not in local  # a public client: the page cannot keep a secret
+
+
+def test_groups_match(cloud: Cloud, api_stack: Settings) -> None:
+    local = api_stack.client("cognito-idp").list_groups(UserPoolId=api_stack.user_pool_id)["Groups"]
+    deployed = cloud.resources(cloud.upload_api, "AWS::Cognito::UserPoolGroup").values()
+    assert {(g["Properties"]["GroupName"], g["Properties"]["Description"]) for g in deployed} == {
+        (g["GroupName"], g["Description"]) for g in local
     }
 
 

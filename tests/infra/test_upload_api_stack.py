@@ -68,6 +68,47 @@ def test_every_route_of_the_openapi_spec_is_proxied_to_the_function(cloud: Cloud
         assert {"Fn::GetAtt": [function, "Arn"]} in props["Integration"]["Uri"]["Fn::Join"][1]
 
 
+def test_every_method_but_the_preflights_needs_a_user_pool_access_token(cloud: Cloud) -> None:
+    stack = cloud.upload_api
+    (authorizer_id, authorizer), *others = cloud.resources(stack, "AWS::ApiGateway::Authorizer").items()
+    assert others == []
+    assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
+    pool = cloud.logical_id(stack.identity.user_pool)
+    assert authorizer["Properties"]["ProviderARNs"] == [{"Fn::GetAtt": [pool, "Arn"]}]
+    for (method, path), props in _routes(cloud).items():
+        if method == "OPTIONS":
+            assert props["AuthorizationType"] == "NONE", path  # browsers send preflights without credentials
+            continue
+        assert props["AuthorizationType"] == "COGNITO_USER_POOLS", (method, path)
+        assert props["AuthorizerId"] == {"Ref": authorizer_id}, (method, path)
+        # With a scope, API Gateway takes access tokens only (ID tokens are refused).
+        assert props["AuthorizationScopes"] == [LOCAL.identity.api_scope], (method, path)
+
+
+def test_refusals_are_the_apis_json_errors_readable_by_the_page(cloud: Cloud) -> None:
+    quoted = {"Fn::Join": ["", ["'https://", {"Fn::ImportValue": _export(cloud, "DomainName")}, "'"]]}
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in cloud.resources(cloud.upload_api, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    for kind, error in (
+        ("UNAUTHORIZED", "unauthorized"),
+        ("ACCESS_DENIED", "forbidden"),
+        ("MISSING_AUTHENTICATION_TOKEN", "not_found"),
+    ):
+        template = responses[kind]["ResponseTemplates"]["application/json"]
+        assert json.loads(template.replace("$context.", "context."))["error"] == error
+        assert (
+            responses[kind]["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+            == quoted
+        )
+    preflight = next(props for (method, _), props in _routes(cloud).items() if method == "OPTIONS")
+    (response,) = preflight["Integration"]["IntegrationResponses"]
+    allowed = response["ResponseParameters"]["method.response.header.Access-Control-Allow-Headers"]
+    assert "Authorization" in allowed
+
+
 def test_cors_allows_the_site_origin_only(cloud: Cloud) -> None:
     origin = _site_origin(cloud)
     quoted = {"Fn::Join": ["", ["'https://", {"Fn::ImportValue": _export(cloud, "DomainName")}, "'"]]}
@@ -77,7 +118,7 @@ def test_cors_allows_the_site_origin_only(cloud: Cloud) -> None:
         (response,) = props["Integration"]["IntegrationResponses"]
         assert response["ResponseParameters"]["method.response.header.Access-Control-Allow-Origin"] == quoted
     gateway_responses = cloud.resources(cloud.upload_api, "AWS::ApiGateway::GatewayResponse").values()
-    assert {r["Properties"]["ResponseType"] for r in gateway_responses} == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert {r["Properties"]["ResponseType"] for r in gateway_responses} >= {"DEFAULT_4XX", "DEFAULT_5XX"}
     for response in gateway_responses:
         header = response["Properties"]["ResponseParameters"][
             "gatewayresponse.header.Access-Control-Allow-Origin"
@@ -113,11 +154,13 @@ def test_upload_function_environment_names_the_deployed_resources(cloud: Cloud) 
         variants_bucket="-",
         table_name="-",
         allowed_origin="-",
+        app_client_id="-",
         table=LOCAL.table,
         api=LOCAL.upload_api,
+        identity=LOCAL.identity,
     )
     assert set(variables) == set(expected)
-    tokens = {"UPLOAD_BUCKET", "VARIANTS_BUCKET", "TABLE_NAME", "ALLOWED_ORIGIN"}
+    tokens = {"UPLOAD_BUCKET", "VARIANTS_BUCKET", "TABLE_NAME", "ALLOWED_ORIGIN", "APP_CLIENT_ID"}
     assert {k: v for k, v in variables.items() if k not in tokens} == {
         k: v for k, v in expected.items() if k not in tokens
     }
@@ -132,28 +175,52 @@ def test_upload_function_environment_names_the_deployed_resources(cloud: Cloud) 
         "TABLE_NAME": processing.table,
     }.items():
         assert f"Ref{cloud.logical_id(construct)}" in imports[name]
+    assert variables["APP_CLIENT_ID"] == {"Ref": cloud.logical_id(stack.identity.client)}
 
 
-def test_config_json_gets_the_api_url_at_deploy_time(cloud: Cloud) -> None:
+def test_config_json_gets_the_api_url_and_the_user_pool_at_deploy_time(cloud: Cloud) -> None:
     stack = cloud.upload_api
     deployments = cloud.resources(stack, "Custom::CDKBucketDeployment")
     (config,) = [
         d["Properties"] for d in deployments.values() if d["Properties"].get("SourceMarkers") != [{}]
     ]
     (markers,) = config["SourceMarkers"]
-    ((marker, api_url),) = markers.items()
-    parts = api_url["Fn::Join"][1]
-    # A JSON string, filled in by the deployment: https://<api id>.execute-api.<region>.<suffix>/<stage>
-    assert (parts[0], parts[-1]) == ('"https://', f'/{STAGE}"')
-    assert {"Ref": cloud.logical_id(stack.api.api)} in parts
+    pool, client = cloud.logical_id(stack.identity.user_pool), cloud.logical_id(stack.identity.client)
+    placeholders: dict[str, str] = {}
+    for marker, value in markers.items():
+        # Each a JSON string filled in by the deployment.
+        parts = value["Fn::Join"][1]
+        if parts[0] == '"https://':  # https://<api id>.execute-api.<region>.<suffix>/<stage>
+            assert parts[-1] == f'/{STAGE}"' and {"Ref": cloud.logical_id(stack.api.api)} in parts
+            placeholders[marker] = "<api url>"
+        else:
+            assert parts[0] == parts[2] == '"'
+            placeholders[marker] = {pool: "<pool id>", client: "<client id>"}[parts[1]["Ref"]]
+    assert sorted(placeholders.values()) == ["<api url>", "<client id>", "<pool id>"]
     (key,) = config["SourceObjectKeys"]
     text = (cloud.asset_dir(key) / "config.json").read_text()
-    written = json.loads(text.replace(marker, '"<api url>"'))
-    assert written == site_config(api_url="<api url>", api=LOCAL.upload_api)
+    for marker, placeholder in placeholders.items():
+        text = text.replace(marker, json.dumps(placeholder))
+    written = json.loads(text)
+    assert written == site_config(
+        api_url="<api url>",
+        api=LOCAL.upload_api,
+        region="eu-west-1",
+        user_pool_id="<pool id>",
+        user_pool_client_id="<client id>",
+    )
+    assert written["cognito"]["endpoint"] == "https://cognito-idp.eu-west-1.amazonaws.com/"
     site_bucket = cloud.logical_id(cloud.site.site.bucket)
     assert site_bucket in config["DestinationBucketName"]["Fn::ImportValue"]
     assert config["Prune"] is False  # the page's own files stay
     assert config["DistributionPaths"] == ["/config.json"]
+
+
+def test_outputs_name_the_user_pool_and_the_pages_client(cloud: Cloud) -> None:
+    stack = cloud.upload_api
+    found = cloud.template_json(stack)["Outputs"]
+    assert found[outputs.USER_POOL_ID]["Value"] == {"Ref": cloud.logical_id(stack.identity.user_pool)}
+    assert found[outputs.USER_POOL_CLIENT_ID]["Value"] == {"Ref": cloud.logical_id(stack.identity.client)}
 
 
 def test_api_url_output_is_the_stage_url_without_trailing_slash(cloud: Cloud) -> None:
