@@ -1,6 +1,6 @@
-// image-etl upload page: presigned uploads with real progress, live status, a gallery.
+// image-etl upload page: sign-in, presigned uploads with real progress, live status, a gallery.
 // No build step and nothing from a CDN: plain ES2020 that reads config.json at load, so the
-// same files work behind the local stack and behind CloudFront.
+// same files work behind the local stack and behind CloudFront. Sign-in is auth.js (Cognito, SRP).
 "use strict";
 
 const DEFAULTS = {
@@ -21,6 +21,8 @@ const PROCESSING_TIMEOUT_MS = 180000;
 
 const $ = (id) => document.getElementById(id);
 let config = null;
+let auth = null;
+let pendingChallenge = null; // a sign-in waiting for a new password or an MFA code
 const queue = [];
 let active = 0;
 const waiting = new Map(); // image_id -> row, while its record is not there yet
@@ -31,8 +33,17 @@ function mib(bytes) { return `${(bytes / 1048576).toFixed(bytes < 1048576 ? 2 : 
 
 function showBanner(text) { const b = $("banner"); b.textContent = text; b.hidden = false; }
 
-async function api(path, options = {}) {
-  const response = await fetch(`${config.apiUrl}${path}`, options);
+// Every API call carries the access token; a 401 refreshes the session once and retries, and a
+// session that cannot be refreshed raises SignInRequired (the page then asks for sign-in).
+async function api(path, options = {}, retried = false) {
+  const token = await auth.accessToken();
+  const headers = { ...(options.headers || {}), Authorization: token };
+  const response = await fetch(`${config.apiUrl}${path}`, { ...options, headers });
+  if (response.status === 401) {
+    if (retried) { auth.expire(); throw new ImageEtlAuth.SignInRequired("the API refused the session"); }
+    await auth.refresh();
+    return api(path, options, true);
+  }
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
   if (!response.ok) {
@@ -101,7 +112,7 @@ function addFiles(files) {
 }
 
 function pump() {
-  while (active < PARALLEL_UPLOADS && queue.length) {
+  while (auth && auth.signedIn && active < PARALLEL_UPLOADS && queue.length) {
     const job = queue.shift();
     active += 1;
     upload(job).finally(() => { active -= 1; pump(); });
@@ -123,7 +134,8 @@ function postWithProgress(url, form, progress) {
   });
 }
 
-async function upload({ file, type, label, row }) {
+async function upload(job) {
+  const { file, type, label, row } = job;
   const progress = row.querySelector("progress");
   try {
     setStatus(row, "uploading", "uploading");
@@ -143,6 +155,11 @@ async function upload({ file, type, label, row }) {
     waiting.set(grant.image_id, row);
     schedulePoll();
   } catch (error) {
+    if (error instanceof ImageEtlAuth.SignInRequired) {
+      queue.unshift(job); // nothing was sent yet: it goes once someone signs in again
+      setStatus(row, "queued", "waiting for sign-in");
+      return;
+    }
     setStatus(row, "failed", `failed: ${error.message}`);
   }
 }
@@ -180,6 +197,7 @@ async function poll() {
     }
     if (finished) loadGallery(false);
   } catch (error) {
+    if (error instanceof ImageEtlAuth.SignInRequired) return; // resumes after sign-in
     showBanner(`Could not check processing status: ${error.message}`);
   }
   if (waiting.size) schedulePoll();
@@ -238,7 +256,85 @@ async function loadGallery(append) {
     $("more").hidden = !galleryNext;
     $("gallery-empty").hidden = gallery.children.length > 0;
   } catch (error) {
+    if (error instanceof ImageEtlAuth.SignInRequired) return;
     showBanner(`Could not load recent images: ${error.message}`);
+  }
+}
+
+function showStep(step) {
+  for (const field of document.querySelectorAll("#sign-in-form [data-step]")) field.hidden = field.dataset.step !== step;
+  $("sign-in-submit").textContent = step === "password" ? "Sign in" : "Continue";
+  const first = { password: "username", "new-password": "new-password", mfa: "mfa-code" }[step];
+  $(first).focus();
+}
+
+function signInError(text) { const e = $("sign-in-error"); e.textContent = text; e.hidden = !text; }
+
+// What the page shows follows the session: the sign-in form, or the upload section and gallery.
+function render(reason) {
+  const signedIn = auth.signedIn;
+  $("sign-in").hidden = signedIn;
+  $("account").hidden = !signedIn;
+  $("upload-section").hidden = !signedIn;
+  $("gallery-section").hidden = !signedIn;
+  if (!signedIn) {
+    pendingChallenge = null;
+    $("password").value = "";
+    signInError("");
+    $("sign-in-note").textContent = reason === "expired"
+      ? `Your session has ended: sign in again to go on.${queue.length ? ` ${queue.length} file(s) are waiting to upload.` : ""}`
+      : "This dataset is private: sign in with the account your team gave you.";
+    showStep("password");
+    return;
+  }
+  const user = auth.user;
+  $("account-name").textContent = user.username;
+  const mayUpload = user.groups.includes("uploaders");
+  $("upload-form").hidden = !mayUpload;
+  $("upload-denied").hidden = mayUpload;
+  loadGallery(false);
+  pump();
+  if (waiting.size) schedulePoll();
+}
+
+function signedOut() {
+  // An explicit sign-out leaves nothing of the dataset on the page.
+  queue.length = 0;
+  waiting.clear();
+  $("uploads").replaceChildren();
+  $("gallery").replaceChildren();
+  $("known-labels").replaceChildren();
+  knownLabels.clear();
+  galleryNext = null;
+}
+
+async function submitSignIn(event) {
+  event.preventDefault();
+  signInError("");
+  $("sign-in-submit").disabled = true;
+  try {
+    let result;
+    if (!pendingChallenge) {
+      const username = $("username").value.trim();
+      const password = $("password").value;
+      if (!username || !password) { signInError("Enter your user name and password."); return; }
+      result = await auth.signIn(username, password);
+    } else if (pendingChallenge.challenge === "NEW_PASSWORD_REQUIRED") {
+      const chosen = $("new-password").value;
+      if (chosen !== $("new-password-again").value) { signInError("The two new passwords differ."); return; }
+      result = await auth.completeNewPassword(pendingChallenge, chosen);
+    } else {
+      result = await auth.answerMfa(pendingChallenge, $("mfa-code").value.trim());
+    }
+    if (result.done) { pendingChallenge = null; return; }
+    pendingChallenge = result;
+    showStep(result.challenge === "NEW_PASSWORD_REQUIRED" ? "new-password" : "mfa");
+  } catch (error) {
+    signInError(error instanceof ImageEtlAuth.CognitoError ? error.message : `sign-in failed: ${error.message}`);
+    // A challenge's session lasts minutes: once it has ended, start over from the password.
+    if (pendingChallenge && error.type === "NotAuthorizedException") { pendingChallenge = null; showStep("password"); }
+  } finally {
+    $("sign-in-submit").disabled = false;
   }
 }
 
@@ -264,6 +360,9 @@ function wire() {
   });
   $("more").addEventListener("click", () => loadGallery(true));
   $("upload-form").addEventListener("submit", (event) => event.preventDefault());
+  $("sign-in-form").addEventListener("submit", submitSignIn);
+  $("sign-out").addEventListener("click", () => auth.signOut());
+  auth.onChange((reason) => { if (reason === "signed-out") signedOut(); render(reason); });
 }
 
 async function start() {
@@ -276,9 +375,15 @@ async function start() {
   }
   config.apiUrl = config.apiUrl.replace(/\/$/, "");
   $("max-size").textContent = mib(config.maxUploadBytes);
+  if (!config.cognito || !window.crypto || !crypto.subtle) {
+    showBanner("This page cannot sign in here: config.json names no user pool, or the page is not served over HTTPS.");
+    return;
+  }
+  auth = new ImageEtlAuth.Auth(config.cognito);
+  if (config.signInHint) { $("sign-in-hint").textContent = config.signInHint; $("sign-in-hint").hidden = false; }
   wire();
+  render("start");
   document.body.dataset.ready = "true";
-  loadGallery(false);
 }
 
 start();

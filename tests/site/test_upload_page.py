@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, FileChooser, Page, expect
+from playwright.sync_api import ConsoleMessage, FileChooser, Page, Request, expect
 
+from image_etl.users import DEMO_PASSWORD_FILE, add_user
+from tests.identity import forged
 from tests.imaging import encode, photo_like
 from tests.stack_process import RunningStack
 
@@ -15,23 +17,62 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PROCESSING_S = 60
+# Chromium logs every refused request as a console error; where a refusal is the point, it is expected.
+REFUSED = "Failed to load resource: the server responded with a status of"
+
+
+class Watched:
+    """The page's console errors and uncaught exceptions, and the API requests it made."""
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        self.api_requests: list[str] = []
+        self.expected_refusals = False
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.on("request", self._request)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not (self.expected_refusals and message.text.startswith(REFUSED)):
+            self.problems.append(f"console: {message.text}")
+
+    def _request(self, request: Request) -> None:
+        if "/api/" in request.url:
+            self.api_requests.append(request.url)
+
+
+def sign_in(page: Page, username: str, password: str) -> None:
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#sign-in-submit")
+
+
+def demo_password(stack: RunningStack) -> str:
+    return (stack.data_dir / DEMO_PASSWORD_FILE).read_text().strip()
 
 
 @pytest.fixture
-def site(shared_stack: RunningStack, page: Page) -> Iterator[Page]:
-    """The page, loaded and ready, failing the test on any console error or uncaught exception."""
-    problems: list[str] = []
+def watched(page: Page) -> Iterator[Watched]:
+    """Fail the test on any unexpected console error or uncaught exception of the page."""
+    watch = Watched(page)
+    yield watch
+    assert watch.problems == []
 
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            problems.append(f"console: {message.text}")
 
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+@pytest.fixture
+def signed_out(shared_stack: RunningStack, page: Page, watched: Watched) -> Page:
+    """The page, loaded and ready, nobody signed in."""
     page.goto(shared_stack.settings.site_url or "")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    yield page
-    assert problems == []
+    return page
+
+
+@pytest.fixture
+def site(shared_stack: RunningStack, signed_out: Page) -> Page:
+    """The page, signed in as the local stack's demo user (in both groups)."""
+    sign_in(signed_out, "demo", demo_password(shared_stack))
+    expect(signed_out.locator("#account-name")).to_have_text("demo")
+    return signed_out
 
 
 def images(folder: Path, count: int, seed: int) -> list[Path]:
@@ -125,3 +166,88 @@ def test_invalid_label_is_explained_and_nothing_is_sent(site: Page, tmp_path: Pa
     site.set_input_files("#file-input", [str(p) for p in images(tmp_path, 1, seed=50)])
     expect(site.locator("#banner")).to_contain_text("label")
     expect(site.locator("#uploads .upload")).to_have_count(0)
+
+
+def test_nothing_of_the_dataset_is_fetched_before_sign_in(
+    shared_stack: RunningStack, signed_out: Page, watched: Watched
+) -> None:
+    page = signed_out
+    expect(page.locator("#sign-in")).to_be_visible()
+    for hidden in ("#upload-section", "#gallery-section", "#account"):
+        expect(page.locator(hidden)).to_be_hidden()
+    page.wait_for_load_state("networkidle")
+    assert watched.api_requests == []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "sign-in.png"), full_page=True)
+
+    watched.expected_refusals = True
+    sign_in(page, "demo", "Not-The-Password-1")
+    expect(page.locator("#sign-in-error")).to_contain_text("Incorrect username or password")
+    assert watched.api_requests == []
+    sign_in(page, "DEMO", demo_password(shared_stack))  # names are case-insensitive
+    expect(page.locator("#gallery-section")).to_be_visible()
+    expect(page.locator("#account-name")).to_have_text("demo")
+
+
+def test_sign_in_upload_see_thumbnails_sign_out_and_see_nothing(
+    shared_stack: RunningStack, site: Page, watched: Watched, tmp_path: Path
+) -> None:
+    site.fill("#label", "session")
+    site.set_input_files("#file-input", [str(p) for p in images(tmp_path, 2, seed=60)])
+    expect(site.locator("#uploads .upload[data-state=done]")).to_have_count(2, timeout=PROCESSING_S * 1000)
+    expect(site.locator("#gallery .card[data-label=session] img").first).to_be_visible()
+
+    site.click("#sign-out")
+    expect(site.locator("#sign-in")).to_be_visible()
+    assert site.locator("#gallery .card").count() == 0 and site.locator("#uploads .upload").count() == 0
+    for hidden in ("#upload-section", "#gallery-section"):
+        expect(site.locator(hidden)).to_be_hidden()
+    site.reload()  # and stays signed out: the session is gone from the browser, not just hidden
+    expect(site.locator("body")).to_have_attribute("data-ready", "true")
+    before = len(watched.api_requests)
+    site.wait_for_load_state("networkidle")
+    expect(site.locator("#sign-in")).to_be_visible()
+    assert len(watched.api_requests) == before
+
+
+def test_a_reload_keeps_the_session(site: Page) -> None:
+    site.reload()
+    expect(site.locator("#account-name")).to_have_text("demo")
+    expect(site.locator("#gallery-section")).to_be_visible()
+
+
+def test_first_sign_in_sets_a_new_password(shared_stack: RunningStack, signed_out: Page) -> None:
+    temporary = add_user(shared_stack.settings, "first-timer", groups=["viewers"])
+    sign_in(signed_out, "first-timer", temporary)
+    expect(signed_out.locator("#new-password")).to_be_visible()
+    signed_out.fill("#new-password", "My-Own-Password-2026")
+    signed_out.fill("#new-password-again", "My-Own-Password-2026")
+    signed_out.click("#sign-in-submit")
+    expect(signed_out.locator("#account-name")).to_have_text("first-timer")
+    # A viewer browses but cannot upload.
+    expect(signed_out.locator("#upload-denied")).to_be_visible()
+    expect(signed_out.locator("#upload-form")).to_be_hidden()
+    expect(signed_out.locator("#gallery-section")).to_be_visible()
+
+
+def test_an_ended_session_asks_for_sign_in_and_keeps_the_queued_files(
+    shared_stack: RunningStack, site: Page, watched: Watched, tmp_path: Path
+) -> None:
+    settings = shared_stack.settings
+    key = f"image-etl.session.{settings.user_pool_client_id}"
+    session = site.evaluate(f"JSON.parse(localStorage.getItem('{key}'))")
+    # The session ends while the page is open: its refresh token is revoked and its access token expires.
+    settings.client("cognito-idp").revoke_token(
+        Token=session["refreshToken"], ClientId=settings.user_pool_client_id
+    )
+    expired = forged(settings, username="demo", exp=1_000_000_000, iat=999_996_400)
+    site.evaluate(f"auth.store({{...auth.session, accessToken: '{expired}'}})")
+    watched.expected_refusals = True
+
+    site.fill("#label", "resumed")
+    site.set_input_files("#file-input", [str(p) for p in images(tmp_path, 2, seed=70)])
+    expect(site.locator("#sign-in")).to_be_visible()
+    expect(site.locator("#sign-in-note")).to_contain_text("session has ended")
+    sign_in(site, "demo", demo_password(shared_stack))
+    expect(site.locator("#uploads .upload[data-state=done]")).to_have_count(2, timeout=PROCESSING_S * 1000)
+    expect(site.locator("#gallery .card[data-label=resumed] img").first).to_be_visible()
