@@ -278,6 +278,8 @@ function render(reason) {
   $("upload-section").hidden = !signedIn;
   $("gallery-section").hidden = !signedIn;
   if (!signedIn) {
+    $("mfa-section").hidden = true;
+    $("mfa-done").hidden = true;
     pendingChallenge = null;
     $("password").value = "";
     signInError("");
@@ -295,6 +297,32 @@ function render(reason) {
   loadGallery(false);
   pump();
   if (waiting.size) schedulePoll();
+}
+
+async function startMfaSetup() {
+  $("mfa-error").hidden = true;
+  try {
+    $("mfa-secret").textContent = await auth.startTotp();
+    $("mfa-section").hidden = false;
+    $("mfa-done").hidden = true;
+    $("mfa-setup-code").focus();
+  } catch (error) {
+    showBanner(`Could not start two-factor set-up: ${error.message}`);
+  }
+}
+
+async function confirmMfaSetup(event) {
+  event.preventDefault();
+  try {
+    await auth.confirmTotp($("mfa-setup-code").value.trim());
+    $("mfa-section").hidden = true;
+    $("mfa-done").hidden = false;
+    $("mfa-setup-code").value = "";
+  } catch (error) {
+    $("mfa-error").textContent = error.type === "CodeMismatchException"
+      ? "That code does not match: check the app's clock and the key, and try the next code." : error.message;
+    $("mfa-error").hidden = false;
+  }
 }
 
 function signedOut() {
@@ -362,6 +390,9 @@ function wire() {
   $("upload-form").addEventListener("submit", (event) => event.preventDefault());
   $("sign-in-form").addEventListener("submit", submitSignIn);
   $("sign-out").addEventListener("click", () => auth.signOut());
+  $("mfa-setup").addEventListener("click", startMfaSetup);
+  $("mfa-form").addEventListener("submit", confirmMfaSetup);
+  $("mfa-cancel").addEventListener("click", () => { $("mfa-section").hidden = true; });
   auth.onChange((reason) => { if (reason === "signed-out") signedOut(); render(reason); });
 }
 

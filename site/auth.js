@@ -130,6 +130,21 @@ const ImageEtlAuth = (() => {
       throw new CognitoError("UnsupportedChallenge", `sign-in needs ${result.ChallengeName}, which this page cannot do`);
     }
 
+    // TOTP set-up for the signed-in user: a secret for their app, then a code proving they added it.
+    async startTotp() {
+      const result = await this.call("AssociateSoftwareToken", { AccessToken: await this.accessToken() });
+      return result.SecretCode;
+    }
+
+    async confirmTotp(code) {
+      const accessToken = await this.accessToken();
+      await this.call("VerifySoftwareToken", { AccessToken: accessToken, UserCode: code, FriendlyDeviceName: "image-etl" });
+      await this.call("SetUserMFAPreference", {
+        AccessToken: accessToken,
+        SoftwareTokenMfaSettings: { Enabled: true, PreferredMfa: true },
+      });
+    }
+
     // A valid access token: the stored one, or a fresh one from the refresh token near its expiry.
     async accessToken() {
       if (!this.signedIn) throw new SignInRequired("not signed in");

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from playwright.sync_api import ConsoleMessage, FileChooser, Page, Request, expect
 
 from image_etl.users import DEMO_PASSWORD_FILE, add_user
@@ -251,3 +256,39 @@ def test_an_ended_session_asks_for_sign_in_and_keeps_the_queued_files(
     sign_in(site, "demo", demo_password(shared_stack))
     expect(site.locator("#uploads .upload[data-state=done]")).to_have_count(2, timeout=PROCESSING_S * 1000)
     expect(site.locator("#gallery .card[data-label=resumed] img").first).to_be_visible()
+
+
+def totp_code(secret: str) -> str:
+    """Return the current 6-digit code of an authenticator app holding ``secret`` (RFC 6238)."""
+    if 30 - time.time() % 30 < 3:
+        time.sleep(3)  # not on the edge of a time step: the server takes the current step only
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
+    return TOTP(key, 6, SHA1(), 30, enforce_key_length=False).generate(time.time()).decode()
+
+
+def test_two_factor_sign_in_can_be_turned_on_and_is_then_asked_for(
+    shared_stack: RunningStack, signed_out: Page, watched: Watched
+) -> None:
+    page = signed_out
+    add_user(
+        shared_stack.settings, "careful", groups=["viewers"], password="Careful-User-2026", permanent=True
+    )
+    sign_in(page, "careful", "Careful-User-2026")
+    expect(page.locator("#account-name")).to_have_text("careful")
+    page.click("#mfa-setup")
+    expect(page.locator("#mfa-secret")).to_have_text(re.compile(r"^[A-Za-z2-7]{8,}=*$"))
+    secret = page.locator("#mfa-secret").inner_text()
+    watched.expected_refusals = True
+    page.fill("#mfa-setup-code", "000000" if totp_code(secret) != "000000" else "111111")
+    page.click("#mfa-verify")
+    expect(page.locator("#mfa-error")).to_contain_text("does not match")
+    page.fill("#mfa-setup-code", totp_code(secret))
+    page.click("#mfa-verify")
+    expect(page.locator("#mfa-done")).to_be_visible()
+
+    page.click("#sign-out")
+    sign_in(page, "careful", "Careful-User-2026")
+    expect(page.locator("#mfa-code")).to_be_visible()
+    page.fill("#mfa-code", totp_code(secret))
+    page.click("#sign-in-submit")
+    expect(page.locator("#account-name")).to_have_text("careful")
