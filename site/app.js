@@ -86,6 +86,25 @@ function setStatus(row, state, text) {
   status.className = `status status-${state}`;
   status.textContent = text;
   row.dataset.state = state;
+  summarize();
+}
+
+// "3 done, 1 failed, 2 uploading": the list at a glance, and a way to clear what is finished.
+const SUMMARY_ORDER = ["done", "failed", "refused", "processing", "uploading", "queued"];
+function summarize() {
+  const counts = {};
+  for (const row of $("uploads").children) counts[row.dataset.state] = (counts[row.dataset.state] || 0) + 1;
+  const parts = SUMMARY_ORDER.filter((state) => counts[state]).map((state) => `${counts[state]} ${state}`);
+  $("upload-summary").textContent = parts.join(", ");
+  $("upload-summary-row").hidden = parts.length === 0;
+  $("clear-uploads").disabled = !(counts.done || counts.failed || counts.refused);
+}
+
+function clearFinished() {
+  for (const row of [...$("uploads").children]) {
+    if (["done", "failed", "refused"].includes(row.dataset.state)) row.remove();
+  }
+  summarize();
 }
 
 function addFiles(files) {
@@ -208,29 +227,80 @@ function card(record) {
   item.className = "card";
   item.dataset.label = record.label || "";
   item.dataset.status = record.status;
+  item.dataset.imageId = record.image_id;
+  // The whole card is a button: it opens the image's detail view.
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "card-open";
+  open.setAttribute("aria-label", `details of ${record.filename}`);
   if (record.status === "processed" && record.variants.small) {
     const img = document.createElement("img");
     img.src = record.variants.small.url;
     img.alt = `${record.label || "unlabelled"} image ${record.filename}`;
     img.loading = "lazy";
-    item.append(img);
+    open.append(img);
   } else {
     const placeholder = document.createElement("div");
     placeholder.className = "placeholder";
     placeholder.textContent = `failed: ${record.error || "unknown reason"}`;
-    item.append(placeholder);
+    open.append(placeholder);
   }
   const caption = document.createElement("div");
   caption.className = "caption";
+  const name = document.createElement("span");
+  name.className = "filename";
+  name.textContent = record.filename;
+  name.title = record.filename;
   const labelText = document.createElement("span");
   labelText.className = "label";
   labelText.textContent = record.label || "unlabelled";
   const size = document.createElement("span");
   size.className = "muted";
-  size.textContent = record.status === "processed" ? `${record.width}×${record.height}` : record.filename;
-  caption.append(labelText, size);
-  item.append(caption);
+  size.textContent = record.status === "processed" ? `${record.width}×${record.height}` : "failed";
+  caption.append(name, labelText, size);
+  open.append(caption);
+  open.addEventListener("click", () => showDetail(record.image_id));
+  item.append(open);
   return item;
+}
+
+// The detail view: the larger variant and the record, fetched fresh (links are short-lived).
+async function showDetail(imageId) {
+  const dialog = $("detail");
+  try {
+    const record = await api(`/images/${imageId}`);
+    const variant = record.variants.large || record.variants.medium || record.variants.small;
+    const img = $("detail-image");
+    img.hidden = !variant;
+    if (variant) { img.src = variant.url; img.alt = `${record.filename}, ${record.width}×${record.height}`; }
+    $("detail-title").textContent = record.filename;
+    const facts = [
+      ["status", record.status === "failed" ? `failed: ${record.error}` : record.status],
+      ["label", record.label || "unlabelled"],
+      ["size", record.width ? `${record.width}×${record.height} · ${record.format || ""}` : null],
+      ["file", record.size != null ? mib(record.size) : null],
+      ["uploaded", record.uploaded_at],
+      ["processed", record.processed_at],
+      ["quality flags", record.quality_flags ? (record.quality_flags.join(", ") || "none") : null],
+      ["duplicate group", record.dup_group ? `${record.dup_group} (${record.dup_group_size || 1} images)` : null],
+      ["split", record.split || null],
+      ["image id", record.image_id],
+    ];
+    const list = $("detail-facts");
+    list.replaceChildren();
+    for (const [term, value] of facts) {
+      if (value == null) continue;
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      list.append(dt, dd);
+    }
+    if (!dialog.open) dialog.showModal();
+  } catch (error) {
+    if (error instanceof ImageEtlAuth.SignInRequired) return;
+    showBanner(`Could not open the image: ${error.message}`);
+  }
 }
 
 async function loadGallery(append) {
@@ -254,7 +324,9 @@ async function loadGallery(append) {
     }
     galleryNext = page.next;
     $("more").hidden = !galleryNext;
-    $("gallery-empty").hidden = gallery.children.length > 0;
+    const empty = $("gallery-empty");
+    empty.textContent = label ? `No images labelled “${label}”.` : "No images yet: upload some above.";
+    empty.hidden = gallery.children.length > 0;
   } catch (error) {
     if (error instanceof ImageEtlAuth.SignInRequired) return;
     showBanner(`Could not load recent images: ${error.message}`);
@@ -330,6 +402,8 @@ function signedOut() {
   queue.length = 0;
   waiting.clear();
   $("uploads").replaceChildren();
+  summarize();
+  if ($("detail").open) $("detail").close();
   $("gallery").replaceChildren();
   $("known-labels").replaceChildren();
   knownLabels.clear();
@@ -391,6 +465,9 @@ function wire() {
   $("sign-in-form").addEventListener("submit", submitSignIn);
   $("sign-out").addEventListener("click", () => auth.signOut());
   $("mfa-setup").addEventListener("click", startMfaSetup);
+  $("clear-uploads").addEventListener("click", clearFinished);
+  $("detail-close").addEventListener("click", () => $("detail").close());
+  $("detail").addEventListener("click", (event) => { if (event.target === $("detail")) $("detail").close(); });
   $("mfa-form").addEventListener("submit", confirmMfaSetup);
   $("mfa-cancel").addEventListener("click", () => { $("mfa-section").hidden = true; });
   auth.onChange((reason) => { if (reason === "signed-out") signedOut(); render(reason); });

@@ -292,3 +292,46 @@ def test_two_factor_sign_in_can_be_turned_on_and_is_then_asked_for(
     page.fill("#mfa-code", totp_code(secret))
     page.click("#sign-in-submit")
     expect(page.locator("#account-name")).to_have_text("careful")
+
+
+def test_cards_show_the_file_name_and_open_a_detail_view(site: Page, tmp_path: Path) -> None:
+    long_name = tmp_path / ("a-rather-long-holiday-photo-name-from-a-phone-" + "x" * 40 + ".jpg")
+    long_name.write_bytes(encode(photo_like(80, (1600, 1000))))
+    site.fill("#label", "details")
+    site.set_input_files("#file-input", [str(long_name)])
+    expect(site.locator("#uploads .upload[data-state=done]")).to_have_count(1, timeout=PROCESSING_S * 1000)
+    expect(site.locator("#upload-summary")).to_have_text("1 done")
+
+    card = site.locator("#gallery .card[data-label=details]").first
+    name = card.locator(".filename")
+    expect(name).to_have_text(long_name.name)
+    assert name.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+    assert name.evaluate(
+        "e => e.scrollWidth > e.clientWidth"
+    )  # clipped, with an ellipsis, title has it whole
+    assert name.get_attribute("title") == long_name.name
+
+    card.locator(".card-open").click()
+    dialog = site.locator("#detail")
+    expect(dialog).to_be_visible()
+    expect(site.locator("#detail-title")).to_have_text(long_name.name)
+    expect(site.locator("#detail-facts")).to_contain_text("processed")
+    expect(site.locator("#detail-facts")).to_contain_text("1600×1000")
+    image = site.locator("#detail-image")
+    expect(image).to_be_visible()
+    site.wait_for_function("() => document.getElementById('detail-image').complete")
+    assert image.evaluate("img => img.naturalWidth") == 1024  # the large variant, not the thumbnail
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    site.screenshot(path=str(ARTIFACTS / "detail-view.png"))
+    site.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    site.click("#clear-uploads")
+    expect(site.locator("#uploads .upload")).to_have_count(0)
+    expect(site.locator("#upload-summary-row")).to_be_hidden()
+
+
+def test_a_filter_with_no_match_says_so(site: Page) -> None:
+    site.fill("#filter", "no-such-label-anywhere")
+    expect(site.locator("#gallery .card")).to_have_count(0)
+    expect(site.locator("#gallery-empty")).to_have_text("No images labelled “no-such-label-anywhere”.")
