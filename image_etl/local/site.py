@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
 import logging
 import mimetypes
 import os
-import signal
 import sys
 import uuid
 from pathlib import Path
@@ -23,6 +21,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from image_etl.local.authorizer import CognitoAuthorizer, Unauthorized
+from image_etl.local.signals import exit_on_stop
 from image_etl.local.worker import FakeLambdaContext
 from image_etl.resources import LOCAL, site_config, upload_api_environment
 from image_etl.settings import LOCAL_HOST, Settings, load_settings
@@ -181,10 +180,9 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps({"error": f"cannot listen on {LOCAL_HOST}:{args.port}: {error.strerror}"}), flush=True
         )
         sys.exit(2)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    exit_on_stop()
     print(json.dumps({"ready": True, "site_url": settings.site_url, "api_url": settings.api_url}), flush=True)
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        server.serve_forever()
+    server.serve_forever()
 
 
 if __name__ == "__main__":

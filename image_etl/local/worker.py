@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from image_etl.local.signals import STOP_SIGNALS, ignore_further_stops
 from image_etl.resources import LOCAL, QueueShape, ResizeFunctionShape, resizer_environment
 from image_etl.settings import Settings, load_settings
 
@@ -212,12 +213,13 @@ class EventWorker:
         """Poll until SIGTERM/SIGINT; a batch in progress is finished first."""
 
         def stop(*_: Any) -> None:
+            ignore_further_stops()
             self.stopping = True
             if not self.busy:
                 raise SystemExit(0)
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, stop)
         while not self.stopping:
             try:
                 self.poll_once()

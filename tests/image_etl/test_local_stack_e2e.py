@@ -227,8 +227,12 @@ def test_ctrl_c_stops_every_process_cleanly(tmp_path: Path) -> None:
         ["pgrep", "-g", str(stack.process.pid)], capture_output=True, text=True
     ).stdout.split()
     assert len(children) >= 5  # up, the emulation, two workers, the site
-    os.killpg(stack.process.pid, signal.SIGINT)  # what a terminal sends to the foreground group on Ctrl-C
+    for _ in range(3):  # what a terminal sends to the foreground group on Ctrl-C, pressed impatiently
+        os.killpg(stack.process.pid, signal.SIGINT)
+        time.sleep(0.05)
     assert stack.process.wait(timeout=30) == 0
     time.sleep(1)
     assert subprocess.run(["pgrep", "-g", str(stack.process.pid)], capture_output=True).returncode == 1
-    assert "image-etl local stack stopped" in stack.log.read_text()
+    log = stack.log.read_text()
+    assert "image-etl local stack stopped" in log
+    assert "Traceback" not in log and "SystemExit" not in log and "KeyboardInterrupt" not in log, log[-3000:]

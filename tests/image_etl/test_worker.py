@@ -212,3 +212,23 @@ def test_an_invocation_past_lambdas_limits_is_killed_and_its_message_retried_the
     dead = sqs.receive_message(QueueUrl=settings.dlq_url, MessageSystemAttributeNames=["All"])["Messages"]
     assert "uploads%2Fx%2Fslow.jpg" in dead[0]["Body"]
     assert int(dead[0]["Attributes"]["ApproximateReceiveCount"]) >= 2
+
+
+@pytest.mark.parametrize("signals", [1, 2, 8])
+def test_a_stop_is_silent_and_clean_whatever_the_number_of_signals(stack: Settings, signals: int) -> None:
+    env = {**os.environ, **settings_variables(stack), "PYTHONPATH": str(REPO)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "image_etl.local.worker", "--data-dir", stack.data_dir],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None and '"ready": true' in worker.stdout.readline()
+    time.sleep(0.5)  # in its long poll
+    for index in range(signals):
+        worker.send_signal(signal.SIGTERM if index % 2 == 0 else signal.SIGINT)
+        time.sleep(0.01)
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0
+    assert "Traceback" not in stderr and "SystemExit" not in stderr and "KeyboardInterrupt" not in stderr, stderr

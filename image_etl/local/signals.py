@@ -1,0 +1,30 @@
+"""How the local stack's processes stop: at the first SIGTERM or SIGINT, quietly, whatever follows.
+
+Ctrl-C reaches every process of the terminal's group and `image-etl up` sends its children SIGTERM
+as well, so a child often gets two or more stop signals; one landing while Python shuts down would
+print a traceback (or kill the process with the signal's exit code) instead of a clean exit 0.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def ignore_further_stops() -> None:
+    """Ignore SIGTERM and SIGINT from now on: the process is already stopping."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
+
+
+def exit_on_stop() -> None:
+    """Make the first SIGTERM or SIGINT end the process with exit code 0, and ignore the rest."""
+
+    def stop(*_: Any) -> None:
+        ignore_further_stops()
+        raise SystemExit(0)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
