@@ -27,6 +27,8 @@ from pathlib import Path
 
 from image_etl.settings import DEFAULT_DAGSTER_PORT, LOCAL_HOST, Settings, project_root, settings_variables
 
+#: The start of the warning `dagster dev` prints at every start (see :func:`supervise`).
+_SUPERSEDED = "Function `dev_command` is superseded"
 #: Seconds `dagster dev` gets to stop after SIGINT before its process group is killed; below the
 #: 15 s `image-etl up` waits for a child.
 STOP_GRACE_S = 12.0
@@ -34,6 +36,9 @@ STOP_GRACE_S = 12.0
 _DAGSTER_YAML = """\
 # Written by image-etl (image_etl/local/dagster.py) for the local stack's `dagster dev`.
 telemetry:
+  enabled: false
+# The UI's "join the community" dialog would cover every page of a new instance until dismissed.
+nux:
   enabled: false
 run_queue:
   max_concurrent_runs: 4
@@ -54,7 +59,8 @@ def dagster_url(port: int) -> str:
 
 
 def prepare_dagster_home(dagster_home: Path) -> Path:
-    """Create DAGSTER_HOME with its dagster.yaml (telemetry off, dataset runs one at a time)."""
+    """Create DAGSTER_HOME with its dagster.yaml (telemetry and the welcome dialog off, dataset runs
+    one at a time)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     if not config.exists() or config.read_text() != _DAGSTER_YAML:
@@ -130,7 +136,11 @@ def supervise(port: int, dagster_home: Path, workspace: Path) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # undo an inherited "ignore"
     prepare_dagster_home(dagster_home)
     argv = [
-        sys.executable, "-m", "dagster", "dev",
+        # `dagster dev` warns at every start that `dg dev` supersedes it. `dg dev` needs a dg project
+        # (a `defs/` tree, dg's own environment handling) this repository is not; `dagster dev` with a
+        # workspace stays supported in Dagster 1.x, so the warning says nothing a user can act on.
+        sys.executable, "-W", f"ignore:{_SUPERSEDED}",
+        "-m", "dagster", "dev",
         "-w", str(workspace), "-h", LOCAL_HOST, "-p", str(port),
     ]  # fmt: skip
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}

@@ -134,3 +134,4 @@ def test_uploaded_images_reach_the_latest_manifest_by_themselves_and_up_stops_da
     while _dagster_processes(dagster_home) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _dagster_processes(dagster_home) == []
+    assert "SupersessionWarning" not in log.read_text()
