@@ -38,6 +38,8 @@ _ENV = {
     "site_url": "IMAGE_ETL_SITE_URL",
     "api_url": "IMAGE_ETL_API_URL",
     "dagster_url": "IMAGE_ETL_DAGSTER_URL",
+    "glue_database": "IMAGE_ETL_GLUE_DATABASE",
+    "athena_workgroup": "IMAGE_ETL_ATHENA_WORKGROUP",
 }
 
 
@@ -85,6 +87,9 @@ class Settings:
     processed_index: str = LOCAL.table.processed_index
     label_index: str = LOCAL.table.label_index
     index_shards: int = LOCAL.table.index_shards
+    #: The Glue database of the manifest table (and the Athena workgroup, deployed stacks only).
+    glue_database: str = LOCAL.catalog.database
+    athena_workgroup: str | None = None
     running: bool = False
 
     @property

@@ -124,7 +124,7 @@ def _commit(
     changes: _Changes,
     *,
     config: ManifestConfig,
-    record_files: Mapping[str, str],
+    record_files: Mapping[str, str | None],
     replace_record_files: bool,
     variants: Mapping[str, str] | None,
     mode: str,
@@ -139,7 +139,7 @@ def _commit(
     table = mt.table()
     properties: dict[str, str] = {}
     known = {} if replace_record_files else mt.record_files()
-    files_state = {**known, **record_files}
+    files_state = {day: tag for day, tag in {**known, **record_files}.items() if tag}
     if files_state != mt.record_files():
         properties[RECORD_FILES_PROPERTY] = json.dumps(dict(sorted(files_state.items())))
     if mt.rules() != config.fingerprint():
@@ -249,7 +249,7 @@ def update_manifest(
     days: Mapping[str, pd.DataFrame],
     *,
     config: ManifestConfig | None = None,
-    record_files: Mapping[str, str] | None = None,
+    record_files: Mapping[str, str | None] | None = None,
     variants: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
 ) -> BuildResult:
@@ -260,7 +260,7 @@ def update_manifest(
     :param days: upload day -> every record of that day (its whole record file; empty: no records).
     :param config: duplicate distance, quality thresholds, split ratios.
     :param record_files: day -> fingerprint (ETag) of the record file read, kept in the table so the
-        next run knows which days changed.
+        next run knows which days changed (None: the day's file is gone).
     :param variants: ``{"bucket", "prefix"}`` of the variants the rows point at (kept as a property).
     :param now: build time of the version id (default now).
     """

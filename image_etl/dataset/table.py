@@ -225,6 +225,11 @@ class ManifestTable:
         return self.table()
 
     def _create(self) -> Table:
+        # The catalog lost the table but its files are there (the local stack's Glue is not durable,
+        # its S3 is): register the newest metadata file instead of starting over.
+        if self.location and (latest := latest_metadata_file(self.catalog, self.location)):
+            self.catalog.create_namespace_if_not_exists(self.database)
+            return self.catalog.register_table(self.identifier, latest)
         from pyiceberg.catalog import Catalog as _Catalog
         from pyiceberg.partitioning import PartitionField, PartitionSpec
         from pyiceberg.transforms import IdentityTransform
@@ -456,6 +461,27 @@ class ManifestTable:
             self.refresh()
             return True
         raise RuntimeError(f"could not publish {version}: the table kept changing under five attempts")
+
+
+def latest_metadata_file(catalog: Catalog, location: str) -> str | None:
+    """Return the newest ``metadata/NNNNN-*.metadata.json`` under a table location, or None."""
+    from pyarrow import fs as pafs
+    from pyiceberg.io import load_file_io
+
+    io = load_file_io(catalog.properties, location)
+    if not hasattr(io, "fs_by_scheme"):
+        return None
+    scheme, netloc, path = io.parse_location(location, io.properties)
+    selector = pafs.FileSelector(f"{path.rstrip('/')}/metadata", allow_not_found=True)
+    names = [
+        info.path
+        for info in io.fs_by_scheme(scheme, netloc).get_file_info(selector)
+        if info.path.endswith(".metadata.json") and re.match(r"^\d+-", info.path.rsplit("/", 1)[-1])
+    ]
+    if not names:
+        return None
+    newest = max(names, key=lambda p: int(p.rsplit("/", 1)[-1].split("-", 1)[0]))
+    return f"{scheme}://{newest}" if scheme != "file" else f"file://{newest}"
 
 
 def _to_pandas(arrow: pa.Table) -> pd.DataFrame:
