@@ -179,7 +179,9 @@ def _commit(
     if missing:
         with tx.update_schema() as update:
             update.union_by_name(pa.schema([wanted.field(n) for n in missing]))
-    schema = tx.table_metadata.schema().as_arrow()
+    # Each read of tx.table_metadata re-applies the staged updates to a deep copy: read it once.
+    metadata = tx.table_metadata
+    schema = metadata.schema().as_arrow()
     written = 0
     files = 0
     with tx.update_snapshot(snapshot_properties={VERSION_SUMMARY: version}).overwrite() as overwrite:
@@ -191,7 +193,7 @@ def _commit(
             if rows is None or not len(rows):
                 continue
             for data_file in _dataframe_to_data_files(
-                table_metadata=tx.table_metadata,
+                table_metadata=metadata,
                 df=to_arrow(rows, schema),
                 io=table.io,
                 write_uuid=overwrite.commit_uuid,

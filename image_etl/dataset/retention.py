@@ -57,10 +57,10 @@ def versions_to_keep(
     ever_published = [v for v in versions if v.name in set(published_log)]
     horizon = now - dt.timedelta(days=policy.keep_days)
     keep = {v.name for v in ever_published if v.built_at >= horizon}
-    keep |= {v.name for v in sorted(ever_published, key=lambda v: v.name)[-policy.keep_last :]}
+    keep |= {v.name for v in sorted(ever_published, key=lambda v: (v.timestamp_ms, v.name))[-policy.keep_last :]}
     if published is not None:
         keep.add(published.name)
-        keep |= {v.name for v in versions if v.name > published.name}
+        keep |= {v.name for v in versions if (v.timestamp_ms, v.name) > (published.timestamp_ms, published.name)}
     else:
         keep |= {v.name for v in versions}
     keep |= {v.name for v in versions if v.snapshot_id == head_snapshot}

@@ -327,7 +327,8 @@ class ManifestTable:
                 snapshot = table.snapshot_by_id(ref.snapshot_id)
                 if snapshot is not None:
                     found.append(Version(name, ref.snapshot_id, snapshot.timestamp_ms))
-        return sorted(found, key=lambda v: (v.name, v.timestamp_ms))
+        # Build order (two versions can share a second, and so a name prefix).
+        return sorted(found, key=lambda v: (v.timestamp_ms, v.name))
 
     def published(self) -> Version | None:
         """Return the published version (the ``published`` tag), or None before the first one."""
@@ -441,7 +442,7 @@ class ManifestTable:
         for _ in range(5):
             target = self.resolve(version)
             current = self.published() if self.table().refs().get(PUBLISHED_TAG) else None
-            if current is not None and current.name > target.name and is_version_id(current.name):
+            if current is not None and (current.timestamp_ms, current.name) > (target.timestamp_ms, target.name):
                 return False
             log = [v for v in self.published_log() if v != target.name] + [target.name]
             table = self.table()
