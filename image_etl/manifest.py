@@ -208,15 +208,18 @@ def read_manifest(version: str | None = None, settings: Settings | None = None) 
 
 def download_manifest(out: Path, version: str | None = None, settings: Settings | None = None) -> str:
     """Write a manifest version (default: the published one) to ``out`` as parquet; return its version id."""
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from image_etl.dataset.rows import INDEX_COLUMNS
 
     resolved, arrow = manifest_table(_settings(settings)).read_arrow(version)
     arrow = arrow.drop_columns([c for c in INDEX_COLUMNS if c in arrow.column_names])
-    sizes = arrow.group_by("dup_group").aggregate([("image_id", "count")])
-    sizes = sizes.rename_columns(["dup_group", "dup_group_size"])
-    arrow = arrow.join(sizes, "dup_group", join_type="left outer")
+    groups = arrow.column("dup_group").combine_chunks().dictionary_encode()
+    positions = groups.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    sizes = np.bincount(positions, minlength=len(groups.dictionary))[positions]
+    arrow = arrow.add_column(arrow.schema.get_field_index("dup_group") + 1, "dup_group_size", pa.array(sizes))
     arrow = arrow.sort_by("image_id").replace_schema_metadata({b"image_etl.version": resolved.name.encode()})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")

@@ -381,8 +381,8 @@ class ManifestTable:
         hint = f"; kept versions: {', '.join(v.name for v in kept[-5:])}" if kept else ""
         if kept and is_version_id(text) and text < kept[0].name:
             raise VersionExpired(
-                f"manifest version {text!r} was expired by the retention policy (the oldest kept is "
-                f"{kept[0].name}){hint}"
+                f"no manifest version {text!r}: it is older than the oldest kept version ({kept[0].name}), "
+                f"so the retention policy expired it (or it never existed){hint}"
             )
         if kept and text.isdigit():
             raise VersionExpired(f"snapshot {text} is not in {self.identifier}: expired or never written{hint}")
