@@ -112,7 +112,9 @@ class DatasetStore:
     def record_files(self) -> dict[str, str]:
         """Return upload day -> ETag of every daily record file (one listing, 1,000 days a request)."""
         files: dict[str, str] = {}
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.records_prefix())
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.records_prefix()
+        )
         for page in pages:
             for obj in page.get("Contents", []):
                 key = obj["Key"]
@@ -147,7 +149,13 @@ class DatasetStore:
         return deleted
 
     def download_imagefolder(
-        self, out_dir: Path, version: str, *, variants_bucket: str, variants_prefix: str, variant: str = "small"
+        self,
+        out_dir: Path,
+        version: str,
+        *,
+        variants_bucket: str,
+        variants_prefix: str,
+        variant: str = "small",
     ) -> int:
         """Download an ``imagefolder_export`` (metadata + the variant files) into ``out_dir/<split>/``.
 

@@ -116,7 +116,10 @@ def dataset_manifest(
         f"{result.mode} build: {len(result.days_rewritten)} days rewritten, "
         f"{result.bytes_written} bytes written, {result.indexed_images} images indexed"
     )
-    manifest = table.read(result.version, columns=["image_id", "label", "status", "split", "dup_group", "sha256", "quality_flags"])
+    manifest = table.read(
+        result.version,
+        columns=["image_id", "label", "status", "split", "dup_group", "sha256", "quality_flags"],
+    )
     facts = dataset_checks.summary(manifest)
     balance = dataset_checks.class_balance(manifest)
     return dg.Output(
@@ -154,7 +157,9 @@ def published_manifest(
     moved = table.publish(dataset_manifest.version)
     current = table.published()
     if not moved:
-        context.log.warning(f"published stays at {current.name if current else None} (newer than {dataset_manifest.version})")
+        context.log.warning(
+            f"published stays at {current.name if current else None} (newer than {dataset_manifest.version})"
+        )
     return dg.Output(
         dataset_manifest,
         metadata={"published": current.name if current else "", "moved": moved, "table": table.identifier},

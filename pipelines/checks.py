@@ -20,7 +20,9 @@ from pipelines.assets import ManifestVersion, dataset_manifest
 from pipelines.resources import DatasetBucket, DatasetPolicy
 
 
-def _version(datasets: DatasetBucket, manifest: ManifestVersion, columns: list[str] | None = None) -> pd.DataFrame:
+def _version(
+    datasets: DatasetBucket, manifest: ManifestVersion, columns: list[str] | None = None
+) -> pd.DataFrame:
     return datasets.table().read(manifest.version, columns=columns)
 
 

@@ -138,7 +138,9 @@ class DatasetBucket(dg.ConfigurableResource):
     def table(self) -> ManifestTable:
         """Return the manifest table (pyiceberg's Glue catalog; the emulator's Glue and S3 when local)."""
         catalog = glue_catalog(
-            region=self.region, endpoint_url=self.endpoint_url or None, local_credentials=self.local_credentials
+            region=self.region,
+            endpoint_url=self.endpoint_url or None,
+            local_credentials=self.local_credentials,
         )
         location = manifest_table_location(self.bucket, self.prefix, LOCAL.catalog)
         return ManifestTable(catalog, self.glue_database, location=location)
@@ -216,7 +218,9 @@ class DatasetPolicy(dg.ConfigurableResource):
 
     def retention(self) -> RetentionPolicy:
         return RetentionPolicy(
-            keep_days=self.retain_days, keep_last=self.retain_versions, min_file_age_s=self.retain_min_file_age_s
+            keep_days=self.retain_days,
+            keep_last=self.retain_versions,
+            min_file_age_s=self.retain_min_file_age_s,
         )
 
     def manifest_config(self) -> ManifestConfig:

@@ -172,7 +172,15 @@ def _commit(
     ).hexdigest()
     version = new_version_id(digest, now=now)
     old_files = mt.data_files(changes.days)
-    variants_now = sorted({c[len("variant_") :] for f in changes.days.values() if f is not None for c in f.columns if c.startswith("variant_")})
+    variants_now = sorted(
+        {
+            c[len("variant_") :]
+            for f in changes.days.values()
+            if f is not None
+            for c in f.columns
+            if c.startswith("variant_")
+        }
+    )
     tx = table.transaction()
     wanted = arrow_schema(variants_now)
     missing = [name for name in wanted.names if name not in table.schema().as_arrow().names]
@@ -300,7 +308,9 @@ def _lookup(sorted_keys: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> n
     return np.where(found, order[at_clipped], -1)
 
 
-def _incremental_changes(mt: ManifestTable, days: Mapping[str, pd.DataFrame], config: ManifestConfig) -> _Changes:
+def _incremental_changes(
+    mt: ManifestTable, days: Mapping[str, pd.DataFrame], config: ManifestConfig
+) -> _Changes:
     index = mt.read_index()
     new = _prepare_days(days)
     changed_days = sorted(days)
@@ -336,7 +346,7 @@ def _incremental_changes(mt: ManifestTable, days: Mapping[str, pd.DataFrame], co
     kept = ~removed
 
     new_phash, new_phash_valid = keys.hex_keys(new["phash"], length=16)
-    new_sha, new_sha_valid = keys.hex_keys(new["sha256"], length=64)
+    new_sha, new_sha_valid = keys.digest_keys(new["sha256"], length=64)
     # Old images close to a new one (pHash) or identical to one (sha256).
     candidates = np.flatnonzero(kept & index.phash_valid)
     i, _ = near_duplicate_query(
@@ -355,13 +365,17 @@ def _incremental_changes(mt: ManifestTable, days: Mapping[str, pd.DataFrame], co
     phash_valid = np.concatenate([index.phash_valid[members], new_phash_valid])
     sha = np.concatenate([index.sha[members], new_sha])
     sha_valid = np.concatenate([index.sha_valid[members], new_sha_valid])
-    components = duplicate_components(phash, phash_valid, sha, sha_valid, max_distance=config.near_dup_distance)
+    components = duplicate_components(
+        phash, phash_valid, sha, sha_valid, max_distance=config.near_dup_distance
+    )
     times = np.concatenate([index.uploaded_us[members], keys.time_keys(new["uploaded_at"])])
     order_keys = np.concatenate([index.image_key[members], new_key])
     previous = np.concatenate(
         [
             index.split[members],
-            np.where(previous_of_new >= 0, index.split[np.maximum(previous_of_new, 0)], NO_SPLIT).astype(np.int8),
+            np.where(previous_of_new >= 0, index.split[np.maximum(previous_of_new, 0)], NO_SPLIT).astype(
+                np.int8
+            ),
         ]
     )
     ids = np.concatenate([np.full(count_m, "", dtype=object), new["image_id"].to_numpy(dtype=object)])
@@ -371,13 +385,19 @@ def _incremental_changes(mt: ManifestTable, days: Mapping[str, pd.DataFrame], co
     old_names = np.unique(name[name < count_m])
     if len(old_names):
         rows = members[old_names]
-        found = mt.read_days(sorted({day_name(d) for d in index.day[rows]}), columns=["image_id", "image_key"])
-        by_key = dict(zip(keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64)), found["image_id"], strict=True))
+        found = mt.read_days(
+            sorted({day_name(d) for d in index.day[rows]}), columns=["image_id", "image_key"]
+        )
+        by_key = dict(
+            zip(keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64)), found["image_id"], strict=True)
+        )
         for position, row in zip(old_names, rows, strict=True):
             ids[position] = by_key[index.image_key[row]]
     names = ids[name]
 
-    changed_members = (group_key[:count_m] != index.group_key[members]) | (split[:count_m] != index.split[members])
+    changed_members = (group_key[:count_m] != index.group_key[members]) | (
+        split[:count_m] != index.split[members]
+    )
     rewrite = set(changed_days)
     rewrite |= {day_name(d) for d in np.unique(index.day[removed & ~replaced])}
     rewrite |= {day_name(d) for d in np.unique(index.day[members[changed_members]])}
@@ -432,7 +452,9 @@ def _apply_updates(rows: pd.DataFrame, update: pd.DataFrame, removed_keys: set[i
             picked = by_key.loc[image_key[hit]]
             rows.loc[hit, "dup_group"] = picked["dup_group"].to_numpy()
             rows.loc[hit, "group_key"] = picked["group_key"].to_numpy()
-            rows.loc[hit, "split"] = np.asarray(SPLITS, dtype=object)[picked["split_code"].to_numpy(dtype=np.int64)]
+            rows.loc[hit, "split"] = np.asarray(SPLITS, dtype=object)[
+                picked["split_code"].to_numpy(dtype=np.int64)
+            ]
     return rows.sort_values("image_id", kind="stable").reset_index(drop=True)
 
 
@@ -467,7 +489,9 @@ def rebuild_manifest(
 
     def run() -> BuildResult:
         mt.refresh()
-        changes = _rebuild_changes(mt, sorted(set(days)), load_day, config, resplit, progress or (lambda _: None))
+        changes = _rebuild_changes(
+            mt, sorted(set(days)), load_day, config, resplit, progress or (lambda _: None)
+        )
         return _commit(
             mt,
             changes,
@@ -491,12 +515,14 @@ def _rebuild_changes(
     progress: Callable[[str], None],
 ) -> _Changes:
     index = Index.empty() if resplit else mt.read_index()
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in ("key", "phash", "pv", "sha", "sv", "up", "proc", "day", "pos")}
+    parts: dict[str, list[np.ndarray]] = {
+        n: [] for n in ("key", "phash", "pv", "sha", "sv", "up", "proc", "day", "pos")
+    }
     ids: list[np.ndarray] = []
     for number, day in enumerate(days):
         records = latest_per_image(normalize_records(load_day(day)))
         phash, phash_valid = keys.hex_keys(records["phash"], length=16)
-        sha, sha_valid = keys.hex_keys(records["sha256"], length=64)
+        sha, sha_valid = keys.digest_keys(records["sha256"], length=64)
         parts["key"].append(keys.image_keys(records["image_id"]))
         parts["phash"].append(phash)
         parts["pv"].append(phash_valid)
@@ -513,7 +539,11 @@ def _rebuild_changes(
     all_ids = np.concatenate(ids) if ids else np.empty(0, dtype=object)
     # The latest record of each image wins (the later day on a tie), as in an incremental run.
     order = np.lexsort((joined["pos"], joined["day"], joined["proc"], joined["key"]))
-    last = np.concatenate((joined["key"][order][1:] != joined["key"][order][:-1], [True])) if len(order) else order
+    last = (
+        np.concatenate((joined["key"][order][1:] != joined["key"][order][:-1], [True]))
+        if len(order)
+        else order
+    )
     winners = np.sort(order[last.astype(bool)]) if len(order) else order
     progress(f"{len(winners):,} images in {len(days)} days; searching duplicates")
     components = duplicate_components(
@@ -571,4 +601,3 @@ def _table_days(mt: ManifestTable) -> Iterable[str]:
     for data_file in mt.data_files():
         value = data_file.partition[0]
         yield value.isoformat() if isinstance(value, dt.date) else day_name(int(value))
-

@@ -51,8 +51,6 @@ def summary(manifest: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-
-
 def split_leaks(manifest: pd.DataFrame) -> dict[str, list[str]]:
     """Return sha256 values and dup_groups that appear in more than one split (empty when clean)."""
     leaks: dict[str, list[str]] = {}

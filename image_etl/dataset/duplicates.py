@@ -232,7 +232,10 @@ def near_duplicate_query(
         hi = np.searchsorted(sorted_new, hit_keys, side="right")
         counts = hi - lo
         i = np.repeat(hits, counts)
-        j = order[np.repeat(lo, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))]
+        j = order[
+            np.repeat(lo, counts)
+            + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+        ]
         close = np.bitwise_count(old[i] ^ new[j]) <= max_distance
         found.append(i[close].astype(np.int64) * len(new) + j[close].astype(np.int64))
     if not found:

@@ -33,7 +33,10 @@ def unit_interval(ids: Sequence[str] | np.ndarray) -> np.ndarray:
     """
     scale = float(2**64)
     return np.fromiter(
-        (int.from_bytes(hashlib.sha256(b"split:" + str(i).encode()).digest()[:8], "big") / scale for i in ids),
+        (
+            int.from_bytes(hashlib.sha256(b"split:" + str(i).encode()).digest()[:8], "big") / scale
+            for i in ids
+        ),
         dtype=np.float64,
         count=len(ids),
     )

@@ -27,7 +27,9 @@ def _strings(values: pd.Series | Sequence[str | None] | np.ndarray) -> np.ndarra
     return series.astype("object").where(series.notna(), "").to_numpy(dtype=object)
 
 
-def hex_keys(values: pd.Series | Sequence[str | None] | np.ndarray, *, length: int) -> tuple[np.ndarray, np.ndarray]:
+def hex_keys(
+    values: pd.Series | Sequence[str | None] | np.ndarray, *, length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the first 16 hex digits of each string as a uint64, and which strings are valid.
 
     :param values: strings such as a pHash (16 hex digits) or a sha256 (64).
@@ -46,18 +48,31 @@ def hex_keys(values: pd.Series | Sequence[str | None] | np.ndarray, *, length: i
 
 
 def image_keys(ids: pd.Series | Sequence[str] | np.ndarray) -> np.ndarray:
-    """Return a uint64 key per image id: its first 16 hex digits (ids are 32 hex digits), else the
-    first 8 bytes of sha256(id), so any id maps to a key that sorts like the id in the usual case.
+    """Return a uint64 key per image id: the first 8 bytes of blake2b(id).
+
+    A hash of the whole id, not a prefix of it: ids that share a prefix must never share a key (a
+    64-bit collision among 10M ids has odds of about 3 in a million).
 
     :param ids: image ids.
     """
-    keys, valid = hex_keys(ids, length=32)
-    if not valid.all():
-        strings = _strings(ids)
-        for position in np.flatnonzero(~valid):
-            digest = hashlib.sha256(str(strings[position]).encode()).digest()[:8]
-            keys[position] = int.from_bytes(digest, "big")
-    return keys
+    strings = _strings(ids)
+    digests = b"".join(hashlib.blake2b(str(i).encode(), digest_size=8).digest() for i in strings)
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def digest_keys(
+    values: pd.Series | Sequence[str | None] | np.ndarray, *, length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return a uint64 key per valid hex digest (blake2b of the whole string), and which are valid.
+
+    :param values: digests such as sha256 hex strings.
+    :param length: the exact number of hex digits of a valid value; others get key 0, valid False.
+    """
+    _, valid = hex_keys(values, length=length)
+    keys = np.zeros(len(valid), dtype=np.uint64)
+    if valid.any():
+        keys[valid] = image_keys(_strings(values)[valid])
+    return keys, valid
 
 
 def time_keys(stamps: pd.Series | Sequence[str | None] | np.ndarray) -> np.ndarray:

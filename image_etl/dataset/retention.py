@@ -57,10 +57,14 @@ def versions_to_keep(
     ever_published = [v for v in versions if v.name in set(published_log)]
     horizon = now - dt.timedelta(days=policy.keep_days)
     keep = {v.name for v in ever_published if v.built_at >= horizon}
-    keep |= {v.name for v in sorted(ever_published, key=lambda v: (v.timestamp_ms, v.name))[-policy.keep_last :]}
+    keep |= {
+        v.name for v in sorted(ever_published, key=lambda v: (v.timestamp_ms, v.name))[-policy.keep_last :]
+    }
     if published is not None:
         keep.add(published.name)
-        keep |= {v.name for v in versions if (v.timestamp_ms, v.name) > (published.timestamp_ms, published.name)}
+        keep |= {
+            v.name for v in versions if (v.timestamp_ms, v.name) > (published.timestamp_ms, published.name)
+        }
     else:
         keep |= {v.name for v in versions}
     keep |= {v.name for v in versions if v.snapshot_id == head_snapshot}
@@ -113,7 +117,9 @@ def apply_retention(
                 {PUBLISHED_LOG_PROPERTY: json.dumps([v for v in mt.published_log() if v in keep])}
             )
         table = mt.refresh()
-    deleted, deleted_bytes, remaining = delete_unreferenced_files(mt, min_age_s=policy.min_file_age_s, now=now)
+    deleted, deleted_bytes, remaining = delete_unreferenced_files(
+        mt, min_age_s=policy.min_file_age_s, now=now
+    )
     return RetentionResult(
         kept_versions=sorted(keep),
         expired_versions=expired_versions,

@@ -68,7 +68,12 @@ def arrow_schema(variants: Sequence[str]) -> pa.Schema:
 
     :param variants: variant names (``large``, ``medium``, ...): one ``variant_<name>`` key column each.
     """
-    names = [*STORED_COLUMNS, *(f"{VARIANT_PREFIX}{v}" for v in sorted(variants)), PARTITION_COLUMN, *INDEX_COLUMNS]
+    names = [
+        *STORED_COLUMNS,
+        *(f"{VARIANT_PREFIX}{v}" for v in sorted(variants)),
+        PARTITION_COLUMN,
+        *INDEX_COLUMNS,
+    ]
     return pa.schema([pa.field(name, _TYPES.get(name, pa.string())) for name in names])
 
 
@@ -95,7 +100,7 @@ def manifest_rows(
     frame["split"] = np.asarray(SPLITS, dtype=object)[np.asarray(split, dtype=np.int64)]
     frame["quality_flags"] = flag_lists(quality_flag_matrix(frame, thresholds))
     phash_key, phash_valid = keys.hex_keys(frame["phash"], length=16)
-    sha_key, sha_valid = keys.hex_keys(frame["sha256"], length=64)
+    sha_key, sha_valid = keys.digest_keys(frame["sha256"], length=64)
     out = {name: frame[name] for name in STORED_COLUMNS}
     for name in variant_names(frame):
         out[f"{VARIANT_PREFIX}{name}"] = frame[f"{VARIANT_PREFIX}{name}_key"]

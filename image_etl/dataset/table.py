@@ -298,7 +298,8 @@ class ManifestTable:
             return pa.Table.from_batches([], schema=pa.schema([schema.field(n) for n in names])).to_pandas()
         selected = tuple(columns) if columns else ("*",)
         scan = table.scan(
-            row_filter=In(PARTITION_COLUMN, [dt.date.fromisoformat(d) for d in wanted]), selected_fields=selected
+            row_filter=In(PARTITION_COLUMN, [dt.date.fromisoformat(d) for d in wanted]),
+            selected_fields=selected,
         )
         return _to_pandas(scan.to_arrow())
 
@@ -310,7 +311,9 @@ class ManifestTable:
         if table.current_snapshot() is None:
             return []
         row_filter = (
-            In(PARTITION_COLUMN, [dt.date.fromisoformat(d) for d in set(days)]) if days is not None else AlwaysTrue()
+            In(PARTITION_COLUMN, [dt.date.fromisoformat(d) for d in set(days)])
+            if days is not None
+            else AlwaysTrue()
         )
         if days is not None and not set(days):
             return []
@@ -385,11 +388,17 @@ class ManifestTable:
                 f"so the retention policy expired it (or it never existed){hint}"
             )
         if kept and text.isdigit():
-            raise VersionExpired(f"snapshot {text} is not in {self.identifier}: expired or never written{hint}")
+            raise VersionExpired(
+                f"snapshot {text} is not in {self.identifier}: expired or never written{hint}"
+            )
         raise ManifestNotFound(f"no manifest version {text!r} in {self.identifier}{hint}")
 
     def read_arrow(
-        self, version: str | int | None = None, *, columns: Sequence[str] | None = None, row_filter: Any = None
+        self,
+        version: str | int | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        row_filter: Any = None,
     ) -> tuple[Version, pa.Table]:
         """Return (the version, its rows as Arrow): what every reader (pandas, polars, DuckDB) starts from.
 
@@ -408,7 +417,11 @@ class ManifestTable:
         return resolved, scan.to_arrow()
 
     def read(
-        self, version: str | int | None = None, *, columns: Sequence[str] | None = None, index_columns: bool = False
+        self,
+        version: str | int | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        index_columns: bool = False,
     ) -> pd.DataFrame:
         """Return a version (default: the published one) as a DataFrame, its version in ``.attrs``.
 
@@ -442,7 +455,10 @@ class ManifestTable:
         for _ in range(5):
             target = self.resolve(version)
             current = self.published() if self.table().refs().get(PUBLISHED_TAG) else None
-            if current is not None and (current.timestamp_ms, current.name) > (target.timestamp_ms, target.name):
+            if current is not None and (current.timestamp_ms, current.name) > (
+                target.timestamp_ms,
+                target.name,
+            ):
                 return False
             log = [v for v in self.published_log() if v != target.name] + [target.name]
             table = self.table()
@@ -492,4 +508,3 @@ def _to_pandas(arrow: pa.Table) -> pd.DataFrame:
         if name in frame.columns:
             frame[name] = frame[name].astype("float64")
     return frame
-

@@ -129,7 +129,10 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     assert downloaded_rows.set_index("source_key").loc["uploads/cats/a.png", "dup_group_size"] == 3
     assert meta["version"] in cli.output
     # An older version by its tag, and a clear error for one that does not exist.
-    old = CliRunner().invoke(app, ["manifest", "--data-dir", str(data_dir), "--version", "20200101T000000Z-abcdef", "--out", str(out)])
+    old = CliRunner().invoke(
+        app,
+        ["manifest", "--data-dir", str(data_dir), "--version", "20200101T000000Z-abcdef", "--out", str(out)],
+    )
     assert old.exit_code == 2 and "no manifest version" in old.output
 
 

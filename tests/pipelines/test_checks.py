@@ -66,7 +66,9 @@ def write_version(stack: Settings, rows: pd.DataFrame) -> ManifestVersion:
     from image_etl.dataset.rules import ManifestConfig
 
     table = manifest_table(stack)
-    days = {str(day): part.reset_index(drop=True) for day, part in rows.groupby(rows["upload_day"].astype(str))}
+    days = {
+        str(day): part.reset_index(drop=True) for day, part in rows.groupby(rows["upload_day"].astype(str))
+    }
     existing = {str(d) for d in table.read(table.head_version().name)["upload_day"].astype(str)}
     days.update({day: None for day in existing - set(days)})
     result = _commit(table, _Changes(days, 0), config=ManifestConfig(), record_files={}, replace_record_files=False,

@@ -44,7 +44,11 @@ def head(table: ManifestTable) -> pd.DataFrame:
 
 
 def build_once(
-    tmp_path: Path, records: Iterable[Mapping[str, Any]], *, config: ManifestConfig | None = None, name: str = "w"
+    tmp_path: Path,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    config: ManifestConfig | None = None,
+    name: str = "w",
 ) -> pd.DataFrame:
     """Return the manifest a first build of ``records`` makes (a fresh table)."""
     table = ManifestTable(local_catalog(tmp_path / name), "image_etl")

@@ -21,7 +21,9 @@ from tests.image_etl.dataset.conftest import build_once, by_day, head, increment
 from tests.pipelines.conftest import fake_record
 
 
-def record(name: str, phash: str, *, sha256: str | None = None, at: str = "2026-11-26T10:00:00", **extra: Any) -> dict:
+def record(
+    name: str, phash: str, *, sha256: str | None = None, at: str = "2026-11-26T10:00:00", **extra: Any
+) -> dict:
     r = fake_record(name, processed_at=f"{at}.000000Z", phash=phash, sha256=sha256)
     r.update(extra)
     return r
@@ -33,7 +35,10 @@ def flip(phash: str, bits: int, at: int = 20) -> str:
 
 
 def named(manifest: pd.DataFrame) -> dict[str, Any]:
-    return {key.rsplit("/", 1)[-1][:-4]: row for key, row in zip(manifest["source_key"], manifest.itertuples(), strict=True)}
+    return {
+        key.rsplit("/", 1)[-1][:-4]: row
+        for key, row in zip(manifest["source_key"], manifest.itertuples(), strict=True)
+    }
 
 
 BASE = "c3d1b0e8f0f8e0c1"
@@ -85,21 +90,32 @@ def test_quality_flags(tmp_path: Path) -> None:
 
 def test_latest_record_of_an_image_wins_even_across_days(tmp_path: Path) -> None:
     old = record("a", "1" * 16, label="cats")
-    moved = dict(old, uploaded_at="2026-11-27T09:00:00.000000Z", processed_at="2026-11-27T10:00:00.000000Z", label="dogs")
+    moved = dict(
+        old,
+        uploaded_at="2026-11-27T09:00:00.000000Z",
+        processed_at="2026-11-27T10:00:00.000000Z",
+        label="dogs",
+    )
     manifest = build_once(tmp_path, [old, moved])
     assert manifest["label"].tolist() == ["dogs"] and str(manifest["upload_day"].iloc[0]) == "2026-11-27"
 
 
 def test_splits_follow_the_ratios_and_do_not_move_when_new_images_arrive(table: ManifestTable) -> None:
     rng = np.random.default_rng(1)
-    first = [record(f"img-{i}", f"{int(rng.integers(0, 2**63)):016x}", at=f"2026-11-2{i % 3}T10:00:00") for i in range(600)]
+    first = [
+        record(f"img-{i}", f"{int(rng.integers(0, 2**63)):016x}", at=f"2026-11-2{i % 3}T10:00:00")
+        for i in range(600)
+    ]
     rebuild(table, by_day(first))
     before = head(table).set_index("image_id")["split"]
     counts = before.value_counts(normalize=True)
     assert abs(counts["train"] - 0.8) < 0.05 and abs(counts["val"] - 0.1) < 0.04
 
     late = record("late-copy", first[5]["phash"], uploaded_at="2024-06-01T00:00:00.000000Z")  # earlier upload
-    more = [record(f"new-{i}", f"{int(rng.integers(0, 2**63)):016x}", at="2026-11-27T10:00:00") for i in range(100)]
+    more = [
+        record(f"new-{i}", f"{int(rng.integers(0, 2**63)):016x}", at="2026-11-27T10:00:00")
+        for i in range(100)
+    ]
     incremental(table, by_day([late, *more]))
     after = head(table).set_index("image_id")
     assert (after.loc[before.index, "split"] == before).all()
@@ -152,7 +168,9 @@ def arrival_runs(draw: st.DrawFn) -> list[list[tuple[str, int, int]]]:
     return [
         draw(
             st.lists(
-                st.tuples(st.sampled_from(_KINDS), st.integers(0, 1_000), st.integers(0, 5)), min_size=1, max_size=6
+                st.tuples(st.sampled_from(_KINDS), st.integers(0, 1_000), st.integers(0, 5)),
+                min_size=1,
+                max_size=6,
             )
         )
         for _ in range(runs)
@@ -202,7 +220,9 @@ class World:
                 self.add(None, day, failed=True)
             else:
                 uploaded, processed = self.stamp(day)
-                moved = dict(pick, processed_at=processed, label="dogs" if pick["label"] == "cats" else "cats")
+                moved = dict(
+                    pick, processed_at=processed, label="dogs" if pick["label"] == "cats" else "cats"
+                )
                 if kind == "reupload":
                     moved["uploaded_at"] = uploaded
                 self.records[pick["image_id"]] = moved
@@ -210,7 +230,9 @@ class World:
         days = sorted({r["uploaded_at"][:10] for r in fresh})
         first, last = days[0], days[-1]
         changed = {}
-        for day, frame in by_day(r for r in self.records.values() if first <= r["uploaded_at"][:10] <= last).items():
+        for day, frame in by_day(
+            r for r in self.records.values() if first <= r["uploaded_at"][:10] <= last
+        ).items():
             if day not in self.files or not self.files[day].equals(frame):
                 self.files[day] = changed[day] = frame
         return changed
@@ -248,8 +270,18 @@ def test_two_writers_at_once_never_lose_a_commit(tmp_path: Path) -> None:
     first = ManifestTable(local_catalog(catalog_dir), "image_etl")
     rebuild(first, by_day([record("seed", BASE, at="2026-11-20T10:00:00")]))
     batches = {
-        "x": by_day([record(f"x{i}", f"{(i * 0x9E3779B97F4A7C15) % 2**64:016x}", at="2026-11-25T10:00:00") for i in range(20)]),
-        "y": by_day([record(f"y{i}", f"{(i * 0xC2B2AE3D27D4EB4F) % 2**64:016x}", at="2026-11-26T10:00:00") for i in range(20)]),
+        "x": by_day(
+            [
+                record(f"x{i}", f"{(i * 0x9E3779B97F4A7C15) % 2**64:016x}", at="2026-11-25T10:00:00")
+                for i in range(20)
+            ]
+        ),
+        "y": by_day(
+            [
+                record(f"y{i}", f"{(i * 0xC2B2AE3D27D4EB4F) % 2**64:016x}", at="2026-11-26T10:00:00")
+                for i in range(20)
+            ]
+        ),
     }
     barrier = threading.Barrier(2)
     results: dict[str, Any] = {}

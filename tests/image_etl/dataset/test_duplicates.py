@@ -42,7 +42,9 @@ def test_query_search_of_new_hashes_against_old_ones_finds_exactly_the_close_pai
     flips = np.zeros(40, dtype=np.uint64)
     for _ in range(5):
         flips |= np.uint64(1) << rng.integers(0, 64, size=40).astype(np.uint64)
-    new = np.concatenate([picked ^ flips, picked, rng.integers(0, 2**63, size=20, dtype=np.int64).astype(np.uint64)])
+    new = np.concatenate(
+        [picked ^ flips, picked, rng.integers(0, 2**63, size=20, dtype=np.int64).astype(np.uint64)]
+    )
     for distance in (0, 4, 6, 10):
         i, j = near_duplicate_query(old, new, max_distance=distance)
         want = {

@@ -16,10 +16,19 @@ from tests.pipelines.conftest import fake_record
 
 
 def grow(table: ManifestTable, runs: int, *, publish: bool = True) -> list[str]:
-    versions = [rebuild(table, by_day([fake_record("seed", processed_at="2026-11-01T10:00:00.000000Z")])).version]
+    versions = [
+        rebuild(table, by_day([fake_record("seed", processed_at="2026-11-01T10:00:00.000000Z")])).version
+    ]
     for run in range(runs):
         day = f"2026-11-{2 + run % 3:02d}"
-        records = [fake_record(f"r{run}-{i}", processed_at=f"{day}T10:00:{i:02d}.000000Z", phash=f"{(run * 31 + i) * 0x9E3779B97F4A7C15 % 2**64:016x}") for i in range(3)]
+        records = [
+            fake_record(
+                f"r{run}-{i}",
+                processed_at=f"{day}T10:00:{i:02d}.000000Z",
+                phash=f"{(run * 31 + i) * 0x9E3779B97F4A7C15 % 2**64:016x}",
+            )
+            for i in range(3)
+        ]
         result = incremental(table, by_day(records))
         versions.append(result.version)
         if publish:
@@ -32,8 +41,14 @@ def test_policy_keeps_recent_and_last_published_and_everything_newer_than_publis
     day = 86_400_000
     base = int(now.timestamp() * 1000)
     # Built 39..33 days ago, except the third (10 days ago); two more a day ago.
-    versions = [Version(f"2026110{i}T000000Z-00000{i}", i, base - (10 if i == 3 else 40 - i) * day) for i in range(1, 8)]
-    versions += [Version("20261130T000000Z-aaaaaa", 8, base - day), Version("20261130T010000Z-bbbbbb", 9, base - day)]
+    versions = [
+        Version(f"2026110{i}T000000Z-00000{i}", i, base - (10 if i == 3 else 40 - i) * day)
+        for i in range(1, 8)
+    ]
+    versions += [
+        Version("20261130T000000Z-aaaaaa", 8, base - day),
+        Version("20261130T010000Z-bbbbbb", 9, base - day),
+    ]
     keep = versions_to_keep(
         versions,
         published=versions[7],
@@ -57,7 +72,9 @@ def test_retention_deletes_exactly_the_unreferenced_files_and_expired_versions_a
 
     result = apply_retention(table, RetentionPolicy(keep_days=0, keep_last=3, min_file_age_s=0))
 
-    assert set(result.expired_versions) >= set(versions[:5]) and len(result.expired_versions) == 6  # + the seed
+    assert (
+        set(result.expired_versions) >= set(versions[:5]) and len(result.expired_versions) == 6
+    )  # + the seed
     assert [v.name for v in table.versions()][-3:] == versions[-3:]
     after = {uri for uri, _, _ in table_files(table)}
     referenced = {u.removeprefix("file:").lstrip("/") for u in referenced_files(table)}
