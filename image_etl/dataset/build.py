@@ -298,6 +298,26 @@ def update_manifest(
     return _with_retries(run)
 
 
+def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Return ``np.isin(values, wanted)`` for few ``wanted`` among millions of ``values``, without sorting
+    the millions (one binary search each into the sorted few)."""
+    wanted = np.unique(wanted)
+    if not len(wanted):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(wanted, values), len(wanted) - 1)
+    return wanted[at] == values
+
+
+def _old_position(index_keys: np.ndarray, new_keys: np.ndarray) -> np.ndarray:
+    """Return, per new image key, the position of the same key in the index (-1 when new)."""
+    result = np.full(len(new_keys), -1, dtype=np.int64)
+    hit = np.flatnonzero(_member(index_keys, new_keys))
+    if len(hit):
+        order = np.argsort(index_keys[hit], kind="stable")
+        result = _lookup(index_keys[hit][order], hit[order], new_keys)
+    return result
+
+
 def _lookup(sorted_keys: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Return, per wanted key, a position (into the unsorted array) holding it, else -1."""
     if not len(sorted_keys):
@@ -315,11 +335,9 @@ def _incremental_changes(
     new = _prepare_days(days)
     changed_days = sorted(days)
     changed_numbers = np.array([day_number(d) for d in changed_days], dtype=np.int32)
-    replaced = np.isin(index.day, changed_numbers)  # old rows of the changed days: all rebuilt
+    replaced = _member(index.day, changed_numbers)  # old rows of the changed days: all rebuilt
     new_key = keys.image_keys(new["image_id"])
-    order = np.argsort(index.image_key, kind="stable")
-    sorted_keys = index.image_key[order]
-    old_of_new = _lookup(sorted_keys, order, new_key)  # the same image already in the table
+    old_of_new = _old_position(index.image_key, new_key)  # the same image already in the table
 
     # An image re-uploaded to another day sits in two record files: the later processed record wins.
     elsewhere = np.flatnonzero((old_of_new >= 0) & ~replaced[np.maximum(old_of_new, 0)])
@@ -355,10 +373,10 @@ def _incremental_changes(
     matched = [candidates[i]]
     if new_sha_valid.any():
         wanted = np.unique(new_sha[new_sha_valid])
-        hits = kept & index.sha_valid & np.isin(index.sha, wanted)
+        hits = kept & index.sha_valid & _member(index.sha, wanted)
         matched.append(np.flatnonzero(hits))
     touched = np.unique(np.concatenate([index.group_key[np.concatenate(matched)], index.group_key[removed]]))
-    members = np.flatnonzero(kept & np.isin(index.group_key, touched))
+    members = np.flatnonzero(kept & _member(index.group_key, touched))
 
     count_m = len(members)
     phash = np.concatenate([index.phash[members], new_phash])
@@ -598,6 +616,10 @@ def _widest(schema: pa.Schema, rows: pd.DataFrame) -> pa.Schema:
 
 
 def _table_days(mt: ManifestTable) -> Iterable[str]:
-    for data_file in mt.data_files():
-        value = data_file.partition[0]
-        yield value.isoformat() if isinstance(value, dt.date) else day_name(int(value))
+    return {d for f in mt.data_files() for d in [_day_of(f)]}
+
+
+def _day_of(data_file: object) -> str:
+    from image_etl.dataset.table import _partition_day
+
+    return _partition_day(data_file)  # type: ignore[arg-type]

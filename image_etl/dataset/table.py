@@ -204,6 +204,7 @@ class ManifestTable:
         self.identifier = f"{database}.{TABLE_NAME}"
         self.location = location
         self._table: Table | None = None
+        self._files: tuple[int, dict[str, list[DataFile]]] | None = None
 
     # ------------------------------------------------------------ the table itself
 
@@ -273,14 +274,12 @@ class ManifestTable:
 
     # ------------------------------------------------------------ reading the current state
 
-    def read_index(self, snapshot_id: int | None = None) -> Index:
-        """Return the compact index of a snapshot (default: the current one); empty before the first build."""
-        table = self.table()
-        if table.current_snapshot() is None:
+    def read_index(self) -> Index:
+        """Return the compact index of the current snapshot; empty before the first build."""
+        files = self.data_files()
+        if not files:
             return Index.empty()
-        columns = (*INDEX_COLUMNS, "split", PARTITION_COLUMN)
-        arrow = table.scan(selected_fields=columns, snapshot_id=snapshot_id).to_arrow()
-        return Index.from_arrow(arrow)
+        return Index.from_arrow(self._read_files(files, (*INDEX_COLUMNS, "split", PARTITION_COLUMN)))
 
     def read_days(self, days: Iterable[str], *, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Return the stored rows of these upload days in the current snapshot (empty frame if none).
@@ -288,36 +287,49 @@ class ManifestTable:
         :param days: ``YYYY-MM-DD`` partitions.
         :param columns: only these columns (default: all).
         """
-        from pyiceberg.expressions import In
+        schema = self.table().schema().as_arrow()
+        names = tuple(columns) if columns else tuple(schema.names)
+        return _to_pandas(self._read_files(self.data_files(days), names))
 
-        wanted = sorted(set(days))
+    def _read_files(self, files: Sequence[DataFile], columns: Sequence[str]) -> pa.Table:
+        """Return ``columns`` of data files, read straight with Arrow (threads, no per-file planning).
+
+        Valid because every write here is copy-on-write (no delete files) and columns are only ever
+        added (a file written before a column existed reads it as nulls), never renamed.
+        """
+        import pyarrow.dataset as ds
+
         table = self.table()
         schema = table.schema().as_arrow()
-        if not wanted or table.current_snapshot() is None:
-            names = list(columns) if columns else schema.names
-            return pa.Table.from_batches([], schema=pa.schema([schema.field(n) for n in names])).to_pandas()
-        selected = tuple(columns) if columns else ("*",)
-        scan = table.scan(
-            row_filter=In(PARTITION_COLUMN, [dt.date.fromisoformat(d) for d in wanted]),
-            selected_fields=selected,
-        )
-        return _to_pandas(scan.to_arrow())
+        wanted = pa.schema([schema.field(name).remove_metadata() for name in columns])
+        if not files:
+            return wanted.empty_table()
+        io = table.io
+        by_fs: dict[tuple[str, str], list[str]] = {}
+        for data_file in files:
+            scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
+            by_fs.setdefault((scheme, netloc), []).append(path)
+        parts = [
+            ds.dataset(paths, schema=wanted, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)).to_table()
+            for (scheme, netloc), paths in by_fs.items()
+        ]
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
     def data_files(self, days: Iterable[str] | None = None) -> list[DataFile]:
         """Return the data files of the current snapshot (only those of ``days`` when given)."""
-        from pyiceberg.expressions import AlwaysTrue, In
-
         table = self.table()
-        if table.current_snapshot() is None:
+        snapshot = table.current_snapshot()
+        if snapshot is None:
             return []
-        row_filter = (
-            In(PARTITION_COLUMN, [dt.date.fromisoformat(d) for d in set(days)])
-            if days is not None
-            else AlwaysTrue()
-        )
-        if days is not None and not set(days):
-            return []
-        return [task.file for task in table.scan(row_filter=row_filter).plan_files()]
+        if self._files is None or self._files[0] != snapshot.snapshot_id:
+            # One plan per snapshot: planning walks every manifest, so it is not repeated per day.
+            planned: dict[str, list[DataFile]] = {}
+            for task in table.scan().plan_files():
+                planned.setdefault(_partition_day(task.file), []).append(task.file)
+            self._files = (snapshot.snapshot_id, planned)
+        planned = self._files[1]
+        wanted = planned.keys() if days is None else set(days)
+        return [f for day in sorted(wanted) for f in planned.get(day, [])]
 
     # ------------------------------------------------------------ versions
 
@@ -478,6 +490,11 @@ class ManifestTable:
             self.refresh()
             return True
         raise RuntimeError(f"could not publish {version}: the table kept changing under five attempts")
+
+
+def _partition_day(data_file: DataFile) -> str:
+    value = data_file.partition[0]
+    return value.isoformat() if isinstance(value, dt.date) else day_name(int(value))
 
 
 def latest_metadata_file(catalog: Catalog, location: str) -> str | None:
