@@ -154,7 +154,9 @@ def _target(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
         table = ManifestTable(catalog, "image_etl", location="s3://bench-datasets/datasets/iceberg/manifest")
 
         def load_day(day: str) -> pd.DataFrame:
-            body = s3.get_object(Bucket="bench-datasets", Key=f"records/upload_day={day}/records.parquet")["Body"]
+            body = s3.get_object(Bucket="bench-datasets", Key=f"records/upload_day={day}/records.parquet")[
+                "Body"
+            ]
             return normalize_records(pq.read_table(pa.BufferReader(body.read())).to_pandas())
 
         def write_day(day: str, arrow: pa.Table) -> None:
@@ -196,7 +198,9 @@ def step(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     days = spec["days"]
     started = time.perf_counter()
     if name == "full":
-        result = rebuild_manifest(table, days, load_day, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        result = rebuild_manifest(
+            table, days, load_day, progress=lambda line: print(line, file=sys.stderr, flush=True)
+        )
     elif name == "incremental":
         new_days = spec["new_days"]
         result = update_manifest(table, {d: load_day(d) for d in new_days})
@@ -243,7 +247,18 @@ def retention_runs(spec: dict[str, Any], runs: int, per_run: int) -> dict[str, A
         day = day_name(30 + run // 10)
         frame = load_day(day) if run % 10 else None
         batch = corpus.day(30 + run // 10, per_run)
-        merged = batch if frame is None else pa.concat_tables([pa.Table.from_pandas(frame, preserve_index=False).select(batch.column_names).cast(batch.schema), batch])
+        merged = (
+            batch
+            if frame is None
+            else pa.concat_tables(
+                [
+                    pa.Table.from_pandas(frame, preserve_index=False)
+                    .select(batch.column_names)
+                    .cast(batch.schema),
+                    batch,
+                ]
+            )
+        )
         write_day(day, merged)
         result = update_manifest(table, {day: load_day(day)})
         table.publish(result.version)
@@ -290,7 +305,11 @@ class Emulator:
                 break
             except requests.RequestException:
                 time.sleep(0.2)
-        keys = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        keys = {
+            "region_name": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
         boto3.client("s3", endpoint_url=self.endpoint, **keys).create_bucket(Bucket="bench-datasets")
         boto3.client("glue", endpoint_url=self.endpoint, **keys).create_database(
             DatabaseInput={"Name": "image_etl", "LocationUri": "s3://bench-datasets/datasets/iceberg/"}
@@ -399,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=100_000, help="images in the table before the run")
     parser.add_argument("--new", type=int, default=1_000, help="new records in the incremental run")
     parser.add_argument("--emulator", action="store_true", help="records and table in a moto server")
-    parser.add_argument("--retention-runs", type=int, default=100, help="small runs before retention (0: skip)")
+    parser.add_argument(
+        "--retention-runs", type=int, default=100, help="small runs before retention (0: skip)"
+    )
     parser.add_argument("--retention-images", type=int, default=30_000)
     parser.add_argument("--sensor-tick", action="store_true", help="also measure one sensor tick on moto")
     parser.add_argument("--keep", type=Path, help="keep the warehouse here (default: a temp dir)")
@@ -426,9 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         write_day(today, corpus.day(DAYS, args.new))
         spec.update(days=days, new_days=[today])
         initial = in_child("full", spec)
-        say(f"initial full build of {args.images:,}: {initial['seconds']} s, peak {initial['peak_mb']:.0f} MB")
+        say(
+            f"initial full build of {args.images:,}: {initial['seconds']} s, peak {initial['peak_mb']:.0f} MB"
+        )
         incremental = in_child("incremental", spec)
-        say(f"incremental run of {args.new:,}: {incremental['seconds']} s, peak {incremental['peak_mb']:.0f} MB, "
+        say(f"incremental run of {args.new:,}: {incremental['seconds']} s, "
+            f"peak {incremental['peak_mb']:.0f} MB, "
             f"{incremental['bytes_written']:,} bytes written of {incremental['table_bytes']:,}")  # fmt: skip
         spec["days"] = [*days, today]
         full = in_child("full", spec)
@@ -443,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
             "incremental_bytes_written": incremental["bytes_written"],
             "incremental_days_rewritten": incremental["days_rewritten"],
             "table_bytes": incremental["table_bytes"],
-            "bytes_written_share": round(incremental["bytes_written"] / max(incremental["table_bytes"], 1), 5),
+            "bytes_written_share": round(
+                incremental["bytes_written"] / max(incremental["table_bytes"], 1), 5
+            ),
             "full_rebuild_s": full["seconds"],
             "full_rebuild_peak_mb": full["peak_mb"],
             "full_rebuild_days_changed": full["days_rewritten"],

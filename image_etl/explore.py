@@ -69,7 +69,7 @@ def versions(*, settings: Settings | None = None) -> list[str]:
 
 
 def iceberg_table(*, settings: Settings | None = None) -> Table:
-    """Return the manifest's pyiceberg table, for other readers (polars ``scan_iceberg``, DuckDB over Arrow)."""
+    """Return the manifest's pyiceberg table, for other readers (polars ``scan_iceberg``, DuckDB)."""
     return manifest_table(settings or load_settings()).table()
 
 

@@ -120,7 +120,7 @@ class CatalogShape:
 
 
 def glue_database_name(stack_prefix: str) -> str:
-    """Return the Glue database name of a deployment: its stack prefix in snake case (``ImageEtl`` -> ``image_etl``).
+    """Return a deployment's Glue database name: its stack prefix in snake case (``ImageEtl``: ``image_etl``).
 
     :param stack_prefix: the CDK ``stackPrefix`` (Glue names are lowercase, one per account and region).
     """

@@ -66,7 +66,7 @@ def image_records(
     records processed since then, which for the sensor's and the nightly runs is a few days.
     """
     days = list(context.partition_keys)
-    first, last = days[0], days[-1]
+    first = days[0]
     # From the day before: a writer's clock a little behind S3's can stamp processed_at before uploaded_at.
     since = "0" if first == FIRST_DAY else (date.fromisoformat(first) - timedelta(days=1)).isoformat()
     records, items_read = record_table.records_processed_after(since)

@@ -24,7 +24,8 @@ def expire_manifest_versions(
     extras = sum(store.delete_prefix(store.version_prefix(name)) for name in result.expired_versions)
     context.log.info(
         f"expired {len(result.expired_versions)} versions ({result.expired_snapshots} snapshots), "
-        f"deleted {len(result.deleted_files)} files ({result.deleted_bytes} bytes) and {extras} report/export "
+        f"deleted {len(result.deleted_files)} files ({result.deleted_bytes} bytes) and {extras} "
+        "report/export "
         f"objects; the table holds {result.table_bytes} bytes"
     )
     facts = {

@@ -199,10 +199,8 @@ def near_duplicate_query(
     new = np.asarray(new, dtype=np.uint64)
     if not len(old) or not len(new):
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    if max_distance == 0:
-        tables = [[(0, 32), (32, 32)]]
-    else:
-        tables = _query_blocks(max_distance, len(old), len(new))
+    # Distance 0 is one exact-match table over all 64 bits (two 32-bit blocks).
+    tables = [[(0, 32), (32, 32)]] if max_distance == 0 else _query_blocks(max_distance, len(old), len(new))
     spans = sorted({span for blocks in tables for span in blocks})
     old_parts = {s: _narrow((old >> np.uint64(s[0])) & np.uint64((1 << s[1]) - 1), s[1]) for s in spans}
     new_parts = {s: ((new >> np.uint64(s[0])) & np.uint64((1 << s[1]) - 1)) for s in spans}

@@ -1,4 +1,4 @@
-"""Quality flags: tiny, extreme aspect, too dark, too bright, blurry, failed (a missing signal raises none)."""
+"""Quality flags: tiny, extreme aspect, too dark, too bright, blurry, failed (missing signals raise none)."""
 
 from __future__ import annotations
 

@@ -269,7 +269,7 @@ class ManifestTable:
         return self.table().properties.get(RULES_PROPERTY)
 
     def variants_location(self) -> dict[str, str]:
-        """Return ``{"bucket": ..., "prefix": ...}`` of the variants the rows' keys point into ({} if unknown)."""
+        """Return ``{"bucket": ..., "prefix": ...}`` of the variants the rows point into ({} if unknown)."""
         return dict(self.property_json(VARIANTS_PROPERTY, {}))
 
     # ------------------------------------------------------------ reading the current state
@@ -310,7 +310,9 @@ class ManifestTable:
             scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
             by_fs.setdefault((scheme, netloc), []).append(path)
         parts = [
-            ds.dataset(paths, schema=wanted, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)).to_table()
+            ds.dataset(
+                paths, schema=wanted, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)
+            ).to_table()
             for (scheme, netloc), paths in by_fs.items()
         ]
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
@@ -370,7 +372,7 @@ class ManifestTable:
         return list(self.property_json(PUBLISHED_LOG_PROPERTY, []))
 
     def resolve(self, version: str | int | None = None) -> Version:
-        """Return the version a reader asked for: None/``latest``/``published``, a version id, or a snapshot id.
+        """Return the version asked for: None/``latest``/``published``, a version id, or a snapshot id.
 
         :raises VersionExpired: the version was expired by the retention policy.
         :raises ManifestNotFound: nothing is published yet, or there never was such a version.

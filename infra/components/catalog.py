@@ -21,7 +21,7 @@ class DatasetCatalog(Construct):
 
     :param datasets: the datasets bucket holding the table's files.
     :param datasets_prefix: its key prefix (``datasets/``).
-    :param database_name: the Glue database (one per deployment: :func:`image_etl.resources.glue_database_name`).
+    :param database_name: the Glue database (one per deployment: ``glue_database_name(prefix)``).
     :param workgroup_name: the Athena workgroup's name.
     :param access_logs: where the result bucket's access logs go.
     :param shape: table name, warehouse prefix, query limits.

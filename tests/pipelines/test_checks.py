@@ -71,8 +71,16 @@ def write_version(stack: Settings, rows: pd.DataFrame) -> ManifestVersion:
     }
     existing = {str(d) for d in table.read(table.head_version().name)["upload_day"].astype(str)}
     days.update({day: None for day in existing - set(days)})
-    result = _commit(table, _Changes(days, 0), config=ManifestConfig(), record_files={}, replace_record_files=False,
-                     variants=None, mode="test", now=None)  # fmt: skip
+    result = _commit(
+        table,
+        _Changes(days, 0),
+        config=ManifestConfig(),
+        record_files={},
+        replace_record_files=False,
+        variants=None,
+        mode="test",
+        now=None,
+    )
     return ManifestVersion(result.version, result.snapshot_id, result.rows, False)
 
 

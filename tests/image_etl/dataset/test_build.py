@@ -200,7 +200,7 @@ class World:
         self.records[r["image_id"]] = r
 
     def apply(self, run: list[tuple[str, int, int]], rng: np.random.Generator) -> dict[str, pd.DataFrame]:
-        """Apply a run's arrivals, rewrite the record files of the days the run covers; return those that changed."""
+        """Apply a run's arrivals, rewrite the record files of its days; return the changed ones."""
         before = dict(self.records)
         existing = [r for r in self.records.values() if r["status"] == "processed"]
         for kind, which, day in run:
