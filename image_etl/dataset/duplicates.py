@@ -207,7 +207,7 @@ def near_duplicate_query(
     found: list[np.ndarray] = []
     for blocks in tables:
         bits = sum(width for _, width in blocks)
-        key_dtype = np.uint32 if bits <= 32 else np.uint64
+        key_dtype = np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64
         old_key = np.zeros(len(old), dtype=key_dtype)
         new_key = np.zeros(len(new), dtype=np.uint64)
         offset = 0
