@@ -13,6 +13,7 @@ a moto server's Glue and S3 (the same GlueCatalog code as the local stack), reco
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -233,7 +234,7 @@ def in_child(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 def retention_runs(spec: dict[str, Any], runs: int, per_run: int) -> dict[str, Any]:
     """Grow a table by ``runs`` small published runs, apply the default policy; return the byte ratio."""
     from image_etl.dataset.build import rebuild_manifest, update_manifest
-    from image_etl.dataset.retention import apply_retention, table_files
+    from image_etl.dataset.retention import table_files
     from image_etl.dataset.rules import RetentionPolicy
 
     table, load_day, write_day = _target(spec)
@@ -263,7 +264,17 @@ def retention_runs(spec: dict[str, Any], runs: int, per_run: int) -> dict[str, A
         result = update_manifest(table, {day: load_day(day)})
         table.publish(result.version)
     before = sum(size for _, size, _ in table_files(table))
-    outcome = apply_retention(table, RetentionPolicy(min_file_age_s=0))
+    # Today every run is inside the 30-day window (all kept); 60 days on, only the last 10 are.
+    today = _retain(table, RetentionPolicy(min_file_age_s=0), None)
+    later = _retain(table, RetentionPolicy(min_file_age_s=0), dt.datetime.now(dt.UTC) + dt.timedelta(days=60))
+    return {"runs": runs, "images": spec["images"] + runs * per_run, "bytes_before_retention": before,
+            "today": today, "60_days_later": later, "ratio": max(today["ratio"], later["ratio"])}  # fmt: skip
+
+
+def _retain(table: Any, policy: Any, now: Any) -> dict[str, Any]:
+    from image_etl.dataset.retention import apply_retention
+
+    outcome = apply_retention(table, policy, now=now)
     current = {f.file_path: f.file_size_in_bytes for f in table.data_files()}
     kept_changes: dict[str, int] = {}
     for version in table.versions():
@@ -272,15 +283,13 @@ def retention_runs(spec: dict[str, Any], runs: int, per_run: int) -> dict[str, A
                 kept_changes[task.file.file_path] = task.file.file_size_in_bytes
     baseline = sum(current.values()) + sum(kept_changes.values())
     return {
-        "runs": runs,
-        "images": spec["images"] + runs * per_run,
         "kept_versions": len(table.versions()),
-        "bytes_before_retention": before,
-        "table_bytes_after": outcome.table_bytes,
+        "expired_versions": len(outcome.expired_versions),
+        "deleted_files": len(outcome.deleted_files),
+        "table_bytes": outcome.table_bytes,
         "one_version_bytes": sum(current.values()),
         "kept_changes_bytes": sum(kept_changes.values()),
         "ratio": round(outcome.table_bytes / baseline, 3),
-        "deleted_files": len(outcome.deleted_files),
     }
 
 
@@ -421,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retention-runs", type=int, default=100, help="small runs before retention (0: skip)"
     )
-    parser.add_argument("--retention-images", type=int, default=30_000)
+    parser.add_argument("--retention-images", type=int, default=100_000)
     parser.add_argument("--sensor-tick", action="store_true", help="also measure one sensor tick on moto")
     parser.add_argument("--keep", type=Path, help="keep the warehouse here (default: a temp dir)")
     args = parser.parse_args(argv)

@@ -49,7 +49,7 @@ TABLE_PROPERTIES: dict[str, str] = {
     "commit.retry.num-retries": "0",
     # Old metadata files go with each commit; retention deletes what else no version references.
     "write.metadata.delete-after-commit.enabled": "true",
-    "write.metadata.previous-versions-max": "20",
+    "write.metadata.previous-versions-max": "5",
     # Appends merge small manifests, so planning a scan stays cheap after hundreds of runs.
     "commit.manifest-merge.enabled": "true",
     "commit.manifest.min-count-to-merge": "20",
