@@ -29,6 +29,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ import pyarrow as pa
 from image_etl.dataset import keys
 from image_etl.dataset.duplicates import duplicate_components, near_duplicate_query
 from image_etl.dataset.groups import NO_SPLIT, assign_groups
-from image_etl.dataset.records import latest_per_image, normalize_records
+from image_etl.dataset.records import latest_per_image, normalize_records, variant_names
 from image_etl.dataset.rows import PARTITION_COLUMN, manifest_rows, to_arrow
 from image_etl.dataset.rules import ManifestConfig
 from image_etl.dataset.table import (
@@ -90,11 +91,50 @@ class RulesChanged(ValueError):
 
 
 @dataclass
-class _Changes:
-    """The new content of some partitions: day -> rows (None: the day is now empty)."""
+class _Written:
+    """A day's new data files, already written (a full rebuild streams: it never holds the table)."""
 
-    days: dict[str, pd.DataFrame | None]
+    files: list[Any]  # pyiceberg DataFile
+    rows: int
+
+
+@dataclass
+class _Changes:
+    """The new content of some partitions: day -> rows, or files written (None: the day is now empty)."""
+
+    days: dict[str, pd.DataFrame | _Written | None]
     indexed: int
+
+
+def _ensure_columns(mt: ManifestTable, variants: Iterable[str]) -> None:
+    """Add the ``variant_<name>`` columns the table lacks (a schema change of its own, before writing)."""
+    from image_etl.dataset.rows import arrow_schema
+
+    table = mt.table()
+    wanted = arrow_schema(sorted(set(variants)))
+    have = set(table.schema().as_arrow().names)
+    missing = [name for name in wanted.names if name not in have]
+    if missing:
+        with table.update_schema() as update:
+            update.union_by_name(pa.schema([wanted.field(n) for n in missing]))
+        mt.refresh()
+
+
+def _write_day(mt: ManifestTable, rows: pd.DataFrame, write_uuid: uuid.UUID, counter: Any) -> _Written:
+    """Write one day's rows as data files of the table (not yet committed)."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    table = mt.table()
+    files = list(
+        _dataframe_to_data_files(
+            table_metadata=table.metadata,
+            df=to_arrow(rows, table.schema().as_arrow()),
+            io=table.io,
+            write_uuid=write_uuid,
+            counter=counter,
+        )
+    )
+    return _Written(files, len(rows))
 
 
 def _prepare_days(days: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -165,7 +205,10 @@ def _commit(
         json.dumps(
             {
                 "parent": head.snapshot_id if head else None,
-                "days": {d: (len(f) if f is not None else 0) for d, f in sorted(changes.days.items())},
+                "days": {
+                    d: (f.rows if isinstance(f, _Written) else len(f) if f is not None else 0)
+                    for d, f in sorted(changes.days.items())
+                },
                 "nonce": uuid.uuid4().hex,
             }
         ).encode()
@@ -176,7 +219,7 @@ def _commit(
         {
             c[len("variant_") :]
             for f in changes.days.values()
-            if f is not None
+            if isinstance(f, pd.DataFrame)
             for c in f.columns
             if c.startswith("variant_")
         }
@@ -198,6 +241,12 @@ def _commit(
         counter = itertools.count(0)
         for day in sorted(changes.days):
             rows = changes.days[day]
+            if isinstance(rows, _Written):
+                for data_file in rows.files:
+                    overwrite.append_data_file(data_file)
+                    written += data_file.file_size_in_bytes
+                    files += 1
+                continue
             if rows is None or not len(rows):
                 continue
             for data_file in _dataframe_to_data_files(
@@ -302,10 +351,19 @@ def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Return ``np.isin(values, wanted)`` for few ``wanted`` among millions of ``values``, without sorting
     the millions (one binary search each into the sorted few)."""
     wanted = np.unique(wanted)
+    result = np.zeros(len(values), dtype=bool)
     if not len(wanted):
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(wanted, values), len(wanted) - 1)
-    return wanted[at] == values
+        return result
+    # A look-up table over the low 24 bits first (one gather per value); only its few hits are
+    # checked exactly, so millions of values cost no binary search each.
+    mask = (1 << 24) - 1
+    lookup = np.zeros(1 << 24, dtype=bool)
+    lookup[(wanted & wanted.dtype.type(mask)).astype(np.int64)] = True
+    maybe = np.flatnonzero(lookup[(values & values.dtype.type(mask)).astype(np.int64)])
+    if len(maybe):
+        at = np.minimum(np.searchsorted(wanted, values[maybe]), len(wanted) - 1)
+        result[maybe] = wanted[at] == values[maybe]
+    return result
 
 
 def _old_position(index_keys: np.ndarray, new_keys: np.ndarray) -> np.ndarray:
@@ -406,11 +464,11 @@ def _incremental_changes(
         found = mt.read_days(
             sorted({day_name(d) for d in index.day[rows]}), columns=["image_id", "image_key"]
         )
-        by_key = dict(
-            zip(keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64)), found["image_id"], strict=True)
-        )
+        found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
+        needed = np.flatnonzero(_member(found_keys, index.image_key[rows]))
+        by_key = dict(zip(found_keys[needed].tolist(), found["image_id"].iloc[needed].tolist(), strict=True))
         for position, row in zip(old_names, rows, strict=True):
-            ids[position] = by_key[index.image_key[row]]
+            ids[position] = by_key[int(index.image_key[row])]
     names = ids[name]
 
     changed_members = (group_key[:count_m] != index.group_key[members]) | (
@@ -537,8 +595,10 @@ def _rebuild_changes(
         n: [] for n in ("key", "phash", "pv", "sha", "sv", "up", "proc", "day", "pos")
     }
     ids: list[np.ndarray] = []
+    variants: set[str] = set()
     for number, day in enumerate(days):
         records = latest_per_image(normalize_records(load_day(day)))
+        variants.update(variant_names(records))
         phash, phash_valid = keys.hex_keys(records["phash"], length=16)
         sha, sha_valid = keys.digest_keys(records["sha256"], length=64)
         parts["key"].append(keys.image_keys(records["image_id"]))
@@ -584,8 +644,10 @@ def _rebuild_changes(
     group_key = joined["key"][winners][name]
     win_day = joined["day"][winners]
     win_pos = joined["pos"][winners]
+    _ensure_columns(mt, variants)
     schema = mt.table().schema().as_arrow()
-    result: dict[str, pd.DataFrame | None] = {}
+    result: dict[str, pd.DataFrame | _Written | None] = {}
+    write_uuid, counter = uuid.uuid4(), itertools.count(0)
     progress("building and comparing days")
     for number, day in enumerate(days):
         mine = np.flatnonzero(win_day == number)
@@ -600,7 +662,7 @@ def _rebuild_changes(
         )
         before = mt.read_days([day])
         if not _frames_equal(after, before, _widest(schema, after)):
-            result[day] = after if len(after) else None
+            result[day] = _write_day(mt, after, write_uuid, counter) if len(after) else None
         if number % 50 == 49:
             progress(f"built {number + 1}/{len(days)} days, {len(result)} changed")
     in_table = {day_name(d) for d in np.unique(index.day)} if len(index) else set(_table_days(mt))

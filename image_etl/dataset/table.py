@@ -152,9 +152,11 @@ class Index:
     @classmethod
     def from_arrow(cls, table: pa.Table) -> Index:
         def ints(name: str) -> tuple[np.ndarray, np.ndarray]:
-            column = table.column(name)
+            column = table.column(name).combine_chunks()
+            if column.null_count == 0:
+                return column.to_numpy(zero_copy_only=False), np.ones(len(column), dtype=bool)
             valid = column.is_valid().to_numpy(zero_copy_only=False)
-            return pc.fill_null(column, 0).to_numpy().astype(np.int64), valid
+            return pc.fill_null(column, 0).to_numpy(zero_copy_only=False), valid
 
         image_key, _ = ints("image_key")
         phash, phash_valid = ints("phash_key")
