@@ -13,6 +13,7 @@ import this package, so a rule lives in exactly one place. Modules by role:
 ``rows``        manifest rows and the table's Arrow schema
 ``table``       the Iceberg table: catalog, index, partitions, versions (tags), publishing
 ``build``       incremental runs and full rebuilds (both replace only partitions that changed)
+``record_files`` the daily record files in S3: written per day, read back by changed fingerprint
 ``retention``   expiring versions and deleting the files no kept version references
 ``checks``      the logic of the blocking and warning checks, and summaries
 ``export``      Hugging Face ImageFolder metadata
