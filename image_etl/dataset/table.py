@@ -163,7 +163,9 @@ class Index:
         sha, sha_valid = ints("sha256_key")
         group_key, _ = ints("group_key")
         uploaded, _ = ints("uploaded_us")
-        split = table.column("split").combine_chunks().dictionary_encode()
+        split = table.column("split").combine_chunks()
+        if not pa.types.is_dictionary(split.type):
+            split = split.dictionary_encode()
         # Codes of the (few) distinct names, then one gather: no per-row Python.
         lookup = np.append(split_codes([str(v) for v in split.dictionary.to_pylist()]), NO_SPLIT)
         positions = pc.fill_null(split.indices, len(lookup) - 1).to_numpy()
@@ -277,11 +279,61 @@ class ManifestTable:
     # ------------------------------------------------------------ reading the current state
 
     def read_index(self) -> Index:
-        """Return the compact index of the current snapshot; empty before the first build."""
+        """Return the compact index of the current snapshot; empty before the first build.
+
+        Read batch by batch into arrays sized from the files' record counts, so the Arrow form of
+        the whole index never sits in memory beside its numpy form.
+        """
         files = self.data_files()
         if not files:
             return Index.empty()
-        return Index.from_arrow(self._read_files(files, (*INDEX_COLUMNS, "split", PARTITION_COLUMN)))
+        total = sum(f.record_count for f in files)
+        index = Index(
+            *(np.zeros(total, dtype=t) for t in (np.uint64, np.uint64, bool, np.uint64, bool, np.uint64)),
+            np.zeros(total, dtype=np.int64),
+            np.zeros(total, dtype=np.int8),
+            np.zeros(total, dtype=np.int32),
+        )
+        columns = (*INDEX_COLUMNS, "split", PARTITION_COLUMN)
+        at = 0
+        for dataset in self._datasets(files, columns, dictionary=("split",)):
+            for batch in dataset.to_batches(batch_size=256 * 1024):
+                part = Index.from_arrow(pa.Table.from_batches([batch]))
+                end = at + len(part)
+                for name in index.__dataclass_fields__:
+                    getattr(index, name)[at:end] = getattr(part, name)
+                at = end
+        if at != total:
+            raise RuntimeError(f"{self.identifier}: read {at} index rows, the manifests list {total}")
+        return index
+
+    def _datasets(
+        self, files: Sequence[DataFile], columns: Sequence[str], *, dictionary: Sequence[str] = ()
+    ) -> list[Any]:
+        """Return Arrow datasets over data files (one per file system), projected to ``columns``."""
+        import pyarrow.dataset as ds
+
+        table = self.table()
+        schema = table.schema().as_arrow()
+        fields = [schema.field(name).remove_metadata() for name in columns]
+        wanted = pa.schema(
+            [
+                pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f
+                for f in fields
+            ]
+        )
+        file_format = ds.ParquetFileFormat(
+            read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary))
+        )
+        io = table.io
+        by_fs: dict[tuple[str, str], list[str]] = {}
+        for data_file in files:
+            scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
+            by_fs.setdefault((scheme, netloc), []).append(path)
+        return [
+            ds.dataset(paths, schema=wanted, format=file_format, filesystem=io.fs_by_scheme(scheme, netloc))
+            for (scheme, netloc), paths in by_fs.items()
+        ]
 
     def read_days(self, days: Iterable[str], *, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Return the stored rows of these upload days in the current snapshot (empty frame if none).
