@@ -1,36 +1,40 @@
-"""Benchmark the dataset manifest: build time and peak memory on 10k..1M synthetic records, and one
-sensor tick (100 new records among 100k) read through the `by_processed_at` index against a full Scan.
+"""Benchmark the dataset manifest table: an incremental run of K new records on an N-image table
+(with exact and near duplicates of images on old days) beside a full rebuild of the same data, the
+initial full build, and retention after many small runs.
 
-    .venv/bin/python bench/manifest.py [--json] [--sizes 10000,100000,1000000] [--table-size 100000]
+    .venv/bin/python bench/manifest.py --json --images N --new K [--emulator] [--retention-runs 100]
 
-Each manifest size runs in its own child process pinned to one core, so peak RSS is that build's
-alone. The sensor part runs against an in-process moto server; moto walks every item for a GSI
-Query, so its wall time means nothing: the cost compared is DynamoDB's, the items read.
+Every measured step runs in a fresh child process pinned to one core; peak memory is the child's
+VmHWM. The table lives on a local-filesystem warehouse (SQLite catalog), or with ``--emulator`` in
+a moto server's Glue and S3 (the same GlueCatalog code as the local stack), records included.
+``--sensor-tick`` adds the DynamoDB cost of one sensor tick (index Query vs Scan).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import datetime as dt
 import json
 import os
-import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.manifest import ManifestConfig, build_manifest, to_parquet_bytes  # noqa: E402
-
 _HEXCHARS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 VARIANTS = ("large", "medium", "small", "thumb")
+DAYS = 365
+FIRST = np.datetime64("2025-01-01", "D")
 
 
 def _hex(rng: np.random.Generator, n: int, nbytes: int) -> np.ndarray:
@@ -42,63 +46,6 @@ def _hex(rng: np.random.Generator, n: int, nbytes: int) -> np.ndarray:
     return chars.view(f"S{2 * nbytes}").ravel().astype(f"U{2 * nbytes}")
 
 
-def _timestamps(moments: np.ndarray) -> np.ndarray:
-    return np.char.add(np.datetime_as_string(moments.astype("datetime64[us]"), unit="us"), "Z")
-
-
-def synthetic_records(n: int, *, seed: int = 0) -> pd.DataFrame:
-    """Return ``n`` records shaped like the daily record files: 10 labels, 2% failed, 5% exact and
-    5% near duplicates (1-4 pHash bits flipped) of earlier images, uploads spread over a year.
-    """
-    rng = np.random.default_rng(seed)
-    image_id = _hex(rng, n, 16)
-    sha256 = _hex(rng, n, 32)
-    phash = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) << np.uint64(1)
-    phash |= rng.integers(0, 2, size=n, dtype=np.uint64)
-    kind = rng.random(n)
-    source = rng.integers(0, max(1, n // 2), size=n)
-    exact = kind < 0.05
-    near = (kind >= 0.05) & (kind < 0.10)
-    sha256[exact] = sha256[source[exact]]
-    phash[exact] = phash[source[exact]]
-    flips = np.zeros(n, dtype=np.uint64)
-    for _ in range(4):
-        bit = rng.integers(0, 64, size=n).astype(np.uint64)
-        flips |= np.where(rng.random(n) < 0.7, np.uint64(1) << bit, np.uint64(0))
-    phash[near] = phash[source[near]] ^ flips[near]
-    failed = rng.random(n) < 0.02
-    start = np.datetime64("2025-01-01T00:00:00", "us")
-    uploaded = start + rng.integers(0, 365 * 86400 * 10**6, size=n).astype("timedelta64[us]")
-    processed = uploaded + rng.integers(10**5, 10**7, size=n).astype("timedelta64[us]")
-    width = rng.integers(16, 4000, size=n).astype("float64")
-    height = rng.integers(16, 4000, size=n).astype("float64")
-    phash_hex = _u64_hex(phash)
-    frame = pd.DataFrame(
-        {
-            "image_id": image_id,
-            "status": np.where(failed, "failed", "processed"),
-            "error_code": np.where(failed, "corrupt", None),
-            "source_bucket": "image-etl-uploads",
-            "source_key": np.char.add("uploads/x/", image_id),
-            "source_bytes": rng.integers(1000, 5_000_000, size=n).astype("float64"),
-            "label": np.asarray([f"class_{i}" for i in range(10)], dtype=object)[rng.integers(0, 10, size=n)],
-            "width": np.where(failed, np.nan, width),
-            "height": np.where(failed, np.nan, height),
-            "format": "JPEG",
-            "sha256": np.where(failed, None, sha256),
-            "phash": np.where(failed, None, phash_hex),
-            "brightness": np.where(failed, np.nan, rng.random(n)),
-            "blur_score": np.where(failed, np.nan, rng.gamma(2.0, 300.0, size=n)),
-            "uploaded_at": _timestamps(uploaded),
-            "processed_at": _timestamps(processed),
-        }
-    )
-    for name in VARIANTS:
-        keys = np.char.add(np.char.add("variants/", image_id), f"/{name}.jpg")
-        frame[f"variant_{name}_key"] = np.where(failed, None, keys)
-    return frame
-
-
 def _u64_hex(values: np.ndarray) -> np.ndarray:
     """Return uint64 values as 16 hex characters each, vectorized."""
     raw = values.astype(">u8").view(np.uint8).reshape(-1, 8)
@@ -108,42 +55,278 @@ def _u64_hex(values: np.ndarray) -> np.ndarray:
     return chars.view("S16").ravel().astype("U16")
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _mix(values: np.ndarray, salt: int) -> np.ndarray:
+    """splitmix64 of ``values + salt``: a stable pseudo-random uint64 per index (vectorized)."""
+    z = values.astype(np.uint64) + np.uint64(salt * 0x9E3779B97F4A7C15 % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
-def build_once(n: int) -> dict[str, Any]:
-    """Generate ``n`` records, build the manifest once; return timings and peak RSS of this process."""
-    records = synthetic_records(n)
-    rss_before = _peak_rss_mb()
+def _sha(content: np.ndarray) -> np.ndarray:
+    parts = [_u64_hex(_mix(content, salt)) for salt in (11, 12, 13, 14)]
+    return np.char.add(np.char.add(parts[0], parts[1]), np.char.add(parts[2], parts[3]))
+
+
+class Corpus:
+    """Synthetic records: 10 labels, 2% failed, 5% exact and 5% near duplicates (1-4 pHash bits
+    flipped) of earlier images, day by day. Identity is arithmetic on an image index, so any image's
+    hashes can be recomputed without keeping them."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.phash = np.empty(0, dtype=np.uint64)  # every image's pHash (for near copies of copies)
+        self.content = np.empty(0, dtype=np.int64)  # index of the original bytes (exact copies share it)
+
+    def day(self, day: int, n: int, *, dup_share: float = 0.05) -> pa.Table:
+        rng = self.rng
+        start = len(self.phash)
+        index = np.arange(start, start + n, dtype=np.int64)
+        content = index.copy()
+        phash = _mix(index, 3)
+        kind = rng.random(n)
+        if start:
+            source = rng.integers(0, start, size=n)
+            exact = kind < dup_share
+            near = (kind >= dup_share) & (kind < 2 * dup_share)
+            content[exact] = self.content[source[exact]]
+            phash[exact] = self.phash[source[exact]]
+            flips = np.zeros(n, dtype=np.uint64)
+            for _ in range(4):
+                bit = rng.integers(0, 64, size=n).astype(np.uint64)
+                flips |= np.where(rng.random(n) < 0.7, np.uint64(1) << bit, np.uint64(0))
+            phash[near] = self.phash[source[near]] ^ flips[near]
+        self.phash = np.concatenate([self.phash, phash])
+        self.content = np.concatenate([self.content, content])
+        image_id = np.char.add(_u64_hex(_mix(index, 1)), _u64_hex(_mix(index, 2)))
+        failed = rng.random(n) < 0.02
+        moment = (FIRST + np.timedelta64(day, "D")).astype("datetime64[us]")
+        uploaded = moment + rng.integers(0, 86_400 * 10**6, size=n).astype("timedelta64[us]")
+        processed = uploaded + rng.integers(10**5, 10**7, size=n).astype("timedelta64[us]")
+        stamp = lambda t: np.char.add(np.datetime_as_string(t, unit="us"), "Z")  # noqa: E731
+        ok = ~failed
+        columns: dict[str, Any] = {
+            "image_id": image_id,
+            "status": np.where(failed, "failed", "processed"),
+            "error_code": pa.array(np.where(failed, "corrupt", ""), pa.string()),
+            "source_bucket": np.full(n, "image-etl-uploads"),
+            "source_key": np.char.add("uploads/x/", image_id),
+            "source_bytes": rng.integers(1000, 5_000_000, size=n).astype("float64"),
+            "label": np.asarray([f"class_{i}" for i in range(10)])[rng.integers(0, 10, size=n)],
+            "width": pa.array(rng.integers(16, 4000, size=n).astype("float64"), mask=failed),
+            "height": pa.array(rng.integers(16, 4000, size=n).astype("float64"), mask=failed),
+            "format": np.full(n, "JPEG"),
+            "sha256": pa.array(_sha(content), mask=failed),
+            "phash": pa.array(_u64_hex(phash), mask=failed),
+            "brightness": pa.array(rng.random(n), mask=failed),
+            "blur_score": pa.array(rng.gamma(2.0, 300.0, size=n), mask=failed),
+            "uploaded_at": stamp(uploaded),
+            "processed_at": stamp(processed),
+        }
+        for name in VARIANTS:
+            columns[f"variant_{name}_key"] = pa.array(
+                np.char.add(np.char.add("variants/", image_id), f"/{name}.jpg"), mask=~ok
+            )
+        table = pa.table({k: pa.array(v) if not isinstance(v, pa.Array) else v for k, v in columns.items()})
+        error_code = pa.compute.if_else(pa.array(failed), table["error_code"], pa.nulls(n, pa.string()))
+        return table.set_column(table.schema.get_field_index("error_code"), "error_code", error_code)
+
+
+def day_name(day: int) -> str:
+    return str(FIRST + np.timedelta64(day, "D"))
+
+
+# ---------------------------------------------------------------- where records and the table live
+
+
+def _target(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Return (manifest table, load_day(day) -> frame, write_day(day, arrow)) for a bench spec."""
+    import pandas as pd
+
+    from image_etl.dataset.records import normalize_records
+    from image_etl.dataset.table import ManifestTable, glue_catalog, local_catalog
+
+    if spec.get("endpoint"):
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=spec["endpoint"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        catalog = glue_catalog(region="us-east-1", endpoint_url=spec["endpoint"], local_credentials=True)
+        table = ManifestTable(catalog, "image_etl", location="s3://bench-datasets/datasets/iceberg/manifest")
+
+        def load_day(day: str) -> pd.DataFrame:
+            body = s3.get_object(Bucket="bench-datasets", Key=f"records/upload_day={day}/records.parquet")[
+                "Body"
+            ]
+            return normalize_records(pq.read_table(pa.BufferReader(body.read())).to_pandas())
+
+        def write_day(day: str, arrow: pa.Table) -> None:
+            sink = pa.BufferOutputStream()
+            pq.write_table(arrow, sink, compression="zstd")
+            s3.put_object(Bucket="bench-datasets", Key=f"records/upload_day={day}/records.parquet",
+                          Body=sink.getvalue().to_pybytes())  # fmt: skip
+
+        return table, load_day, write_day
+    root = Path(spec["root"])
+    table = ManifestTable(local_catalog(root / "warehouse"), "image_etl")
+
+    def load_day(day: str) -> pd.DataFrame:
+        return normalize_records(pq.read_table(root / "records" / f"{day}.parquet").to_pandas())
+
+    def write_day(day: str, arrow: pa.Table) -> None:
+        (root / "records").mkdir(parents=True, exist_ok=True)
+        pq.write_table(arrow, root / "records" / f"{day}.parquet", compression="zstd")
+
+    return table, load_day, write_day
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _table_bytes(table: Any) -> int:
+    return sum(f.file_size_in_bytes for f in table.data_files())
+
+
+def step(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one measured step in this (child) process; return its timings."""
+    from image_etl.dataset.build import rebuild_manifest, update_manifest
+
+    table, load_day, _ = _target(spec)
+    days = spec["days"]
     started = time.perf_counter()
-    manifest = build_manifest(records, config=ManifestConfig())
+    if name == "full":
+        result = rebuild_manifest(
+            table, days, load_day, progress=lambda line: print(line, file=sys.stderr, flush=True)
+        )
+    elif name == "incremental":
+        new_days = spec["new_days"]
+        result = update_manifest(table, {d: load_day(d) for d in new_days})
+    else:
+        raise ValueError(name)
     seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    size = len(to_parquet_bytes(manifest))
-    parquet_s = time.perf_counter() - started
-    groups = manifest["dup_group_size"]
     return {
-        "records": n,
         "seconds": round(seconds, 2),
-        "parquet_s": round(parquet_s, 2),
-        "parquet_mb": round(size / 2**20, 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 0),
-        "input_rss_mb": round(rss_before, 0),
-        "rows": len(manifest),
-        "in_dup_groups": int((groups > 1).sum()),
+        "peak_mb": round(_peak_mb(), 0),
+        "bytes_written": result.bytes_written,
+        "days_rewritten": len(result.days_rewritten),
+        "rows": result.rows,
+        "unchanged": result.unchanged,
+        "table_bytes": _table_bytes(table),
     }
 
 
-def build_in_child(n: int) -> dict[str, Any]:
-    """Run :func:`build_once` in a fresh process on one core (OpenBLAS/OMP threads off too)."""
+def in_child(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`step` in a fresh process on one core (BLAS/OMP threads off too)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     code = (
-        f"import json, os, sys; os.sched_setaffinity(0, {{0}}); sys.path.insert(0, {str(REPO)!r}); "
-        f"from bench.manifest import build_once; print(json.dumps(build_once({n})))"
+        f"import json, os, sys; os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}}); "
+        f"sys.path.insert(0, {str(REPO)!r}); from bench.manifest import step; "
+        f"print(json.dumps(step({name!r}, json.loads({json.dumps(json.dumps(spec))}))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def retention_runs(spec: dict[str, Any], runs: int, per_run: int) -> dict[str, Any]:
+    """Grow a table by ``runs`` small published runs, apply the default policy; return the byte ratio."""
+    from image_etl.dataset.build import rebuild_manifest, update_manifest
+    from image_etl.dataset.retention import table_files
+    from image_etl.dataset.rules import RetentionPolicy
+
+    table, load_day, write_day = _target(spec)
+    corpus = Corpus(seed=7)
+    days = []
+    for day in range(30):
+        write_day(day_name(day), corpus.day(day, spec["images"] // 30))
+        days.append(day_name(day))
+    rebuild_manifest(table, days, load_day)
+    for run in range(runs):
+        day = day_name(30 + run // 10)
+        frame = load_day(day) if run % 10 else None
+        batch = corpus.day(30 + run // 10, per_run)
+        merged = (
+            batch
+            if frame is None
+            else pa.concat_tables(
+                [
+                    pa.Table.from_pandas(frame, preserve_index=False)
+                    .select(batch.column_names)
+                    .cast(batch.schema),
+                    batch,
+                ]
+            )
+        )
+        write_day(day, merged)
+        result = update_manifest(table, {day: load_day(day)})
+        table.publish(result.version)
+    before = sum(size for _, size, _ in table_files(table))
+    # Today every run is inside the 30-day window (all kept); 60 days on, only the last 10 are.
+    today = _retain(table, RetentionPolicy(min_file_age_s=0), None)
+    later = _retain(table, RetentionPolicy(min_file_age_s=0), dt.datetime.now(dt.UTC) + dt.timedelta(days=60))
+    return {"runs": runs, "images": spec["images"] + runs * per_run, "bytes_before_retention": before,
+            "today": today, "60_days_later": later, "ratio": max(today["ratio"], later["ratio"])}  # fmt: skip
+
+
+def _retain(table: Any, policy: Any, now: Any) -> dict[str, Any]:
+    from image_etl.dataset.retention import apply_retention
+
+    outcome = apply_retention(table, policy, now=now)
+    current = {f.file_path: f.file_size_in_bytes for f in table.data_files()}
+    kept_changes: dict[str, int] = {}
+    for version in table.versions():
+        for task in table.table().scan(snapshot_id=version.snapshot_id).plan_files():
+            if task.file.file_path not in current:
+                kept_changes[task.file.file_path] = task.file.file_size_in_bytes
+    baseline = sum(current.values()) + sum(kept_changes.values())
+    return {
+        "kept_versions": len(table.versions()),
+        "expired_versions": len(outcome.expired_versions),
+        "deleted_files": len(outcome.deleted_files),
+        "table_bytes": outcome.table_bytes,
+        "one_version_bytes": sum(current.values()),
+        "kept_changes_bytes": sum(kept_changes.values()),
+        "ratio": round(outcome.table_bytes / baseline, 3),
+    }
+
+
+class Emulator:
+    """A moto server in its own process (its memory is not the measured step's)."""
+
+    def __init__(self) -> None:
+        from tests.stack_process import free_port
+
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        import boto3
+        import requests
+
+        for _ in range(100):
+            try:
+                requests.get(self.endpoint, timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        keys = {
+            "region_name": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
+        boto3.client("s3", endpoint_url=self.endpoint, **keys).create_bucket(Bucket="bench-datasets")
+        boto3.client("glue", endpoint_url=self.endpoint, **keys).create_database(
+            DatabaseInput={"Name": "image_etl", "LocationUri": "s3://bench-datasets/datasets/iceberg/"}
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
 
 def sensor_tick(table_size: int, new: int) -> dict[str, Any]:
@@ -240,40 +423,81 @@ def _table_records(n: int, *, start: str, step_s: float, seed: int) -> list[dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--table-size", type=int, default=100_000)
-    parser.add_argument("--new", type=int, default=100)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--images", type=int, default=100_000, help="images in the table before the run")
+    parser.add_argument("--new", type=int, default=1_000, help="new records in the incremental run")
+    parser.add_argument("--emulator", action="store_true", help="records and table in a moto server")
+    parser.add_argument(
+        "--retention-runs", type=int, default=100, help="small runs before retention (0: skip)"
+    )
+    parser.add_argument("--retention-images", type=int, default=100_000)
+    parser.add_argument("--sensor-tick", action="store_true", help="also measure one sensor tick on moto")
+    parser.add_argument("--keep", type=Path, help="keep the warehouse here (default: a temp dir)")
     args = parser.parse_args(argv)
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # the targets are for one core
-    sizes = [int(s) for s in args.sizes.split(",") if s]
-    builds = []
-    for n in sizes:
-        result = build_in_child(n)
-        builds.append(result)
-        if not args.json:
-            print(
-                f"manifest {n:>9,} records: {result['seconds']:6.2f} s "
-                f"(+{result['parquet_s']:.2f} s parquet), "
-                f"peak RSS {result['peak_rss_mb']:6.0f} MB, "
-                f"{result['rows']:,} rows, {result['in_dup_groups']:,} in duplicate groups",
-                flush=True,
-            )
-    growth = [
-        round((b["seconds"] / a["seconds"]) / (b["records"] / a["records"]), 2)
-        for a, b in itertools.pairwise(builds)
-    ]
-    tick = sensor_tick(args.table_size, args.new)
-    report = {"manifest": builds, "time_growth_per_record_ratio": growth, "sensor_tick": tick}
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"time per record, relative to the previous size (1.0 = linear): {growth}")
-        print(
-            f"sensor tick: {tick['tick_items_read']} items read ({tick['tick_queries']} index Queries) vs "
-            f"full Scan {tick['scan_items_read']} items: {tick['ratio']}x cheaper "
-            f"({tick['new_records']} new among {tick['table_items']:,})"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    root = args.keep or Path(tempfile.mkdtemp(prefix="image-etl-bench-"))
+    emulator = Emulator() if args.emulator else None
+    spec: dict[str, Any] = {"root": str(root), "endpoint": emulator.endpoint if emulator else None}
+    try:
+        _, _, write_day = _target(spec)
+        corpus = Corpus()
+        started = time.perf_counter()
+        per_day = args.images // DAYS
+        days = []
+        for day in range(DAYS):
+            count = per_day + (1 if day < args.images - per_day * DAYS else 0)
+            write_day(day_name(day), corpus.day(day, count))
+            days.append(day_name(day))
+        say(f"wrote {args.images:,} records in {DAYS} day files ({time.perf_counter() - started:.0f} s)")
+        # The run's new records: uploaded today, with exact and near copies of images of old days.
+        today = day_name(DAYS)
+        write_day(today, corpus.day(DAYS, args.new))
+        spec.update(days=days, new_days=[today])
+        initial = in_child("full", spec)
+        say(
+            f"initial full build of {args.images:,}: {initial['seconds']} s, peak {initial['peak_mb']:.0f} MB"
         )
+        incremental = in_child("incremental", spec)
+        say(f"incremental run of {args.new:,}: {incremental['seconds']} s, "
+            f"peak {incremental['peak_mb']:.0f} MB, "
+            f"{incremental['bytes_written']:,} bytes written of {incremental['table_bytes']:,}")  # fmt: skip
+        spec["days"] = [*days, today]
+        full = in_child("full", spec)
+        say(f"full rebuild of the same data: {full['seconds']} s, peak {full['peak_mb']:.0f} MB, "
+            f"{full['days_rewritten']} days differed from the incremental result")  # fmt: skip
+        report: dict[str, Any] = {
+            "images": args.images,
+            "new": args.new,
+            "warehouse": "emulator (moto Glue + S3)" if emulator else "local filesystem (SQLite catalog)",
+            "incremental_s": incremental["seconds"],
+            "incremental_peak_mb": incremental["peak_mb"],
+            "incremental_bytes_written": incremental["bytes_written"],
+            "incremental_days_rewritten": incremental["days_rewritten"],
+            "table_bytes": incremental["table_bytes"],
+            "bytes_written_share": round(
+                incremental["bytes_written"] / max(incremental["table_bytes"], 1), 5
+            ),
+            "full_rebuild_s": full["seconds"],
+            "full_rebuild_peak_mb": full["peak_mb"],
+            "full_rebuild_days_changed": full["days_rewritten"],
+            "speedup_vs_full_rebuild": round(full["seconds"] / max(incremental["seconds"], 1e-3), 1),
+            "initial_build_s": initial["seconds"],
+            "initial_build_peak_mb": initial["peak_mb"],
+        }
+        if args.retention_runs:
+            kept = {"root": str(root / "retention"), "endpoint": None, "images": args.retention_images}
+            report["retention"] = retention_runs(kept, args.retention_runs, 50)
+            say(f"retention after {args.retention_runs} runs: {report['retention']['ratio']}x")
+        if args.sensor_tick:
+            report["sensor_tick"] = sensor_tick(100_000, 100)
+    finally:
+        if emulator:
+            emulator.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
     return 0
 
 

@@ -128,11 +128,14 @@ def demo(
 def manifest(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     version: Annotated[
-        str | None, typer.Option("--version", help="Manifest version (default: the latest published one).")
+        str | None,
+        typer.Option(
+            "--version", help="A version id (a tag) or snapshot id (default: the published version)."
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Download a dataset manifest version (default latest) built by the Dagster pipelines."""
+    """Download a version of the dataset manifest table (default: the published one) as parquet."""
     from image_etl.manifest import ManifestNotFound, download_manifest
 
     settings = _settings_or_exit(data_dir)

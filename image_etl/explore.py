@@ -15,11 +15,31 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from image_etl.manifest import DatasetStore
+from image_etl.dataset.checks import class_balance, groups_spanning_splits
+from image_etl.dataset.rules import STATUS_FAILED, STATUS_PROCESSED
+from image_etl.manifest import list_versions, manifest_table, polars_storage_options, read_manifest
 from image_etl.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from pyiceberg.table import Table
+
+__all__ = [
+    "class_balance",
+    "contact_sheet",
+    "contact_sheets_by_label",
+    "diff_versions",
+    "distribution_plots",
+    "drift_plot",
+    "duplicate_groups",
+    "failed_images",
+    "flags_table",
+    "groups_spanning_splits",
+    "iceberg_table",
+    "load_manifest",
+    "polars_storage_options",
+    "versions",
+]
 
 #: Columns whose change between versions means an image changed (not just its bookkeeping).
 COMPARED_COLUMNS: tuple[str, ...] = (
@@ -32,25 +52,25 @@ COMPARED_COLUMNS: tuple[str, ...] = (
     "dup_group",
     "quality_flags",
 )
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def load_manifest(version: str | None = None, *, settings: Settings | None = None) -> pd.DataFrame:
-    """Return a manifest version (default: the latest) as a DataFrame, its version in ``.attrs``.
+    """Return a manifest version (default: the published one) as a DataFrame, its version in ``.attrs``.
 
-    :param version: a version id from :func:`versions`, or None for the latest.
+    :param version: a version id from :func:`versions` (or a snapshot id), or None for the published one.
     :param settings: where to read from (default: :func:`image_etl.settings.load_settings`).
     """
-    store = DatasetStore.from_settings(settings or load_settings())
-    resolved = store.resolve(version)
-    manifest = store.read_manifest(resolved)
-    manifest.attrs["version"] = resolved
-    return manifest
+    return read_manifest(version, settings or load_settings())
 
 
 def versions(*, settings: Settings | None = None) -> list[str]:
-    """Return every manifest version, oldest first."""
-    return DatasetStore.from_settings(settings or load_settings()).list_versions()
+    """Return every kept manifest version, oldest first."""
+    return list_versions(settings or load_settings())
+
+
+def iceberg_table(*, settings: Settings | None = None) -> Table:
+    """Return the manifest's pyiceberg table, for other readers (polars ``scan_iceberg``, DuckDB)."""
+    return manifest_table(settings or load_settings()).table()
 
 
 def flags_table(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -62,18 +82,9 @@ def flags_table(manifest: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def class_balance(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Return images per label and split (processed images only), with a total column."""
-    processed = manifest[manifest["status"] == "processed"]
-    table = pd.crosstab(processed["label"].fillna("(unlabelled)"), processed["split"])
-    table = table.reindex(columns=list(SPLITS), fill_value=0)
-    table["total"] = table.sum(axis=1)
-    return table.sort_values("total", ascending=False)
-
-
 def failed_images(manifest: pd.DataFrame) -> pd.DataFrame:
     """Return the failed images with their reasons, most common reason first."""
-    failed = manifest[manifest["status"] == "failed"]
+    failed = manifest[manifest["status"] == STATUS_FAILED]
     reason = "error" if "error" in failed.columns else "error_code"
     columns = [
         c for c in ("source_key", "label", "error_code", reason, "source_bytes") if c in failed.columns
@@ -88,19 +99,6 @@ def duplicate_groups(manifest: pd.DataFrame, *, min_size: int = 2) -> pd.DataFra
     sizes = manifest.groupby("dup_group")["image_id"].transform("size")
     groups = manifest[sizes >= min_size].assign(group_size=sizes[sizes >= min_size])
     return groups.sort_values(["group_size", "dup_group", "image_id"], ascending=[False, True, True])
-
-
-def groups_spanning_splits(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Return the duplicate groups (and sha256 values) found in more than one split: empty when leak-free."""
-    rows = []
-    for column in ("dup_group", "sha256"):
-        known = manifest[manifest[column].notna()]
-        spread = known.groupby(column)["split"].nunique()
-        for value in spread[spread > 1].index:
-            rows.append(
-                {"kind": column, "value": value, "splits": sorted(known[known[column] == value]["split"])}
-            )
-    return pd.DataFrame(rows, columns=["kind", "value", "splits"])
 
 
 def fetch_variants(
@@ -176,7 +174,7 @@ def contact_sheets_by_label(
     manifest: pd.DataFrame, *, per_label: int = 16, columns: int = 8, settings: Settings | None = None
 ) -> dict[str, Image.Image]:
     """Return label -> contact sheet of up to ``per_label`` processed images of that label."""
-    processed = manifest[manifest["status"] == "processed"]
+    processed = manifest[manifest["status"] == STATUS_PROCESSED]
     sheets = {}
     for label, rows in processed.groupby(processed["label"].fillna("(unlabelled)"), sort=True):
         sheets[str(label)] = contact_sheet(
@@ -189,7 +187,7 @@ def distribution_plots(manifest: pd.DataFrame) -> Figure:
     """Return a figure: class balance, image sizes, aspect ratios, brightness and blur score."""
     import matplotlib.pyplot as plt
 
-    processed = manifest[manifest["status"] == "processed"]
+    processed = manifest[manifest["status"] == STATUS_PROCESSED]
     figure, axes = plt.subplots(2, 3, figsize=(14, 7.5), layout="constrained")
     balance = class_balance(manifest).drop(columns="total")
     balance.plot.barh(stacked=True, ax=axes[0, 0], title="images per label and split")

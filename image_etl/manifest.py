@@ -1,59 +1,93 @@
-"""Where dataset manifests live in S3, and helpers to list and download them (CLI, notebooks, Dagster).
+"""Reading dataset manifests: the versions of the Iceberg table, by tag (CLI, notebooks, Dagster).
 
 Layout under ``s3://<datasets bucket>/<datasets prefix>``::
 
     records/upload_day=YYYY-MM-DD/records.parquet   one file per upload day (Dagster `image_records`)
-    versions/<version>/manifest.parquet              immutable: a version is written once, never again
+    iceberg/manifest/                                the manifest table (data/ and metadata/), in Glue as
+                                                     <database>.manifest
     versions/<version>/report/...                    plots and summary (`dataset_report`)
-    versions/<version>/imagefolder/<split>/metadata.jsonl   (`imagefolder_export`)
-    latest.json                                      pointer to the newest version that passed its checks
+    versions/<version>/imagefolder-<variant>/<split>/metadata.jsonl   (`imagefolder_export`)
 
-Version ids are ``YYYYMMDDTHHMMSSZ-<content hash>``: they sort by build time, and the same
-content always carries the same hash.
+Every version is a snapshot tagged with its id (``YYYYMMDDTHHMMSSZ-<hash>``: they sort by build
+time); the ``published`` tag names the newest version that passed its checks.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+from image_etl.dataset.table import (
+    ManifestNotFound,
+    ManifestTable,
+    Version,
+    VersionExpired,
+    glue_catalog,
+    is_version_id,
+    new_version_id,
+)
+from image_etl.resources import LOCAL, manifest_table_location
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from image_etl.settings import Settings
 
-MANIFEST_FILE = "manifest.parquet"
-LATEST_FILE = "latest.json"
-_VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6,64}$")
+__all__ = [
+    "DatasetStore",
+    "ManifestNotFound",
+    "VersionExpired",
+    "download_manifest",
+    "is_version_id",
+    "latest_version",
+    "list_versions",
+    "manifest_table",
+    "new_version_id",
+    "polars_storage_options",
+    "read_manifest",
+]
 
 
-class ManifestNotFound(LookupError):
-    """No manifest (or not the version asked for) exists yet."""
+def manifest_table(settings: Settings) -> ManifestTable:
+    """Return the manifest table of a deployment (Glue + S3; the emulator's on the local stack).
+
+    :param settings: where to read (``load_settings()``).
+    """
+    catalog = glue_catalog(
+        region=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        local_credentials=settings.is_local,
+    )
+    location = manifest_table_location(settings.datasets_bucket, settings.datasets_prefix, LOCAL.catalog)
+    return ManifestTable(catalog, settings.glue_database, location=location)
 
 
-class VersionExists(FileExistsError):
-    """A version's file is already written; versions are immutable."""
+def polars_storage_options(settings: Settings) -> dict[str, str]:
+    """Return the ``storage_options`` polars' ``scan_iceberg`` needs to read the data files.
 
-
-def new_version_id(content_hash: str, *, now: datetime | None = None) -> str:
-    """Return a version id: build time (UTC, to the second), then the content hash."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"{moment:%Y%m%dT%H%M%SZ}-{content_hash}"
-
-
-def is_version_id(value: str) -> bool:
-    return bool(_VERSION.match(value))
+    polars reads the files itself and ignores the catalog's S3 endpoint: on the local stack it must be
+    told where the emulator is (and to allow plain HTTP); in AWS it needs only the region.
+    """
+    options = {"aws_region": settings.region}
+    if settings.aws_endpoint_url:
+        options.update(
+            {
+                "aws_endpoint_url": settings.aws_endpoint_url,
+                "aws_allow_http": "true",
+                "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing",
+            }
+        )
+    return options
 
 
 @dataclass(frozen=True)
 class DatasetStore:
-    """The datasets bucket of one deployment: record files, manifest versions and the latest pointer."""
+    """The datasets bucket of one deployment: record files and each version's report and export."""
 
     s3: Any  # a boto3 S3 client
     bucket: str
@@ -63,63 +97,30 @@ class DatasetStore:
     def from_settings(cls, settings: Settings) -> DatasetStore:
         return cls(settings.client("s3"), settings.datasets_bucket, settings.datasets_prefix)
 
-    # ------------------------------------------------------------ keys
-
     def records_key(self, day: str) -> str:
         return f"{self.prefix}records/upload_day={day}/records.parquet"
+
+    def records_prefix(self) -> str:
+        return f"{self.prefix}records/"
 
     def version_prefix(self, version: str) -> str:
         return f"{self.prefix}versions/{version}/"
 
-    def manifest_key(self, version: str) -> str:
-        return f"{self.version_prefix(version)}{MANIFEST_FILE}"
-
-    def latest_key(self) -> str:
-        return f"{self.prefix}{LATEST_FILE}"
-
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    # ------------------------------------------------------------ reading
-
-    def list_versions(self) -> list[str]:
-        """Return every manifest version written, oldest first (including ones that failed checks)."""
-        versions = []
+    def record_files(self) -> dict[str, str]:
+        """Return upload day -> ETag of every daily record file (one listing, 1,000 days a request)."""
+        files: dict[str, str] = {}
         pages = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"{self.prefix}versions/", Delimiter="/"
+            Bucket=self.bucket, Prefix=self.records_prefix()
         )
         for page in pages:
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"].rstrip("/").rsplit("/", 1)[-1]
-                if is_version_id(name):
-                    versions.append(name)
-        return sorted(versions)
-
-    def latest(self) -> dict[str, Any] | None:
-        """Return the latest pointer (``version``, ``key``, ``rows``, ...) or None before the first one."""
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=self.latest_key())["Body"].read()
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                return None
-            raise
-        return json.loads(body)
-
-    def resolve(self, version: str | None = None) -> str:
-        """Return ``version`` if it exists, or the latest one when None; raise ManifestNotFound."""
-        if version is None or version == "latest":
-            pointer = self.latest()
-            if pointer is None:
-                raise ManifestNotFound(
-                    f"no manifest published yet in s3://{self.bucket}/{self.prefix} "
-                    "(the Dagster sensor builds one after the first processed image)"
-                )
-            return str(pointer["version"])
-        if not self.exists(self.manifest_key(version)):
-            known = self.list_versions()
-            hint = f"; known versions: {', '.join(known[-5:])}" if known else ""
-            raise ManifestNotFound(f"no manifest version {version!r}{hint}")
-        return version
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/records.parquet") and "upload_day=" in key:
+                    files[key.split("upload_day=", 1)[1].split("/", 1)[0]] = obj["ETag"].strip('"')
+        return files
 
     def exists(self, key: str) -> bool:
         try:
@@ -133,26 +134,28 @@ class DatasetStore:
     def read_bytes(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
-    def read_manifest(self, version: str | None = None) -> pd.DataFrame:
-        """Return a manifest version (default latest) as a DataFrame."""
-        import io
+    def put(self, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
-        import pandas as pd
-
-        key = self.manifest_key(self.resolve(version))
-        return pd.read_parquet(io.BytesIO(self.read_bytes(key)))
-
-    def download_manifest(self, out: Path, version: str | None = None) -> str:
-        """Write a manifest version (default latest) to ``out``; return the version id."""
-        resolved = self.resolve(version)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
-        self.s3.download_file(self.bucket, self.manifest_key(resolved), str(tmp))
-        tmp.replace(out)
-        return resolved
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; return how many."""
+        deleted = 0
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            objects = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if objects:
+                self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+                deleted += len(objects)
+        return deleted
 
     def download_imagefolder(
-        self, out_dir: Path, version: str | None = None, *, variant: str = "small"
+        self,
+        out_dir: Path,
+        version: str,
+        *,
+        variants_bucket: str,
+        variants_prefix: str,
+        variant: str = "small",
     ) -> int:
         """Download an ``imagefolder_export`` (metadata + the variant files) into ``out_dir/<split>/``.
 
@@ -160,18 +163,12 @@ class DatasetStore:
 
         :return: number of images written.
         """
-        resolved = self.resolve(version)
-        pointer = self.latest() or {}
-        variants_bucket = pointer.get("variants_bucket")
-        variants_prefix = pointer.get("variants_prefix", "variants/")
-        if not variants_bucket:
-            raise ManifestNotFound("the latest pointer does not name the variants bucket")
-        prefix = f"{self.version_prefix(resolved)}imagefolder-{variant}/"
+        prefix = f"{self.version_prefix(version)}imagefolder-{variant}/"
         written = 0
         for split in ("train", "val", "test"):
             key = f"{prefix}{split}/metadata.jsonl"
             if not self.exists(key):
-                raise ManifestNotFound(f"no ImageFolder export of variant {variant!r} for version {resolved}")
+                raise ManifestNotFound(f"no ImageFolder export of variant {variant!r} for version {version}")
             text = self.read_bytes(key).decode()
             folder = out_dir / split
             folder.mkdir(parents=True, exist_ok=True)
@@ -184,50 +181,61 @@ class DatasetStore:
             (folder / "metadata.jsonl").write_text(text)
         return written
 
-    # ------------------------------------------------------------ writing
 
-    def put_immutable(self, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:
-        """Write ``key`` only if it does not exist (S3 conditional write); raise VersionExists otherwise."""
-        try:
-            self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
-                raise VersionExists(
-                    f"s3://{self.bucket}/{key} already exists; versions are never rewritten"
-                ) from error
-            raise
-
-    def put(self, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
-
-    def set_latest(self, pointer: dict[str, Any]) -> None:
-        self.put(self.latest_key(), json.dumps(pointer, indent=2).encode(), content_type="application/json")
-
-
-def _store(settings: Settings | None) -> DatasetStore:
+def _settings(settings: Settings | None) -> Settings:
     from image_etl.settings import load_settings
 
-    return DatasetStore.from_settings(settings or load_settings())
+    return settings or load_settings()
 
 
 def list_versions(settings: Settings | None = None) -> list[str]:
-    """Return the manifest versions of a deployment (default: ``load_settings()``), oldest first."""
-    return _store(settings).list_versions()
+    """Return the kept manifest versions of a deployment (default ``load_settings()``), oldest first.
+
+    Versions that failed their checks are listed too; :func:`latest_version` is the published one.
+    """
+    table = manifest_table(_settings(settings))
+    return [v.name for v in table.versions()] if table.exists() else []
 
 
 def latest_version(settings: Settings | None = None) -> str | None:
-    """Return the version the ``latest`` pointer names, or None before the first manifest."""
-    pointer = _store(settings).latest()
-    return None if pointer is None else str(pointer["version"])
+    """Return the published version (the ``published`` tag), or None before the first one."""
+    table = manifest_table(_settings(settings))
+    published = table.published() if table.exists() else None
+    return published.name if published else None
 
 
 def read_manifest(version: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
-    """Return a manifest version (default latest) as a DataFrame, e.g. in a notebook."""
-    return _store(settings).read_manifest(version)
+    """Return a manifest version (default: the published one) as a DataFrame, its id in ``.attrs["version"]``.
+
+    :param version: a version id (a tag), a snapshot id, or None for the published version.
+    :raises VersionExpired: the retention policy expired that version.
+    :raises ManifestNotFound: no such version (or nothing published yet).
+    """
+    return manifest_table(_settings(settings)).read(version)
 
 
 def download_manifest(out: Path, version: str | None = None, settings: Settings | None = None) -> str:
-    """Download a manifest version (default latest) to ``out``; return the version id."""
-    return _store(settings).download_manifest(out, version)
+    """Write a manifest version (default: the published one) to ``out`` as parquet; return its version id."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from image_etl.dataset.rows import INDEX_COLUMNS
+
+    resolved, arrow = manifest_table(_settings(settings)).read_arrow(version)
+    arrow = arrow.drop_columns([c for c in INDEX_COLUMNS if c in arrow.column_names])
+    groups = arrow.column("dup_group").combine_chunks().dictionary_encode()
+    positions = groups.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    sizes = np.bincount(positions, minlength=len(groups.dictionary))[positions]
+    arrow = arrow.add_column(arrow.schema.get_field_index("dup_group") + 1, "dup_group_size", pa.array(sizes))
+    arrow = arrow.sort_by("image_id").replace_schema_metadata({b"image_etl.version": resolved.name.encode()})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    pq.write_table(arrow, tmp, compression="zstd")
+    tmp.replace(out)
+    return resolved.name
+
+
+def version_of(table: ManifestTable, version: str | None) -> Version:
+    """Return the resolved version (a helper for callers that also need its snapshot id)."""
+    return table.resolve(version)

@@ -40,6 +40,8 @@ _ENV = {
     "dagster_url": "IMAGE_ETL_DAGSTER_URL",
     "user_pool_id": "IMAGE_ETL_USER_POOL_ID",
     "user_pool_client_id": "IMAGE_ETL_USER_POOL_CLIENT_ID",
+    "glue_database": "IMAGE_ETL_GLUE_DATABASE",
+    "athena_workgroup": "IMAGE_ETL_ATHENA_WORKGROUP",
 }
 #: What the running local stack writes into its stack file about its user pool.
 _STACK_FILE_FIELDS = ("user_pool_id", "user_pool_client_id")
@@ -92,6 +94,9 @@ class Settings:
     #: The Cognito user pool and the page's app client (None until a local stack has created them).
     user_pool_id: str | None = None
     user_pool_client_id: str | None = None
+    #: The Glue database of the manifest table (and the Athena workgroup, deployed stacks only).
+    glue_database: str = LOCAL.catalog.database
+    athena_workgroup: str | None = None
     running: bool = False
 
     @property

@@ -30,6 +30,12 @@ QUEUE_URL = "QueueUrl"
 DLQ_URL = "DlqUrl"
 REGION = "Region"
 RESIZE_FUNCTION = "ResizeFunctionName"
+GLUE_DATABASE = "GlueDatabaseName"
+MANIFEST_TABLE_LOCATION = "ManifestTableLocation"
+ATHENA_WORKGROUP = "AthenaWorkGroupName"
+ATHENA_RESULTS_BUCKET = "AthenaResultsBucketName"
+DATASET_READER_ROLE = "DatasetReaderRoleArn"
+DATASET_PIPELINE_ROLE = "DatasetPipelineRoleArn"
 # UploadApiStack
 API_URL = "ApiUrl"
 UPLOAD_API_FUNCTION = "UploadApiFunctionName"
@@ -52,6 +58,8 @@ SETTINGS_FIELDS: dict[str, str] = {
     QUEUE_URL: "queue_url",
     DLQ_URL: "dlq_url",
     REGION: "region",
+    GLUE_DATABASE: "glue_database",
+    ATHENA_WORKGROUP: "athena_workgroup",
     API_URL: "api_url",
     SITE_URL: "site_url",
     USER_POOL_ID: "user_pool_id",

@@ -67,6 +67,7 @@ def build_app(
         ids.processing,
         site_origin=site.site.origin,
         alarm_topic_arn=alarm_topic_arn,
+        stack_prefix=ids.processing.removesuffix("-Processing"),
         env=env,
         description="image-etl: uploads -> SQS -> resize Lambda -> variants + DynamoDB records",
     )

@@ -1,7 +1,7 @@
 """Asset checks on each manifest version.
 
 Blocking (a failure stops ``published_manifest``, ``dataset_report`` and ``imagefolder_export`` in
-the same run, so consumers keep the previous ``latest``): missing variants would hand out broken
+the same run, so consumers keep the previous ``published`` version): missing variants would hand out broken
 links, a split leak contaminates evaluation, a row count off means images were lost or doubled.
 The failed-image rate only warns: failed images are flagged in the manifest, so it stays correct,
 but a jump means the resizer or its inputs broke.
@@ -9,20 +9,40 @@ but a jump means the resizer or its inputs broke.
 
 from __future__ import annotations
 
-import dagster as dg
+import io
 
-from pipelines import manifest as mf
-from pipelines.assets import ManifestVersion, dataset_manifest, read_all_records
+import dagster as dg
+import pandas as pd
+
+from image_etl.dataset import checks as mf
+from image_etl.dataset.rules import STATUS_FAILED, STATUS_PROCESSED
+from pipelines.assets import ManifestVersion, dataset_manifest
 from pipelines.resources import DatasetBucket, DatasetPolicy
+
+
+def _version(
+    datasets: DatasetBucket, manifest: ManifestVersion, columns: list[str] | None = None
+) -> pd.DataFrame:
+    return datasets.table().read(manifest.version, columns=columns)
+
+
+def record_image_ids(datasets: DatasetBucket) -> set[str]:
+    """Return the distinct image ids of every daily record file (their ``image_id`` column only)."""
+    store = datasets.store()
+    ids: set[str] = set()
+    for day in store.record_files():
+        frame = pd.read_parquet(io.BytesIO(store.read_bytes(store.records_key(day))), columns=["image_id"])
+        ids.update(frame["image_id"].astype(str))
+    return ids
 
 
 @dg.asset_check(
     asset=dataset_manifest, blocking=True, description="Every processed image's variants exist in S3."
 )
 def variants_exist_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.AssetCheckResult:
-    manifest = datasets.store().read_manifest(dataset_manifest.version)
+    manifest = _version(datasets, dataset_manifest)
     missing = mf.missing_variants(manifest, datasets.variant_keys())
-    processed = int((manifest["status"] == mf.STATUS_PROCESSED).sum())
+    processed = int((manifest["status"] == STATUS_PROCESSED).sum())
     return dg.AssetCheckResult(
         passed=bool(missing.empty),
         metadata={
@@ -41,9 +61,9 @@ def variants_exist_check(dataset_manifest: ManifestVersion, datasets: DatasetBuc
 def failed_rate_check(
     dataset_manifest: ManifestVersion, datasets: DatasetBucket, policy: DatasetPolicy
 ) -> dg.AssetCheckResult:
-    manifest = datasets.store().read_manifest(dataset_manifest.version)
+    manifest = _version(datasets, dataset_manifest, ["image_id", "status", "error_code"])
     rate = mf.failed_rate(manifest)
-    codes = manifest.loc[manifest["status"] == mf.STATUS_FAILED, "error_code"].value_counts().head(10)
+    codes = manifest.loc[manifest["status"] == STATUS_FAILED, "error_code"].value_counts().head(10)
     return dg.AssetCheckResult(
         passed=bool(rate <= policy.max_failed_rate),
         severity=dg.AssetCheckSeverity.WARN,
@@ -59,7 +79,7 @@ def failed_rate_check(
     asset=dataset_manifest, blocking=True, description="No sha256 and no dup_group appears in two splits."
 )
 def split_leak_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.AssetCheckResult:
-    manifest = datasets.store().read_manifest(dataset_manifest.version)
+    manifest = _version(datasets, dataset_manifest, ["image_id", "sha256", "dup_group", "split"])
     leaks = mf.split_leaks(manifest)
     return dg.AssetCheckResult(
         passed=not any(leaks.values()),
@@ -77,11 +97,11 @@ def split_leak_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket)
     description="Manifest rows equal the distinct source images in the record files, one row each.",
 )
 def row_count_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) -> dg.AssetCheckResult:
-    manifest = datasets.store().read_manifest(dataset_manifest.version)
-    records = read_all_records(datasets)
-    expected = int(records["image_id"].nunique())
+    manifest = _version(datasets, dataset_manifest, ["image_id"])
+    records = record_image_ids(datasets)
+    expected = len(records)
     doubled = int(manifest["image_id"].duplicated().sum())
-    absent = set(records["image_id"]) - set(manifest["image_id"])
+    absent = records - set(manifest["image_id"])
     return dg.AssetCheckResult(
         passed=bool(len(manifest) == expected and doubled == 0 and not absent),
         metadata={

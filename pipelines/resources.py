@@ -15,10 +15,12 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
+from image_etl.dataset.rules import ManifestConfig, QualityThresholds, RetentionPolicy, SplitRatios
+from image_etl.dataset.table import ManifestTable, glue_catalog
 from image_etl.manifest import DatasetStore
+from image_etl.resources import LOCAL, manifest_table_location
 from image_etl.settings import Settings, load_settings
 from lambda_resizer.records import from_item, to_item
-from pipelines.manifest import ManifestConfig, QualityThresholds, SplitRatios
 
 #: moto takes any key; never hand a developer's real credentials to the emulator.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -116,16 +118,35 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 class DatasetBucket(dg.ConfigurableResource):
-    """The datasets bucket (record files, manifest versions, latest pointer) and where variants are."""
+    """The datasets bucket (record files, the manifest's Iceberg table in Glue, each version's report
+    and export) and where the variants are."""
 
     s3: S3Resource
     bucket: str
     prefix: str = "datasets/"
     variants_bucket: str
     variants_prefix: str = "variants/"
+    glue_database: str = LOCAL.catalog.database
+    region: str = "us-east-1"
+    #: Empty for AWS's own endpoints.
+    endpoint_url: str = ""
+    local_credentials: bool = False
 
     def store(self) -> DatasetStore:
         return DatasetStore(self.s3.get_client(), self.bucket, self.prefix)
+
+    def table(self) -> ManifestTable:
+        """Return the manifest table (pyiceberg's Glue catalog; the emulator's Glue and S3 when local)."""
+        catalog = glue_catalog(
+            region=self.region,
+            endpoint_url=self.endpoint_url or None,
+            local_credentials=self.local_credentials,
+        )
+        location = manifest_table_location(self.bucket, self.prefix, LOCAL.catalog)
+        return ManifestTable(catalog, self.glue_database, location=location)
+
+    def variants(self) -> dict[str, str]:
+        return {"bucket": self.variants_bucket, "prefix": self.variants_prefix}
 
     def variant_keys(self) -> set[str]:
         """Return every object key under the variants prefix (one listing, 1,000 keys a request)."""
@@ -167,11 +188,18 @@ class DatasetPolicy(dg.ConfigurableResource):
     nightly_days: int = 3
     #: The sensor re-reads this many seconds before its cursor, for records that became visible late.
     sensor_overlap_s: float = 30.0
+    #: Retention: keep every published version of the last this many days...
+    retain_days: int = RetentionPolicy.keep_days
+    #: ...and the last this many published versions, however old.
+    retain_versions: int = RetentionPolicy.keep_last
+    #: Files younger than this are never deleted (a commit may be in flight).
+    retain_min_file_age_s: float = RetentionPolicy.min_file_age_s
 
     @classmethod
     def from_env(cls) -> DatasetPolicy:
         """Return the defaults, overridden by IMAGE_ETL_NEAR_DUP_DISTANCE, IMAGE_ETL_SPLIT_RATIOS
-        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S.
+        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S,
+        IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
         """
         ratios = os.environ.get("IMAGE_ETL_SPLIT_RATIOS")
         train, val, test = (float(x) for x in ratios.split(",")) if ratios else (0.8, 0.1, 0.1)
@@ -184,6 +212,15 @@ class DatasetPolicy(dg.ConfigurableResource):
             max_failed_rate=_env_float("IMAGE_ETL_MAX_FAILED_RATE", 0.2),
             nightly_days=int(os.environ.get("IMAGE_ETL_NIGHTLY_DAYS", "3")),
             sensor_overlap_s=_env_float("IMAGE_ETL_SENSOR_OVERLAP_S", 30.0),
+            retain_days=int(os.environ.get("IMAGE_ETL_RETAIN_DAYS", str(RetentionPolicy.keep_days))),
+            retain_versions=int(os.environ.get("IMAGE_ETL_RETAIN_VERSIONS", str(RetentionPolicy.keep_last))),
+        )
+
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            keep_days=self.retain_days,
+            keep_last=self.retain_versions,
+            min_file_age_s=self.retain_min_file_age_s,
         )
 
     def manifest_config(self) -> ManifestConfig:
@@ -223,6 +260,10 @@ def build_resources(settings: Settings | None = None, policy: DatasetPolicy | No
             prefix=settings.datasets_prefix,
             variants_bucket=settings.variants_bucket,
             variants_prefix=settings.variants_prefix,
+            glue_database=settings.glue_database,
+            region=settings.region,
+            endpoint_url=settings.aws_endpoint_url or "",
+            local_credentials=settings.is_local,
         ),
         "policy": policy or DatasetPolicy.from_env(),
         "io_manager": S3PickleIOManager(

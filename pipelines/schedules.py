@@ -7,6 +7,7 @@ from dagster import ScheduleEvaluationContext
 
 from pipelines.assets import dataset_job, range_tags, recent_days
 from pipelines.resources import DatasetPolicy
+from pipelines.retention import retention_job
 
 
 @dg.schedule(
@@ -20,3 +21,14 @@ def nightly_refresh_schedule(context: ScheduleEvaluationContext, policy: Dataset
     today = context.scheduled_execution_time.date()
     first, last = recent_days(today, policy.nightly_days)
     return dg.RunRequest(run_key=f"nightly-{last}", tags=range_tags(first, last))
+
+
+@dg.schedule(
+    job=retention_job,
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Expire manifest versions outside the retention policy and delete unreferenced files.",
+)
+def retention_schedule(context: ScheduleEvaluationContext) -> dg.RunRequest:
+    return dg.RunRequest(run_key=f"retention-{context.scheduled_execution_time.date().isoformat()}")

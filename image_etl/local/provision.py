@@ -7,12 +7,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_etl.resources import NOTIFICATION_EVENTS, IdentityShape, StackNames, upload_cors_rules
+from image_etl.resources import (
+    NOTIFICATION_EVENTS,
+    IdentityShape,
+    StackNames,
+    glue_database_input,
+    upload_cors_rules,
+    warehouse_location,
+)
 from image_etl.settings import Settings
 
 
 def create_resources(settings: Settings, names: StackNames) -> None:
-    """Create buckets, queue + DLQ with redrive and the table + index; leave existing ones as they are.
+    """Create buckets, queue + DLQ with redrive, the table + index and the Glue database; leave existing
+    ones as they are.
 
     The S3 -> SQS notification is separate (:func:`connect_notifications`) so a restore can put
     objects back before events flow.
@@ -43,6 +51,20 @@ def create_resources(settings: Settings, names: StackNames) -> None:
         dynamodb.create_table(**table_definition(names))
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    create_glue_database(settings, names)
+
+
+def create_glue_database(settings: Settings, names: StackNames) -> None:
+    """Create the Glue database of the manifest table, from the shape the CDK stack uses (idempotent)."""
+    database = glue_database_input(
+        name=settings.glue_database,
+        location=warehouse_location(settings.datasets_bucket, settings.datasets_prefix, names.catalog),
+    )
+    try:
+        settings.client("glue").create_database(DatabaseInput=database)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AlreadyExistsException":
             raise
 
 

@@ -17,10 +17,19 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from image_etl.resources import LOCAL, NOTIFICATION_EVENTS, StackNames, resizer_environment, upload_cors_rules
+from image_etl.resources import (
+    LOCAL,
+    NOTIFICATION_EVENTS,
+    StackNames,
+    athena_workgroup_name,
+    glue_database_name,
+    resizer_environment,
+    upload_cors_rules,
+)
 from infra import outputs
 from infra.bundling import ARM64_PY312, REPO, RESIZER_REQUIREMENTS, LambdaPlatform
 from infra.checks import acknowledge
+from infra.components.catalog import DatasetCatalog
 from infra.components.functions import PythonFunction
 from infra.components.monitoring import Alarms
 from infra.components.queue import UploadQueue
@@ -46,6 +55,7 @@ class ImageProcessingStack(Stack):
         names: StackNames = LOCAL,
         platform: LambdaPlatform = ARM64_PY312,
         alarm_topic_arn: str | None = None,
+        stack_prefix: str = "ImageEtl",
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -57,6 +67,16 @@ class ImageProcessingStack(Stack):
         self.variants_bucket = private_bucket(self, "Variants", access_logs=access_logs)
         # Versioned: a manifest overwritten by mistake can be brought back.
         self.datasets_bucket = private_bucket(self, "Datasets", access_logs=access_logs, versioned=True)
+        self.catalog = DatasetCatalog(
+            self,
+            "DatasetCatalog",
+            datasets=self.datasets_bucket,
+            datasets_prefix=names.datasets_prefix,
+            database_name=glue_database_name(stack_prefix),
+            workgroup_name=athena_workgroup_name(stack_prefix),
+            access_logs=access_logs,
+            shape=names.catalog,
+        )
         self.queue = UploadQueue(self, "UploadQueue", shape=names.queue)
         self.table = ImageTable(self, "Images", shape=names.table).table
         self.resizer = PythonFunction(
@@ -139,6 +159,12 @@ class ImageProcessingStack(Stack):
             outputs.DLQ_URL: self.queue.dead_letters.queue_url,
             outputs.REGION: self.region,
             outputs.RESIZE_FUNCTION: function.function_name,
+            outputs.GLUE_DATABASE: self.catalog.database_name,
+            outputs.MANIFEST_TABLE_LOCATION: self.catalog.table_location,
+            outputs.ATHENA_WORKGROUP: self.catalog.workgroup.name,
+            outputs.ATHENA_RESULTS_BUCKET: self.catalog.results.bucket_name,
+            outputs.DATASET_READER_ROLE: self.catalog.reader_role.role_arn,
+            outputs.DATASET_PIPELINE_ROLE: self.catalog.pipeline_role.role_arn,
         }.items():
             CfnOutput(self, key, value=value)
 

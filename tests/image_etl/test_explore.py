@@ -11,9 +11,11 @@ import pytest
 from PIL import Image
 
 from image_etl import explore
-from image_etl.manifest import DatasetStore
+from image_etl.dataset.record_files import build_from_record_files, write_record_files
+from image_etl.dataset.rules import ManifestConfig
+from image_etl.manifest import DatasetStore, manifest_table
 from image_etl.settings import Settings
-from pipelines.manifest import build_manifest, records_frame, to_parquet_bytes
+from tests.image_etl.dataset.conftest import build_once
 
 COLOURS = {"cats": (200, 40, 40), "dogs": (40, 160, 60)}
 
@@ -38,10 +40,14 @@ def record(n: int, label: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def manifest_of(records: list[dict[str, Any]], version: str) -> pd.DataFrame:
-    manifest = build_manifest(records_frame(records))
-    manifest.attrs["version"] = version
-    return manifest
+@pytest.fixture
+def manifest_of(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    def build(records: list[dict[str, Any]], version: str) -> pd.DataFrame:
+        manifest = build_once(tmp_path_factory.mktemp("build"), records)
+        manifest.attrs["version"] = version
+        return manifest
+
+    return build
 
 
 @pytest.fixture
@@ -60,14 +66,16 @@ def records() -> list[dict[str, Any]]:
     return rows
 
 
-def test_class_balance_counts_processed_images_per_label_and_split(records: list[dict[str, Any]]) -> None:
+def test_class_balance_counts_processed_images_per_label_and_split(
+    records: list[dict[str, Any]], manifest_of: Any
+) -> None:
     table = explore.class_balance(manifest_of(records, "v1"))
     assert table.loc["cats", "total"] == 9 and table.loc["dogs", "total"] == 4
     assert list(table.columns) == ["train", "val", "test", "total"]
     assert (table[["train", "val", "test"]].sum(axis=1) == table["total"]).all()
 
 
-def test_failed_images_and_duplicate_groups(records: list[dict[str, Any]]) -> None:
+def test_failed_images_and_duplicate_groups(records: list[dict[str, Any]], manifest_of: Any) -> None:
     manifest = manifest_of(records, "v1")
     failed = explore.failed_images(manifest)
     assert list(failed["error_code"]) == ["truncated"]
@@ -84,7 +92,9 @@ def test_a_group_split_across_splits_is_reported() -> None:
     assert report.to_dict("records") == [{"kind": "dup_group", "value": "g", "splits": ["test", "train"]}]
 
 
-def test_diff_versions_finds_added_removed_changed_and_drift(records: list[dict[str, Any]]) -> None:
+def test_diff_versions_finds_added_removed_changed_and_drift(
+    records: list[dict[str, Any]], manifest_of: Any
+) -> None:
     old = manifest_of(records[:10], "v1")
     newer = [dict(r) for r in records[1:]]  # 1 removed, 10..14 added
     newer[0]["label"] = "dogs"  # record 2 relabelled
@@ -111,7 +121,9 @@ def test_diff_versions_finds_added_removed_changed_and_drift(records: list[dict[
     }
 
 
-def test_contact_sheet_tiles_the_thumbnails_from_s3(stack: Settings, records: list[dict[str, Any]]) -> None:
+def test_contact_sheet_tiles_the_thumbnails_from_s3(
+    stack: Settings, records: list[dict[str, Any]], manifest_of: Any
+) -> None:
     s3 = stack.client("s3")
     manifest = manifest_of(records, "v1").sort_values("image_id").reset_index(drop=True)
     for _, row in manifest.iterrows():
@@ -136,17 +148,20 @@ def test_contact_sheet_tiles_the_thumbnails_from_s3(stack: Settings, records: li
             assert pixel == (236, 238, 242)  # the failed image has no thumbnail: an empty tile
 
 
-def test_load_manifest_reads_the_latest_or_a_given_version(
+def test_load_manifest_reads_the_published_or_a_given_version(
     stack: Settings, records: list[dict[str, Any]]
 ) -> None:
     store = DatasetStore.from_settings(stack)
-    for version, rows in (("20261126T100000Z-aaaaaa", records[:5]), ("20261126T110000Z-bbbbbb", records)):
-        store.put_immutable(store.manifest_key(version), to_parquet_bytes(manifest_of(rows, version)))
-        store.set_latest({"version": version, "key": store.manifest_key(version)})
+    table = manifest_table(stack)
+    built = []
+    for rows in (records[:5], records):
+        write_record_files(store, rows, ["2026-11-26"])
+        built.append(build_from_record_files(table, store, config=ManifestConfig()).version)
+    table.publish(built[-1])
 
-    assert explore.versions(settings=stack) == ["20261126T100000Z-aaaaaa", "20261126T110000Z-bbbbbb"]
+    assert explore.versions(settings=stack) == built
     latest = explore.load_manifest(settings=stack)
-    first = explore.load_manifest("20261126T100000Z-aaaaaa", settings=stack)
-    assert latest.attrs["version"] == "20261126T110000Z-bbbbbb" and len(latest) == len(records)
+    first = explore.load_manifest(built[0], settings=stack)
+    assert latest.attrs["version"] == built[1] and len(latest) == len(records)
     assert len(first) == 5
     assert json.loads(json.dumps(explore.diff_versions(first, latest).summary()))["added"] == len(records) - 5

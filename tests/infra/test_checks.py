@@ -64,7 +64,9 @@ def test_every_bucket_is_private_encrypted_and_tls_only(cloud: Cloud) -> None:
                 "Effect": "Deny",
                 "Principal": {"AWS": "*"},
             }.items() <= _first_deny(policies[logical_id]).items(), logical_id
-    assert buckets == 6  # uploads, variants, datasets and their access logs; the site and its logs
+    assert (
+        buckets == 7
+    )  # uploads, variants, datasets, Athena results and their access logs; the site and its logs
 
 
 def _first_deny(statements: list[dict[str, Any]]) -> dict[str, Any]:

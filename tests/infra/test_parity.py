@@ -154,3 +154,21 @@ def test_upload_bucket_cors_matches(cloud: Cloud) -> None:
     assert rule["MaxAge"] == local["MaxAgeSeconds"]
     ((origin,),) = [rule["AllowedOrigins"]]
     assert "Fn::ImportValue" in json.dumps(origin)  # the site stack's distribution, and nothing else
+
+
+def test_glue_database_and_manifest_table_location_match(cloud: Cloud, stack: Settings) -> None:
+    from image_etl.manifest import manifest_table
+
+    local = stack.client("glue").get_database(Name=stack.glue_database)["Database"]
+    (database,) = cloud.resources(cloud.processing, "AWS::Glue::Database").values()
+    deployed = database["Properties"]["DatabaseInput"]
+    assert deployed["Name"] == local["Name"]  # the default deployment's database is the local one
+    # s3://<datasets bucket>/datasets/iceberg/: the bucket is a token in the template.
+    suffix = local["LocationUri"].removeprefix(f"s3://{stack.datasets_bucket}")
+    assert json.dumps(deployed["LocationUri"]).endswith(json.dumps(suffix) + "]]}")
+    table = manifest_table(stack).table()  # created by the pipeline on first use
+    assert table.location() == f"{local['LocationUri']}manifest"
+    outputs = cloud.template_json(cloud.processing)["Outputs"]
+    assert json.dumps(outputs["ManifestTableLocation"]["Value"]).endswith(
+        json.dumps(f"{suffix}manifest") + "]]}"
+    )

@@ -14,7 +14,7 @@ from PIL import ImageFilter
 from typer.testing import CliRunner
 
 from image_etl.cli import app
-from image_etl.manifest import DatasetStore
+from image_etl.manifest import DatasetStore, latest_version, list_versions, manifest_table, read_manifest
 from image_etl.settings import Settings
 from pipelines.assets import range_tags
 from pipelines.definitions import make_definitions
@@ -81,9 +81,12 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     }
     store = DatasetStore.from_settings(stack)
     meta = metadata_of(result, "dataset_manifest")
-    assert store.latest()["version"] == meta["version"]
+    assert latest_version(stack) == meta["version"]
     assert meta["rows"] == 8 and meta["failed"] == 1 and "| cats |" in meta["class_balance"]
-    manifest = store.read_manifest().set_index("source_key")
+    # The table is registered in (moto's) Glue where the CDK's database puts it.
+    glue = stack.client("glue").get_table(DatabaseName=stack.glue_database, Name="manifest")["Table"]
+    assert glue["Parameters"]["table_type"].upper() == "ICEBERG"
+    manifest = read_manifest(settings=stack).set_index("source_key")
     assert set(manifest["image_id"]) == {u["image_id"] for u in uploaded}
     dup = manifest.loc[["uploads/cats/a.png", "uploads/cats/a-copy.png", "uploads/cats/a-small.jpg"]]
     assert dup["dup_group"].nunique() == 1 and dup["split"].nunique() == 1
@@ -104,7 +107,10 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
         exported += [json.loads(line) for line in store.read_bytes(key).decode().splitlines()]
     assert len(exported) == 7  # the processed images; the failed one has no variant
     folder = tmp_path / "imagefolder"
-    assert store.download_imagefolder(folder, variant="small") == 7
+    downloaded = store.download_imagefolder(
+        folder, meta["version"], variants_bucket=stack.variants_bucket, variants_prefix=stack.variants_prefix
+    )
+    assert downloaded == 7
     for split in ("train", "val", "test"):
         for line in (folder / split / "metadata.jsonl").read_text().splitlines():
             assert (folder / split / json.loads(line)["file_name"]).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
@@ -118,8 +124,16 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     out = tmp_path / "m.parquet"
     cli = CliRunner().invoke(app, ["manifest", "--data-dir", str(data_dir), "--out", str(out)])
     assert cli.exit_code == 0, cli.output
-    assert pd.read_parquet(out)["image_id"].tolist() == store.read_manifest()["image_id"].tolist()
+    downloaded_rows = pd.read_parquet(out)
+    assert downloaded_rows["image_id"].tolist() == read_manifest(settings=stack)["image_id"].tolist()
+    assert downloaded_rows.set_index("source_key").loc["uploads/cats/a.png", "dup_group_size"] == 3
     assert meta["version"] in cli.output
+    # An older version by its tag, and a clear error for one that does not exist.
+    old = CliRunner().invoke(
+        app,
+        ["manifest", "--data-dir", str(data_dir), "--version", "20200101T000000Z-abcdef", "--out", str(out)],
+    )
+    assert old.exit_code == 2 and "no manifest version" in old.output
 
 
 def test_rebuild_is_idempotent_and_new_images_keep_old_splits(
@@ -128,11 +142,11 @@ def test_rebuild_is_idempotent_and_new_images_keep_old_splits(
     upload_and_process(stack, [(f"uploads/cats/{i}.jpg", encode(photo_like(10 + i))) for i in range(3)])
     first = metadata_of(run_dataset_job(resources, instance, assets=CORE), "dataset_manifest")
     store = DatasetStore.from_settings(stack)
-    before = store.read_manifest().set_index("image_id")["split"]
+    before = read_manifest(settings=stack).set_index("image_id")["split"]
 
     again = metadata_of(run_dataset_job(resources, instance, assets=CORE), "dataset_manifest")
     assert again["version"] == first["version"] and again["unchanged"] is True
-    assert store.list_versions() == [first["version"]]
+    assert list_versions(stack) == [first["version"]]
 
     upload_and_process(
         stack,
@@ -144,10 +158,12 @@ def test_rebuild_is_idempotent_and_new_images_keep_old_splits(
         run_dataset_job(resources, instance, last="2026-11-27", assets=CORE), "dataset_manifest"
     )
     assert later["version"] > first["version"] and later["rows"] == 6
-    after = store.read_manifest().set_index("image_id")
+    assert later["mode"] == "incremental" and later["days_rewritten"] == ["2026-11-27"]
+    after = read_manifest(settings=stack).set_index("image_id")
     assert (after.loc[before.index, "split"] == before).all()
-    assert store.latest()["version"] == later["version"]
-    assert store.list_versions() == [first["version"], later["version"]]
+    assert latest_version(stack) == later["version"]
+    assert list_versions(stack) == [first["version"], later["version"]]
+    assert len(read_manifest(first["version"], settings=stack)) == 3  # time travel by tag
     # The two days are two record files; the re-encoded copy joined its original's group and split.
     days = store.s3.list_objects_v2(Bucket=store.bucket, Prefix=f"{store.prefix}records/")["Contents"]
     assert len(days) == 2
@@ -166,5 +182,6 @@ def test_records_before_the_first_partition_are_kept(
     result = run_dataset_job(resources, instance, first="2024-01-01", last="2024-01-01", assets=CORE)
 
     assert result.success
-    manifest = DatasetStore.from_settings(stack).read_manifest()
+    manifest = read_manifest(settings=stack)
     assert manifest["uploaded_at"].tolist() == ["2019-05-01T00:00:00.000000Z"]
+    assert manifest_table(stack).table().location().endswith(f"{stack.datasets_prefix}iceberg/manifest")

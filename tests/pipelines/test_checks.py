@@ -8,9 +8,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from image_etl.manifest import DatasetStore
+from image_etl.manifest import latest_version, list_versions, manifest_table
 from image_etl.settings import Settings
-from pipelines import manifest as mf
 from pipelines.assets import ManifestVersion
 from pipelines.checks import row_count_check, split_leak_check
 from pipelines.resources import DatasetPolicy, build_resources
@@ -41,9 +40,8 @@ def test_a_missing_variant_blocks_publishing(
     evaluation = checks_of(result)["variants_exist_check"]
     assert not evaluation.passed and evaluation.metadata["missing_variants"].value == 1
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"image_records", "dataset_manifest"}  # neither the pointer nor the report
-    store = DatasetStore.from_settings(stack)
-    assert store.latest() is None and len(store.list_versions()) == 1
+    assert materialized == {"image_records", "dataset_manifest"}  # neither the published tag nor the report
+    assert latest_version(stack) is None and len(list_versions(stack)) == 1
 
 
 def test_a_high_failed_rate_warns_but_publishes(stack: Settings, instance: dg.DagsterInstance) -> None:
@@ -59,13 +57,31 @@ def test_a_high_failed_rate_warns_but_publishes(stack: Settings, instance: dg.Da
     evaluation = checks_of(result)["failed_rate_check"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["failed_rate"].value == round(2 / 3, 4)
-    assert result.success and DatasetStore.from_settings(stack).latest() is not None
+    assert result.success and latest_version(stack) is not None
 
 
-def write_version(stack: Settings, manifest: pd.DataFrame, version: str) -> ManifestVersion:
-    store = DatasetStore.from_settings(stack)
-    store.put_immutable(store.manifest_key(version), mf.to_parquet_bytes(manifest))
-    return ManifestVersion(version, store.bucket, store.manifest_key(version), "x", len(manifest), "", False)
+def write_version(stack: Settings, rows: pd.DataFrame) -> ManifestVersion:
+    """Commit ``rows`` (stored columns) as a new tagged version, bypassing the build's rules."""
+    from image_etl.dataset.build import _Changes, _commit
+    from image_etl.dataset.rules import ManifestConfig
+
+    table = manifest_table(stack)
+    days = {
+        str(day): part.reset_index(drop=True) for day, part in rows.groupby(rows["upload_day"].astype(str))
+    }
+    existing = {str(d) for d in table.read(table.head_version().name)["upload_day"].astype(str)}
+    days.update({day: None for day in existing - set(days)})
+    result = _commit(
+        table,
+        _Changes(days, 0),
+        config=ManifestConfig(),
+        record_files={},
+        replace_record_files=False,
+        variants=None,
+        mode="test",
+        now=None,
+    )
+    return ManifestVersion(result.version, result.snapshot_id, result.rows, False)
 
 
 def test_split_leak_and_row_count_checks_fail_on_a_bad_manifest(
@@ -73,19 +89,16 @@ def test_split_leak_and_row_count_checks_fail_on_a_bad_manifest(
 ) -> None:
     upload_and_process(stack, [(f"uploads/cats/{i}.jpg", encode(photo_like(i))) for i in range(3)])
     assert run_dataset_job(resources, instance, assets=CORE).success
-    good = DatasetStore.from_settings(stack).read_manifest()
+    table = manifest_table(stack)
+    good = table.read(latest_version(stack), index_columns=True).drop(columns="dup_group_size")
     bad = good.copy()
     bad.loc[1, ["sha256", "dup_group"]] = bad.loc[0, ["sha256", "dup_group"]].to_numpy()
     bad.loc[1, "split"] = "test" if bad.loc[0, "split"] != "test" else "train"
-    leaked = write_version(stack, bad, "20990101T000000Z-aaaaaa")
-    short = write_version(stack, good.iloc[:2], "20990101T000000Z-bbbbbb")
     datasets = resources["datasets"]
 
-    leak = split_leak_check(dataset_manifest=leaked, datasets=datasets)
-    rows = row_count_check(dataset_manifest=short, datasets=datasets)
-    fine = row_count_check(
-        dataset_manifest=write_version(stack, good, "20990101T000000Z-cccccc"), datasets=datasets
-    )
+    leak = split_leak_check(dataset_manifest=write_version(stack, bad), datasets=datasets)
+    rows = row_count_check(dataset_manifest=write_version(stack, good.iloc[:2]), datasets=datasets)
+    fine = row_count_check(dataset_manifest=write_version(stack, good), datasets=datasets)
 
     assert not leak.passed and leak.metadata["sha256_in_two_splits"].value == 1
     assert leak.metadata["dup_groups_in_two_splits"].value == 1

@@ -44,6 +44,11 @@ def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_
         defs.resolve_schedule_def("nightly_refresh_schedule").default_status
         == dg.DefaultScheduleStatus.RUNNING
     )
+    retention = defs.resolve_schedule_def("retention_schedule")
+    assert retention.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert retention.job_name == "retention_job"
+    # Never beside a dataset run: the run queue's one-at-a-time tag.
+    assert defs.resolve_job_def("retention_job").tags.get("image-etl/dataset") == "build"
 
 
 def test_nightly_schedule_refreshes_the_last_n_days_and_today() -> None:

@@ -1,0 +1,687 @@
+"""Building versions: an incremental run over the upload days that changed, or a full rebuild.
+
+Both end the same way: only partitions (upload days) whose rows differ are replaced, in one
+Iceberg snapshot tagged with the new version id, so a run's cost follows what changed, not the
+table. A run that changes nothing writes nothing and reuses the current version.
+
+**Incremental.** The new records of the changed days are compared with every image already in the
+table through its compact index (integer keys of image id, pHash, sha256 and group, tens of bytes
+an image, read as columns), with the same block search a full build uses. Only the duplicate
+groups a new or removed image touches are recomputed (their members are known from the index);
+a new image that bridges two groups renames the later one and rewrites the days of its rows, and
+no others. Splits stay sticky (:mod:`image_etl.dataset.groups`).
+
+**Full rebuild** (``resplit``, changed rules, a restore): streams over the record days twice, first
+for the keys of every image, then one day at a time to build and compare its rows, so memory holds
+the index, never the table.
+
+A commit is guarded by the catalog (Glue's table version): when another writer committed first,
+the run is computed again from the new state (never rebased blindly), so no commit is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from image_etl.dataset import keys
+from image_etl.dataset.duplicates import duplicate_components, near_duplicate_query
+from image_etl.dataset.groups import NO_SPLIT, assign_groups
+from image_etl.dataset.records import latest_per_image, normalize_records, variant_names
+from image_etl.dataset.rows import PARTITION_COLUMN, manifest_rows, to_arrow
+from image_etl.dataset.rules import ManifestConfig
+from image_etl.dataset.table import (
+    RECORD_FILES_PROPERTY,
+    RULES_PROPERTY,
+    VARIANTS_PROPERTY,
+    VERSION_SUMMARY,
+    Index,
+    ManifestTable,
+    day_name,
+    day_number,
+    new_version_id,
+)
+
+log = logging.getLogger(__name__)
+
+#: Commits retried (recomputed from the table's new state) when another writer got in first.
+COMMIT_ATTEMPTS = 6
+
+DayLoader = Callable[[str], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What one run did to the table."""
+
+    #: The version the table's head is now (a new one, or the current one when unchanged).
+    version: str | None
+    snapshot_id: int | None
+    #: Nothing changed: no snapshot was written.
+    unchanged: bool
+    mode: str  # "incremental" or "full"
+    #: Rows (distinct images) in the version.
+    rows: int
+    #: Images already in the table that the run compared the new ones with (the compact index).
+    indexed_images: int
+    #: Upload days (partitions) replaced, and what their new files weigh.
+    days_rewritten: list[str] = field(default_factory=list)
+    bytes_written: int = 0
+    files_written: int = 0
+    #: Commit attempts (more than 1: another writer committed first and the run was recomputed).
+    attempts: int = 1
+
+
+class RulesChanged(ValueError):
+    """The table was built under other rules: the run must be a full rebuild."""
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+@dataclass
+class _Written:
+    """A day's new data files, already written (a full rebuild streams: it never holds the table)."""
+
+    files: list[Any]  # pyiceberg DataFile
+    rows: int
+
+
+@dataclass
+class _Changes:
+    """The new content of some partitions: day -> rows, or files written (None: the day is now empty)."""
+
+    days: dict[str, pd.DataFrame | _Written | None]
+    indexed: int
+
+
+def _ensure_columns(mt: ManifestTable, variants: Iterable[str]) -> None:
+    """Add the ``variant_<name>`` columns the table lacks (a schema change of its own, before writing)."""
+    from image_etl.dataset.rows import arrow_schema
+
+    table = mt.table()
+    wanted = arrow_schema(sorted(set(variants)))
+    have = set(table.schema().as_arrow().names)
+    missing = [name for name in wanted.names if name not in have]
+    if missing:
+        with table.update_schema() as update:
+            update.union_by_name(pa.schema([wanted.field(n) for n in missing]))
+        mt.refresh()
+
+
+def _write_day(mt: ManifestTable, rows: pd.DataFrame, write_uuid: uuid.UUID, counter: Any) -> _Written:
+    """Write one day's rows as data files of the table (not yet committed)."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    table = mt.table()
+    files = list(
+        _dataframe_to_data_files(
+            table_metadata=table.metadata,
+            df=to_arrow(rows, table.schema().as_arrow()),
+            io=table.io,
+            write_uuid=write_uuid,
+            counter=counter,
+        )
+    )
+    return _Written(files, len(rows))
+
+
+def _prepare_days(days: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Return the records of the given days, one per image (latest), with a ``_day`` column."""
+    frames = []
+    for day, records in sorted(days.items()):
+        frame = latest_per_image(normalize_records(records))
+        frame["_day"] = day
+        frames.append(frame)
+    if not frames:
+        return normalize_records(pd.DataFrame()).assign(_day=pd.Series(dtype="object"))
+    merged = pd.concat(frames, ignore_index=True)
+    # An image in two of the changed days: the record processed last wins (the later day on a tie).
+    return latest_per_image(merged)
+
+
+def _frames_equal(new: pd.DataFrame, old: pd.DataFrame, schema: pa.Schema) -> bool:
+    if len(new) != len(old):
+        return False
+    left = to_arrow(new.sort_values("image_id", kind="stable").reset_index(drop=True), schema)
+    right = to_arrow(old.sort_values("image_id", kind="stable").reset_index(drop=True), schema)
+    return left.equals(right)
+
+
+def _commit(
+    mt: ManifestTable,
+    changes: _Changes,
+    *,
+    config: ManifestConfig,
+    record_files: Mapping[str, str | None],
+    replace_record_files: bool,
+    variants: Mapping[str, str] | None,
+    mode: str,
+    now: dt.datetime | None,
+) -> BuildResult:
+    """Replace the changed partitions in one snapshot tagged with a new version; or write nothing."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+    from pyiceberg.table.update.snapshot import ManageSnapshots
+
+    from image_etl.dataset.rows import arrow_schema
+
+    table = mt.table()
+    properties: dict[str, str] = {}
+    known = {} if replace_record_files else mt.record_files()
+    files_state = {day: tag for day, tag in {**known, **record_files}.items() if tag}
+    if files_state != mt.record_files():
+        properties[RECORD_FILES_PROPERTY] = json.dumps(dict(sorted(files_state.items())))
+    if mt.rules() != config.fingerprint():
+        properties[RULES_PROPERTY] = config.fingerprint()
+    if variants and dict(variants) != mt.variants_location():
+        properties[VARIANTS_PROPERTY] = json.dumps(dict(variants))
+    head = table.current_snapshot()
+    if not changes.days:
+        if properties:
+            with table.transaction() as tx:
+                tx.set_properties(properties)
+            mt.refresh()
+        current = mt.head_version()
+        return BuildResult(
+            version=current.name if current else None,
+            snapshot_id=head.snapshot_id if head else None,
+            unchanged=True,
+            mode=mode,
+            rows=_total_rows(mt),
+            indexed_images=changes.indexed,
+        )
+    digest = hashlib.sha256(
+        json.dumps(
+            {
+                "parent": head.snapshot_id if head else None,
+                "days": {
+                    d: (f.rows if isinstance(f, _Written) else len(f) if f is not None else 0)
+                    for d, f in sorted(changes.days.items())
+                },
+                "nonce": uuid.uuid4().hex,
+            }
+        ).encode()
+    ).hexdigest()
+    version = new_version_id(digest, now=now)
+    old_files = mt.data_files(changes.days)
+    variants_now = sorted(
+        {
+            c[len("variant_") :]
+            for f in changes.days.values()
+            if isinstance(f, pd.DataFrame)
+            for c in f.columns
+            if c.startswith("variant_")
+        }
+    )
+    tx = table.transaction()
+    wanted = arrow_schema(variants_now)
+    missing = [name for name in wanted.names if name not in table.schema().as_arrow().names]
+    if missing:
+        with tx.update_schema() as update:
+            update.union_by_name(pa.schema([wanted.field(n) for n in missing]))
+    # Each read of tx.table_metadata re-applies the staged updates to a deep copy: read it once.
+    metadata = tx.table_metadata
+    schema = metadata.schema().as_arrow()
+    written = 0
+    files = 0
+    with tx.update_snapshot(snapshot_properties={VERSION_SUMMARY: version}).overwrite() as overwrite:
+        for data_file in old_files:
+            overwrite.delete_data_file(data_file)
+        counter = itertools.count(0)
+        for day in sorted(changes.days):
+            rows = changes.days[day]
+            if isinstance(rows, _Written):
+                for data_file in rows.files:
+                    overwrite.append_data_file(data_file)
+                    written += data_file.file_size_in_bytes
+                    files += 1
+                continue
+            if rows is None or not len(rows):
+                continue
+            for data_file in _dataframe_to_data_files(
+                table_metadata=metadata,
+                df=to_arrow(rows, schema),
+                io=table.io,
+                write_uuid=overwrite.commit_uuid,
+                counter=counter,
+            ):
+                overwrite.append_data_file(data_file)
+                written += data_file.file_size_in_bytes
+                files += 1
+        snapshot_id = overwrite.snapshot_id
+    ManageSnapshots(tx).create_tag(snapshot_id, version).commit()
+    if properties:
+        tx.set_properties(properties)
+    tx.commit_transaction()
+    mt.refresh()
+    return BuildResult(
+        version=version,
+        snapshot_id=snapshot_id,
+        unchanged=False,
+        mode=mode,
+        rows=_total_rows(mt),
+        indexed_images=changes.indexed,
+        days_rewritten=sorted(changes.days),
+        bytes_written=written,
+        files_written=files,
+    )
+
+
+def _total_rows(mt: ManifestTable) -> int:
+    snapshot = mt.table().current_snapshot()
+    if snapshot is None or snapshot.summary is None:
+        return 0
+    return int(snapshot.summary.additional_properties.get("total-records", 0))
+
+
+def _with_retries(run: Callable[[], BuildResult]) -> BuildResult:
+    from pyiceberg.exceptions import CommitFailedException
+
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            result = run()
+        except CommitFailedException as error:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            log.warning("another writer committed first (%s); computing the run again", error)
+            continue
+        return BuildResult(**{**result.__dict__, "attempts": attempt})
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- incremental
+
+
+def update_manifest(
+    mt: ManifestTable,
+    days: Mapping[str, pd.DataFrame],
+    *,
+    config: ManifestConfig | None = None,
+    record_files: Mapping[str, str | None] | None = None,
+    variants: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> BuildResult:
+    """Return what an incremental run over ``days`` did: their partitions rebuilt from their records,
+    and the groups and splits of older images updated where the new images touch them.
+
+    :param mt: the manifest table (it must have been built under ``config``: else :class:`RulesChanged`).
+    :param days: upload day -> every record of that day (its whole record file; empty: no records).
+    :param config: duplicate distance, quality thresholds, split ratios.
+    :param record_files: day -> fingerprint (ETag) of the record file read, kept in the table so the
+        next run knows which days changed (None: the day's file is gone).
+    :param variants: ``{"bucket", "prefix"}`` of the variants the rows point at (kept as a property).
+    :param now: build time of the version id (default now).
+    """
+    config = config or ManifestConfig()
+
+    def run() -> BuildResult:
+        mt.refresh()
+        if mt.table().current_snapshot() is not None and mt.rules() not in (None, config.fingerprint()):
+            raise RulesChanged(
+                f"{mt.identifier} was built under other rules ({mt.rules()} != {config.fingerprint()}): "
+                "rebuild it in full"
+            )
+        changes = _incremental_changes(mt, days, config)
+        return _commit(
+            mt,
+            changes,
+            config=config,
+            record_files=record_files or {},
+            replace_record_files=False,
+            variants=variants,
+            mode="incremental",
+            now=now,
+        )
+
+    return _with_retries(run)
+
+
+def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Return ``np.isin(values, wanted)`` for few ``wanted`` among millions of ``values``, without sorting
+    the millions (one binary search each into the sorted few)."""
+    wanted = np.unique(wanted)
+    result = np.zeros(len(values), dtype=bool)
+    if not len(wanted):
+        return result
+    # A look-up table over the low 24 bits first (one gather per value); only its few hits are
+    # checked exactly, so millions of values cost no binary search each.
+    mask = (1 << 24) - 1
+    lookup = np.zeros(1 << 24, dtype=bool)
+    lookup[(wanted & wanted.dtype.type(mask)).astype(np.int64)] = True
+    maybe = np.flatnonzero(lookup[(values & values.dtype.type(mask)).astype(np.int64)])
+    if len(maybe):
+        at = np.minimum(np.searchsorted(wanted, values[maybe]), len(wanted) - 1)
+        result[maybe] = wanted[at] == values[maybe]
+    return result
+
+
+def _old_position(index_keys: np.ndarray, new_keys: np.ndarray) -> np.ndarray:
+    """Return, per new image key, the position of the same key in the index (-1 when new)."""
+    result = np.full(len(new_keys), -1, dtype=np.int64)
+    hit = np.flatnonzero(_member(index_keys, new_keys))
+    if len(hit):
+        order = np.argsort(index_keys[hit], kind="stable")
+        result = _lookup(index_keys[hit][order], hit[order], new_keys)
+    return result
+
+
+def _lookup(sorted_keys: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Return, per wanted key, a position (into the unsorted array) holding it, else -1."""
+    if not len(sorted_keys):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    at = np.searchsorted(sorted_keys, wanted)
+    at_clipped = np.minimum(at, len(sorted_keys) - 1)
+    found = sorted_keys[at_clipped] == wanted
+    return np.where(found, order[at_clipped], -1)
+
+
+def _incremental_changes(
+    mt: ManifestTable, days: Mapping[str, pd.DataFrame], config: ManifestConfig
+) -> _Changes:
+    index = mt.read_index()
+    new = _prepare_days(days)
+    changed_days = sorted(days)
+    changed_numbers = np.array([day_number(d) for d in changed_days], dtype=np.int32)
+    replaced = _member(index.day, changed_numbers)  # old rows of the changed days: all rebuilt
+    new_key = keys.image_keys(new["image_id"])
+    old_of_new = _old_position(index.image_key, new_key)  # the same image already in the table
+
+    # An image re-uploaded to another day sits in two record files: the later processed record wins.
+    elsewhere = np.flatnonzero((old_of_new >= 0) & ~replaced[np.maximum(old_of_new, 0)])
+    removed = replaced.copy()
+    keep_new = np.ones(len(new), dtype=bool)
+    if len(elsewhere):
+        rows = old_of_new[elsewhere]
+        other_days = sorted({day_name(d) for d in index.day[rows]})
+        old = mt.read_days(other_days, columns=["image_key", "processed_at", PARTITION_COLUMN])
+        old_processed = dict(
+            zip(keys.as_unsigned(old["image_key"].to_numpy(dtype=np.int64)), old["processed_at"], strict=True)
+        )
+        for position, row in zip(elsewhere, rows, strict=True):
+            theirs = str(old_processed.get(index.image_key[row], "") or "")
+            mine = str(new["processed_at"].iloc[position] or "")
+            later_day = new["_day"].iloc[position] > day_name(index.day[row])
+            if mine > theirs or (mine == theirs and later_day):
+                removed[row] = True
+            else:
+                keep_new[position] = False
+    new = new[keep_new].reset_index(drop=True)
+    new_key = new_key[keep_new]
+    previous_of_new = old_of_new[keep_new]
+    kept = ~removed
+
+    new_phash, new_phash_valid = keys.hex_keys(new["phash"], length=16)
+    new_sha, new_sha_valid = keys.digest_keys(new["sha256"], length=64)
+    # Old images close to a new one (pHash) or identical to one (sha256).
+    candidates = np.flatnonzero(kept & index.phash_valid)
+    i, _ = near_duplicate_query(
+        index.phash[candidates], new_phash[new_phash_valid], max_distance=config.near_dup_distance
+    )
+    matched = [candidates[i]]
+    if new_sha_valid.any():
+        wanted = np.unique(new_sha[new_sha_valid])
+        hits = kept & index.sha_valid & _member(index.sha, wanted)
+        matched.append(np.flatnonzero(hits))
+    touched = np.unique(np.concatenate([index.group_key[np.concatenate(matched)], index.group_key[removed]]))
+    members = np.flatnonzero(kept & _member(index.group_key, touched))
+
+    count_m = len(members)
+    phash = np.concatenate([index.phash[members], new_phash])
+    phash_valid = np.concatenate([index.phash_valid[members], new_phash_valid])
+    sha = np.concatenate([index.sha[members], new_sha])
+    sha_valid = np.concatenate([index.sha_valid[members], new_sha_valid])
+    components = duplicate_components(
+        phash, phash_valid, sha, sha_valid, max_distance=config.near_dup_distance
+    )
+    times = np.concatenate([index.uploaded_us[members], keys.time_keys(new["uploaded_at"])])
+    order_keys = np.concatenate([index.image_key[members], new_key])
+    previous = np.concatenate(
+        [
+            index.split[members],
+            np.where(previous_of_new >= 0, index.split[np.maximum(previous_of_new, 0)], NO_SPLIT).astype(
+                np.int8
+            ),
+        ]
+    )
+    ids = np.concatenate([np.full(count_m, "", dtype=object), new["image_id"].to_numpy(dtype=object)])
+    name, split = assign_groups(components, times, order_keys, ids, previous, config.ratios)
+    group_key = order_keys[name]
+    # Group names that are old images: their id strings come from their days (a few partitions).
+    old_names = np.unique(name[name < count_m])
+    if len(old_names):
+        rows = members[old_names]
+        found = mt.read_days(
+            sorted({day_name(d) for d in index.day[rows]}), columns=["image_id", "image_key"]
+        )
+        found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
+        needed = np.flatnonzero(_member(found_keys, index.image_key[rows]))
+        by_key = dict(zip(found_keys[needed].tolist(), found["image_id"].iloc[needed].tolist(), strict=True))
+        for position, row in zip(old_names, rows, strict=True):
+            ids[position] = by_key[int(index.image_key[row])]
+    names = ids[name]
+
+    changed_members = (group_key[:count_m] != index.group_key[members]) | (
+        split[:count_m] != index.split[members]
+    )
+    rewrite = set(changed_days)
+    rewrite |= {day_name(d) for d in np.unique(index.day[removed & ~replaced])}
+    rewrite |= {day_name(d) for d in np.unique(index.day[members[changed_members]])}
+
+    old_rows = mt.read_days(sorted(rewrite))
+    schema = mt.table().schema().as_arrow()
+    update = pd.DataFrame(
+        {
+            "image_key": keys.as_signed(index.image_key[members[changed_members]]),
+            "dup_group": names[:count_m][changed_members],
+            "group_key": keys.as_signed(group_key[:count_m][changed_members]),
+            "split_code": split[:count_m][changed_members],
+        }
+    )
+    removed_keys = set(index.image_key[removed & ~replaced].tolist())
+    result: dict[str, pd.DataFrame | None] = {}
+    for day in sorted(rewrite):
+        before = old_rows[old_rows[PARTITION_COLUMN].astype("str") == day].reset_index(drop=True)
+        if day in days:
+            mine = np.flatnonzero(new["_day"].to_numpy(dtype=object) == day)
+            records = new.iloc[mine].drop(columns="_day")
+            after = manifest_rows(
+                records,
+                day=day,
+                dup_group=names[count_m + mine],
+                group_key=group_key[count_m + mine],
+                split=split[count_m + mine],
+                thresholds=config.thresholds,
+            )
+        else:
+            after = _apply_updates(before, update, removed_keys)
+        if len(after) == 0 and len(before) == 0:
+            continue
+        if not _frames_equal(after, before, _widest(schema, after)):
+            result[day] = after if len(after) else None
+    return _Changes(result, indexed=len(index))
+
+
+def _apply_updates(rows: pd.DataFrame, update: pd.DataFrame, removed_keys: set[int]) -> pd.DataFrame:
+    """Return a day's stored rows without the removed images, with new group names and splits."""
+    from image_etl.dataset.rules import SPLITS
+
+    rows = rows.copy()
+    image_key = keys.as_unsigned(rows["image_key"].to_numpy(dtype=np.int64))
+    if removed_keys:
+        rows = rows[~np.isin(image_key, np.fromiter(removed_keys, dtype=np.uint64))].reset_index(drop=True)
+        image_key = keys.as_unsigned(rows["image_key"].to_numpy(dtype=np.int64))
+    if len(update):
+        by_key = update.set_index(keys.as_unsigned(update["image_key"].to_numpy(dtype=np.int64)))
+        hit = np.isin(image_key, by_key.index.to_numpy())
+        if hit.any():
+            picked = by_key.loc[image_key[hit]]
+            rows.loc[hit, "dup_group"] = picked["dup_group"].to_numpy()
+            rows.loc[hit, "group_key"] = picked["group_key"].to_numpy()
+            rows.loc[hit, "split"] = np.asarray(SPLITS, dtype=object)[
+                picked["split_code"].to_numpy(dtype=np.int64)
+            ]
+    return rows.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- full rebuild
+
+
+def rebuild_manifest(
+    mt: ManifestTable,
+    days: Sequence[str],
+    load_day: DayLoader,
+    *,
+    config: ManifestConfig | None = None,
+    resplit: bool = False,
+    record_files: Mapping[str, str] | None = None,
+    variants: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Return what a full rebuild from every record day did (only days whose rows differ are replaced).
+
+    :param mt: the manifest table (created if missing).
+    :param days: every upload day that has a record file; days in the table but not here are emptied.
+    :param load_day: day -> that day's records (called twice per day: keys first, then rows).
+    :param config: the rules to build under (a rules change is what usually calls for a rebuild).
+    :param resplit: assign every group its split afresh instead of keeping the table's splits.
+    :param record_files: day -> fingerprint of each record file (replaces the table's whole record).
+    :param variants: ``{"bucket", "prefix"}`` of the variants.
+    :param now: build time of the version id.
+    :param progress: called with a short line per phase (long rebuilds show where they are).
+    """
+    config = config or ManifestConfig()
+
+    def run() -> BuildResult:
+        mt.refresh()
+        changes = _rebuild_changes(
+            mt, sorted(set(days)), load_day, config, resplit, progress or (lambda _: None)
+        )
+        return _commit(
+            mt,
+            changes,
+            config=config,
+            record_files=record_files or {},
+            replace_record_files=True,
+            variants=variants,
+            mode="full",
+            now=now,
+        )
+
+    return _with_retries(run)
+
+
+def _rebuild_changes(
+    mt: ManifestTable,
+    days: list[str],
+    load_day: DayLoader,
+    config: ManifestConfig,
+    resplit: bool,
+    progress: Callable[[str], None],
+) -> _Changes:
+    index = Index.empty() if resplit else mt.read_index()
+    parts: dict[str, list[np.ndarray]] = {
+        n: [] for n in ("key", "phash", "pv", "sha", "sv", "up", "proc", "day", "pos")
+    }
+    ids: list[np.ndarray] = []
+    variants: set[str] = set()
+    for number, day in enumerate(days):
+        records = latest_per_image(normalize_records(load_day(day)))
+        variants.update(variant_names(records))
+        phash, phash_valid = keys.hex_keys(records["phash"], length=16)
+        sha, sha_valid = keys.digest_keys(records["sha256"], length=64)
+        parts["key"].append(keys.image_keys(records["image_id"]))
+        parts["phash"].append(phash)
+        parts["pv"].append(phash_valid)
+        parts["sha"].append(sha)
+        parts["sv"].append(sha_valid)
+        parts["up"].append(keys.time_keys(records["uploaded_at"]))
+        parts["proc"].append(keys.time_keys(records["processed_at"]))
+        parts["day"].append(np.full(len(records), number, dtype=np.int32))
+        parts["pos"].append(np.arange(len(records), dtype=np.int64))
+        ids.append(records["image_id"].to_numpy(dtype=object))
+        if number % 50 == 49:
+            progress(f"read keys of {number + 1}/{len(days)} days")
+    joined = {name: (np.concatenate(values) if values else np.empty(0)) for name, values in parts.items()}
+    all_ids = np.concatenate(ids) if ids else np.empty(0, dtype=object)
+    # The latest record of each image wins (the later day on a tie), as in an incremental run.
+    order = np.lexsort((joined["pos"], joined["day"], joined["proc"], joined["key"]))
+    last = (
+        np.concatenate((joined["key"][order][1:] != joined["key"][order][:-1], [True]))
+        if len(order)
+        else order
+    )
+    winners = np.sort(order[last.astype(bool)]) if len(order) else order
+    progress(f"{len(winners):,} images in {len(days)} days; searching duplicates")
+    components = duplicate_components(
+        joined["phash"][winners],
+        joined["pv"][winners].astype(bool),
+        joined["sha"][winners],
+        joined["sv"][winners].astype(bool),
+        max_distance=config.near_dup_distance,
+    )
+    previous = np.full(len(winners), NO_SPLIT, dtype=np.int8)
+    if len(index):
+        old_order = np.argsort(index.image_key, kind="stable")
+        at = _lookup(index.image_key[old_order], old_order, joined["key"][winners])
+        previous = np.where(at >= 0, index.split[np.maximum(at, 0)], NO_SPLIT).astype(np.int8)
+    win_ids = all_ids[winners]
+    name, split = assign_groups(
+        components, joined["up"][winners], joined["key"][winners], win_ids, previous, config.ratios
+    )
+    names = win_ids[name]
+    group_key = joined["key"][winners][name]
+    win_day = joined["day"][winners]
+    win_pos = joined["pos"][winners]
+    _ensure_columns(mt, variants)
+    schema = mt.table().schema().as_arrow()
+    result: dict[str, pd.DataFrame | _Written | None] = {}
+    write_uuid, counter = uuid.uuid4(), itertools.count(0)
+    progress("building and comparing days")
+    for number, day in enumerate(days):
+        mine = np.flatnonzero(win_day == number)
+        records = latest_per_image(normalize_records(load_day(day))).iloc[win_pos[mine]]
+        after = manifest_rows(
+            records,
+            day=day,
+            dup_group=names[mine],
+            group_key=group_key[mine],
+            split=split[mine],
+            thresholds=config.thresholds,
+        )
+        before = mt.read_days([day])
+        if not _frames_equal(after, before, _widest(schema, after)):
+            result[day] = _write_day(mt, after, write_uuid, counter) if len(after) else None
+        if number % 50 == 49:
+            progress(f"built {number + 1}/{len(days)} days, {len(result)} changed")
+    in_table = {day_name(d) for d in np.unique(index.day)} if len(index) else set(_table_days(mt))
+    for day in sorted(in_table - set(days)):
+        result[day] = None
+    return _Changes(result, indexed=len(index))
+
+
+def _widest(schema: pa.Schema, rows: pd.DataFrame) -> pa.Schema:
+    """Return the table schema plus variant columns only ``rows`` has (so new variants count as a change)."""
+    extra = [c for c in rows.columns if c.startswith("variant_") and c not in schema.names]
+    return pa.schema([*schema, *(pa.field(c, pa.string()) for c in extra)])
+
+
+def _table_days(mt: ManifestTable) -> Iterable[str]:
+    return {d for f in mt.data_files() for d in [_day_of(f)]}
+
+
+def _day_of(data_file: object) -> str:
+    from image_etl.dataset.table import _partition_day
+
+    return _partition_day(data_file)  # type: ignore[arg-type]

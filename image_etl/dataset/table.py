@@ -1,0 +1,583 @@
+"""The manifest as an Apache Iceberg table: catalog, compact index, partitions, versions and publishing.
+
+One table (``<database>.manifest``) partitioned by ``upload_day``. Every dataset version is a
+snapshot tagged with its version id; the ``published`` tag names the version consumers read and
+moves only after the version's blocking checks passed. Readers anywhere (pandas, polars, DuckDB over
+Arrow, Athena) read a tag or a snapshot id; an expired version is a clear error, never an empty
+table (pyiceberg itself would answer a scan of an expired snapshot id with 0 rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from image_etl.dataset import keys
+from image_etl.dataset.groups import NO_SPLIT, split_codes
+from image_etl.dataset.rows import INDEX_COLUMNS, PARTITION_COLUMN, arrow_schema, with_group_sizes
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table
+
+TABLE_NAME = "manifest"
+PUBLISHED_TAG = "published"
+#: Table properties image-etl keeps next to the data (current state, not versioned).
+RECORD_FILES_PROPERTY = "image-etl.record-files"
+RULES_PROPERTY = "image-etl.rules"
+PUBLISHED_LOG_PROPERTY = "image-etl.published-versions"
+VARIANTS_PROPERTY = "image-etl.variants"
+#: Snapshot summary property naming the version a snapshot is.
+VERSION_SUMMARY = "image-etl.version"
+TABLE_PROPERTIES: dict[str, str] = {
+    # pyiceberg counts Arrow bytes in memory; parquet files come out 3-10x smaller (well under 512 MB).
+    "write.target-file-size-bytes": str(128 * 1024 * 1024),
+    "write.parquet.compression-codec": "zstd",
+    # A conflicting commit is recomputed from the new state (build.py), never rebased blindly:
+    # pyiceberg's own retry would drop the version tag staged with the snapshot.
+    "commit.retry.num-retries": "0",
+    # Old metadata files go with each commit; retention deletes what else no version references.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "5",
+    # Appends merge small manifests, so planning a scan stays cheap after hundreds of runs.
+    "commit.manifest-merge.enabled": "true",
+    "commit.manifest.min-count-to-merge": "20",
+}
+_VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6,64}$")
+
+
+class ManifestNotFound(LookupError):
+    """No manifest (or not the version asked for) exists."""
+
+
+class VersionExpired(ManifestNotFound):
+    """The version existed, but the retention policy expired it."""
+
+
+def new_version_id(digest: str, *, now: dt.datetime | None = None) -> str:
+    """Return a version id: build time (UTC, to the second), then a hash of the change.
+
+    :param digest: hex digest of what the version changed.
+    :param now: the build time (default: now).
+    """
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{digest[:12]}"
+
+
+def is_version_id(value: str) -> bool:
+    """Return True for a string shaped like a version id (``YYYYMMDDTHHMMSSZ-<hex>``)."""
+    return bool(_VERSION.match(value))
+
+
+def glue_catalog(
+    *, region: str, endpoint_url: str | None = None, local_credentials: bool = False, name: str = "image_etl"
+) -> Catalog:
+    """Return pyiceberg's Glue catalog for a deployment (the emulator's Glue and S3 when ``endpoint_url``).
+
+    :param region: AWS region.
+    :param endpoint_url: the local stack's endpoint, or None for AWS's own endpoints.
+    :param local_credentials: sign with dummy keys (the emulator) instead of the default chain.
+    :param name: the catalog's name in pyiceberg (cosmetic).
+    """
+    from pyiceberg.catalog.glue import GlueCatalog
+
+    properties: dict[str, str] = {"glue.region": region, "s3.region": region, "client.region": region}
+    if endpoint_url:
+        properties.update({"glue.endpoint": endpoint_url, "s3.endpoint": endpoint_url})
+    if local_credentials:
+        for service in ("glue", "s3"):
+            properties[f"{service}.access-key-id"] = "testing"
+            properties[f"{service}.secret-access-key"] = "testing"
+    return GlueCatalog(name, **properties)
+
+
+def local_catalog(warehouse: Path, *, name: str = "image_etl") -> Catalog:
+    """Return a SQLite catalog over a local-filesystem warehouse (tests, the 10M-image benchmark).
+
+    :param warehouse: folder for the catalog database and the tables' files.
+    """
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    warehouse.mkdir(parents=True, exist_ok=True)
+    return SqlCatalog(name, uri=f"sqlite:///{warehouse / 'catalog.db'}", warehouse=warehouse.as_uri())
+
+
+@dataclass(frozen=True)
+class Version:
+    """One dataset version: a tagged snapshot."""
+
+    name: str
+    snapshot_id: int
+    timestamp_ms: int
+
+    @property
+    def built_at(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.timestamp_ms / 1000, tz=dt.UTC)
+
+
+@dataclass
+class Index:
+    """The compact index of every image in one snapshot: integer keys, split code and day per image."""
+
+    image_key: np.ndarray  # uint64
+    phash: np.ndarray  # uint64
+    phash_valid: np.ndarray  # bool
+    sha: np.ndarray  # uint64
+    sha_valid: np.ndarray  # bool
+    group_key: np.ndarray  # uint64
+    uploaded_us: np.ndarray  # int64
+    split: np.ndarray  # int8 code
+    day: np.ndarray  # int32 days since 1970-01-01
+
+    def __len__(self) -> int:
+        return len(self.image_key)
+
+    @classmethod
+    def empty(cls) -> Index:
+        u = np.empty(0, dtype=np.uint64)
+        return cls(u, u, np.empty(0, bool), u, np.empty(0, bool), u, np.empty(0, np.int64),
+                   np.empty(0, np.int8), np.empty(0, np.int32))  # fmt: skip
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> Index:
+        def ints(name: str) -> tuple[np.ndarray, np.ndarray]:
+            column = table.column(name).combine_chunks()
+            if column.null_count == 0:
+                return column.to_numpy(zero_copy_only=False), np.ones(len(column), dtype=bool)
+            valid = column.is_valid().to_numpy(zero_copy_only=False)
+            return pc.fill_null(column, 0).to_numpy(zero_copy_only=False), valid
+
+        image_key, _ = ints("image_key")
+        phash, phash_valid = ints("phash_key")
+        sha, sha_valid = ints("sha256_key")
+        group_key, _ = ints("group_key")
+        uploaded, _ = ints("uploaded_us")
+        split = table.column("split").combine_chunks()
+        if not pa.types.is_dictionary(split.type):
+            split = split.dictionary_encode()
+        # Codes of the (few) distinct names, then one gather: no per-row Python.
+        lookup = np.append(split_codes([str(v) for v in split.dictionary.to_pylist()]), NO_SPLIT)
+        positions = pc.fill_null(split.indices, len(lookup) - 1).to_numpy()
+        split_code = lookup[positions.astype(np.int64)]
+        day = pc.fill_null(table.column(PARTITION_COLUMN).cast(pa.int32()), 0).to_numpy()
+        return cls(
+            keys.as_unsigned(image_key),
+            keys.as_unsigned(phash),
+            phash_valid,
+            keys.as_unsigned(sha),
+            sha_valid,
+            keys.as_unsigned(group_key),
+            uploaded,
+            split_code,
+            day.astype(np.int32),
+        )
+
+
+def day_number(day: str) -> int:
+    """Return ``YYYY-MM-DD`` as days since 1970-01-01 (how the index keeps the partition)."""
+    return (dt.date.fromisoformat(day) - dt.date(1970, 1, 1)).days
+
+
+def day_name(number: int) -> str:
+    """Return days since 1970-01-01 as ``YYYY-MM-DD``."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(number))).isoformat()
+
+
+class ManifestTable:
+    """The manifest table in a catalog: created on first use, read by version, written by ``build``.
+
+    :param catalog: a pyiceberg catalog (:func:`glue_catalog`, :func:`local_catalog`).
+    :param database: the namespace (Glue database) holding the table.
+    :param location: where the table's files go (default: the database's location + ``manifest``).
+    """
+
+    def __init__(self, catalog: Catalog, database: str, *, location: str | None = None) -> None:
+        self.catalog = catalog
+        self.database = database
+        self.identifier = f"{database}.{TABLE_NAME}"
+        self.location = location
+        self._table: Table | None = None
+        self._files: tuple[int, dict[str, list[DataFile]]] | None = None
+
+    # ------------------------------------------------------------ the table itself
+
+    def exists(self) -> bool:
+        return self._table is not None or self.catalog.table_exists(self.identifier)
+
+    def table(self) -> Table:
+        """Return the pyiceberg table, creating it (empty, partitioned by day) on first use."""
+        if self._table is None:
+            if self.catalog.table_exists(self.identifier):
+                self._table = self.catalog.load_table(self.identifier)
+            else:
+                self._table = self._create()
+        return self._table
+
+    def refresh(self) -> Table:
+        """Return the table as the catalog has it now (after another writer's commit)."""
+        self._table = None
+        return self.table()
+
+    def _create(self) -> Table:
+        # The catalog lost the table but its files are there (the local stack's Glue is not durable,
+        # its S3 is): register the newest metadata file instead of starting over.
+        if self.location and (latest := latest_metadata_file(self.catalog, self.location)):
+            self.catalog.create_namespace_if_not_exists(self.database)
+            return self.catalog.register_table(self.identifier, latest)
+        from pyiceberg.catalog import Catalog as _Catalog
+        from pyiceberg.partitioning import PartitionField, PartitionSpec
+        from pyiceberg.transforms import IdentityTransform
+
+        self.catalog.create_namespace_if_not_exists(self.database)
+        from pyiceberg.schema import assign_fresh_schema_ids
+
+        schema = assign_fresh_schema_ids(_Catalog._convert_schema_if_needed(arrow_schema([])))
+        spec = PartitionSpec(
+            PartitionField(
+                source_id=schema.find_field(PARTITION_COLUMN).field_id,
+                field_id=1000,
+                transform=IdentityTransform(),
+                name=PARTITION_COLUMN,
+            )
+        )
+        return self.catalog.create_table_if_not_exists(
+            self.identifier,
+            schema=schema,
+            partition_spec=spec,
+            location=self.location.rstrip("/") if self.location else None,
+            properties=TABLE_PROPERTIES,
+        )
+
+    def property_json(self, name: str, default: Any) -> Any:
+        """Return a JSON table property (image-etl's own state), or ``default``."""
+        value = self.table().properties.get(name)
+        return json.loads(value) if value else default
+
+    def record_files(self) -> dict[str, str]:
+        """Return day -> fingerprint of the record file the table reflects (what the last build read)."""
+        return dict(self.property_json(RECORD_FILES_PROPERTY, {}))
+
+    def rules(self) -> str | None:
+        """Return the fingerprint of the rules the table was built under (None before the first build)."""
+        return self.table().properties.get(RULES_PROPERTY)
+
+    def variants_location(self) -> dict[str, str]:
+        """Return ``{"bucket": ..., "prefix": ...}`` of the variants the rows point into ({} if unknown)."""
+        return dict(self.property_json(VARIANTS_PROPERTY, {}))
+
+    # ------------------------------------------------------------ reading the current state
+
+    def read_index(self) -> Index:
+        """Return the compact index of the current snapshot; empty before the first build.
+
+        Read batch by batch into arrays sized from the files' record counts, so the Arrow form of
+        the whole index never sits in memory beside its numpy form.
+        """
+        files = self.data_files()
+        if not files:
+            return Index.empty()
+        total = sum(f.record_count for f in files)
+        index = Index(
+            *(np.zeros(total, dtype=t) for t in (np.uint64, np.uint64, bool, np.uint64, bool, np.uint64)),
+            np.zeros(total, dtype=np.int64),
+            np.zeros(total, dtype=np.int8),
+            np.zeros(total, dtype=np.int32),
+        )
+        columns = (*INDEX_COLUMNS, "split", PARTITION_COLUMN)
+        at = 0
+        for dataset in self._datasets(files, columns, dictionary=("split",)):
+            for batch in dataset.to_batches(batch_size=256 * 1024):
+                part = Index.from_arrow(pa.Table.from_batches([batch]))
+                end = at + len(part)
+                for name in index.__dataclass_fields__:
+                    getattr(index, name)[at:end] = getattr(part, name)
+                at = end
+        if at != total:
+            raise RuntimeError(f"{self.identifier}: read {at} index rows, the manifests list {total}")
+        return index
+
+    def _datasets(
+        self, files: Sequence[DataFile], columns: Sequence[str], *, dictionary: Sequence[str] = ()
+    ) -> list[Any]:
+        """Return Arrow datasets over data files (one per file system), projected to ``columns``."""
+        import pyarrow.dataset as ds
+
+        table = self.table()
+        schema = table.schema().as_arrow()
+        fields = [schema.field(name).remove_metadata() for name in columns]
+        wanted = pa.schema(
+            [
+                pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f
+                for f in fields
+            ]
+        )
+        file_format = ds.ParquetFileFormat(
+            read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary))
+        )
+        io = table.io
+        by_fs: dict[tuple[str, str], list[str]] = {}
+        for data_file in files:
+            scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
+            by_fs.setdefault((scheme, netloc), []).append(path)
+        return [
+            ds.dataset(paths, schema=wanted, format=file_format, filesystem=io.fs_by_scheme(scheme, netloc))
+            for (scheme, netloc), paths in by_fs.items()
+        ]
+
+    def read_days(self, days: Iterable[str], *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Return the stored rows of these upload days in the current snapshot (empty frame if none).
+
+        :param days: ``YYYY-MM-DD`` partitions.
+        :param columns: only these columns (default: all).
+        """
+        schema = self.table().schema().as_arrow()
+        names = tuple(columns) if columns else tuple(schema.names)
+        return _to_pandas(self._read_files(self.data_files(days), names))
+
+    def _read_files(self, files: Sequence[DataFile], columns: Sequence[str]) -> pa.Table:
+        """Return ``columns`` of data files, read straight with Arrow (threads, no per-file planning).
+
+        Valid because every write here is copy-on-write (no delete files) and columns are only ever
+        added (a file written before a column existed reads it as nulls), never renamed.
+        """
+        import pyarrow.dataset as ds
+
+        table = self.table()
+        schema = table.schema().as_arrow()
+        wanted = pa.schema([schema.field(name).remove_metadata() for name in columns])
+        if not files:
+            return wanted.empty_table()
+        io = table.io
+        by_fs: dict[tuple[str, str], list[str]] = {}
+        for data_file in files:
+            scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
+            by_fs.setdefault((scheme, netloc), []).append(path)
+        parts = [
+            ds.dataset(
+                paths, schema=wanted, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)
+            ).to_table()
+            for (scheme, netloc), paths in by_fs.items()
+        ]
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def data_files(self, days: Iterable[str] | None = None) -> list[DataFile]:
+        """Return the data files of the current snapshot (only those of ``days`` when given)."""
+        table = self.table()
+        snapshot = table.current_snapshot()
+        if snapshot is None:
+            return []
+        if self._files is None or self._files[0] != snapshot.snapshot_id:
+            # One plan per snapshot: planning walks every manifest, so it is not repeated per day.
+            planned: dict[str, list[DataFile]] = {}
+            for task in table.scan().plan_files():
+                planned.setdefault(_partition_day(task.file), []).append(task.file)
+            self._files = (snapshot.snapshot_id, planned)
+        planned = self._files[1]
+        wanted = planned.keys() if days is None else set(days)
+        return [f for day in sorted(wanted) for f in planned.get(day, [])]
+
+    # ------------------------------------------------------------ versions
+
+    def versions(self) -> list[Version]:
+        """Return every version still kept (tagged), oldest first."""
+        table = self.table()
+        found = []
+        for name, ref in table.refs().items():
+            if ref.snapshot_ref_type == "tag" and name != PUBLISHED_TAG:
+                snapshot = table.snapshot_by_id(ref.snapshot_id)
+                if snapshot is not None:
+                    found.append(Version(name, ref.snapshot_id, snapshot.timestamp_ms))
+        # Build order (two versions can share a second, and so a name prefix).
+        return sorted(found, key=lambda v: (v.timestamp_ms, v.name))
+
+    def published(self) -> Version | None:
+        """Return the published version (the ``published`` tag), or None before the first one."""
+        table = self.table()
+        ref = table.refs().get(PUBLISHED_TAG)
+        if ref is None:
+            return None
+        same = [v for v in self.versions() if v.snapshot_id == ref.snapshot_id]
+        if same:
+            return same[-1]
+        snapshot = table.snapshot_by_id(ref.snapshot_id)
+        return Version(PUBLISHED_TAG, ref.snapshot_id, snapshot.timestamp_ms if snapshot else 0)
+
+    def head_version(self) -> Version | None:
+        """Return the version of the current snapshot (the newest build), or None."""
+        snapshot = self.table().current_snapshot()
+        if snapshot is None:
+            return None
+        same = [v for v in self.versions() if v.snapshot_id == snapshot.snapshot_id]
+        return same[-1] if same else None
+
+    def published_log(self) -> list[str]:
+        """Return the versions that were ever published and are still kept, oldest first."""
+        return list(self.property_json(PUBLISHED_LOG_PROPERTY, []))
+
+    def resolve(self, version: str | int | None = None) -> Version:
+        """Return the version asked for: None/``latest``/``published``, a version id, or a snapshot id.
+
+        :raises VersionExpired: the version was expired by the retention policy.
+        :raises ManifestNotFound: nothing is published yet, or there never was such a version.
+        """
+        if version is None or version in ("latest", PUBLISHED_TAG):
+            published = self.published() if self.exists() else None
+            if published is None:
+                raise ManifestNotFound(
+                    f"no manifest published yet in {self.identifier} "
+                    "(the Dagster sensor builds one after the first processed image)"
+                )
+            return published
+        kept = self.versions() if self.exists() else []
+        text = str(version)
+        for candidate in kept:
+            if candidate.name == text:
+                return candidate
+        table = self.table() if self.exists() else None
+        if text.isdigit() and table is not None:
+            snapshot = table.snapshot_by_id(int(text))
+            if snapshot is not None:
+                return Version(text, snapshot.snapshot_id, snapshot.timestamp_ms)
+        hint = f"; kept versions: {', '.join(v.name for v in kept[-5:])}" if kept else ""
+        if kept and is_version_id(text) and text < kept[0].name:
+            raise VersionExpired(
+                f"no manifest version {text!r}: it is older than the oldest kept version ({kept[0].name}), "
+                f"so the retention policy expired it (or it never existed){hint}"
+            )
+        if kept and text.isdigit():
+            raise VersionExpired(
+                f"snapshot {text} is not in {self.identifier}: expired or never written{hint}"
+            )
+        raise ManifestNotFound(f"no manifest version {text!r} in {self.identifier}{hint}")
+
+    def read_arrow(
+        self,
+        version: str | int | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        row_filter: Any = None,
+    ) -> tuple[Version, pa.Table]:
+        """Return (the version, its rows as Arrow): what every reader (pandas, polars, DuckDB) starts from.
+
+        :param version: see :meth:`resolve`.
+        :param columns: only these columns (default: all stored columns).
+        :param row_filter: a pyiceberg expression or string filter.
+        """
+        from pyiceberg.expressions import AlwaysTrue
+
+        resolved = self.resolve(version)
+        scan = self.table().scan(
+            snapshot_id=resolved.snapshot_id,
+            selected_fields=tuple(columns) if columns else ("*",),
+            row_filter=row_filter if row_filter is not None else AlwaysTrue(),
+        )
+        return resolved, scan.to_arrow()
+
+    def read(
+        self,
+        version: str | int | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        index_columns: bool = False,
+    ) -> pd.DataFrame:
+        """Return a version (default: the published one) as a DataFrame, its version in ``.attrs``.
+
+        Rows come sorted by ``image_id``; ``dup_group_size`` is added when ``dup_group`` is read.
+
+        :param version: see :meth:`resolve`.
+        :param columns: only these stored columns.
+        :param index_columns: keep the compact index columns (``image_key``, ...); dropped by default.
+        """
+        resolved, arrow = self.read_arrow(version, columns=columns)
+        manifest = _to_pandas(arrow)
+        if not index_columns:
+            manifest = manifest.drop(columns=[c for c in INDEX_COLUMNS if c in manifest.columns])
+        if "image_id" in manifest.columns:
+            manifest = manifest.sort_values("image_id", kind="stable").reset_index(drop=True)
+        if "dup_group" in manifest.columns and "image_id" in manifest.columns:
+            manifest = with_group_sizes(manifest)
+        manifest.attrs["version"] = resolved.name
+        manifest.attrs["snapshot_id"] = resolved.snapshot_id
+        return manifest
+
+    # ------------------------------------------------------------ publishing
+
+    def publish(self, version: str) -> bool:
+        """Move the ``published`` tag to ``version`` unless a newer version is published; return moved.
+
+        :raises ManifestNotFound: the version is not kept.
+        """
+        from pyiceberg.exceptions import CommitFailedException
+
+        for _ in range(5):
+            target = self.resolve(version)
+            current = self.published() if self.table().refs().get(PUBLISHED_TAG) else None
+            if current is not None and (current.timestamp_ms, current.name) > (
+                target.timestamp_ms,
+                target.name,
+            ):
+                return False
+            log = [v for v in self.published_log() if v != target.name] + [target.name]
+            table = self.table()
+            try:
+                with table.transaction() as tx:
+                    from pyiceberg.table.update.snapshot import ManageSnapshots
+
+                    manage = ManageSnapshots(tx)
+                    if PUBLISHED_TAG in table.refs():
+                        manage.remove_tag(PUBLISHED_TAG)
+                    manage.create_tag(target.snapshot_id, PUBLISHED_TAG)
+                    manage.commit()
+                    tx.set_properties({PUBLISHED_LOG_PROPERTY: json.dumps(log)})
+            except CommitFailedException:
+                self.refresh()
+                continue
+            self.refresh()
+            return True
+        raise RuntimeError(f"could not publish {version}: the table kept changing under five attempts")
+
+
+def _partition_day(data_file: DataFile) -> str:
+    value = data_file.partition[0]
+    return value.isoformat() if isinstance(value, dt.date) else day_name(int(value))
+
+
+def latest_metadata_file(catalog: Catalog, location: str) -> str | None:
+    """Return the newest ``metadata/NNNNN-*.metadata.json`` under a table location, or None."""
+    from pyarrow import fs as pafs
+    from pyiceberg.io import load_file_io
+
+    io = load_file_io(catalog.properties, location)
+    if not hasattr(io, "fs_by_scheme"):
+        return None
+    scheme, netloc, path = io.parse_location(location, io.properties)
+    selector = pafs.FileSelector(f"{path.rstrip('/')}/metadata", allow_not_found=True)
+    names = [
+        info.path
+        for info in io.fs_by_scheme(scheme, netloc).get_file_info(selector)
+        if info.path.endswith(".metadata.json") and re.match(r"^\d+-", info.path.rsplit("/", 1)[-1])
+    ]
+    if not names:
+        return None
+    newest = max(names, key=lambda p: int(p.rsplit("/", 1)[-1].split("-", 1)[0]))
+    return f"{scheme}://{newest}" if scheme != "file" else f"file://{newest}"
+
+
+def _to_pandas(arrow: pa.Table) -> pd.DataFrame:
+    """Return an Arrow manifest as pandas with nullable integers and plain lists (what readers expect)."""
+    frame = arrow.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    for name in ("brightness", "blur_score"):
+        if name in frame.columns:
+            frame[name] = frame[name].astype("float64")
+    return frame

@@ -1,0 +1,305 @@
+"""Builds of the manifest table: the rules (groups, flags, splits), incremental runs against full
+rebuilds, which partitions a run rewrites, and two writers at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from image_etl.dataset import checks
+from image_etl.dataset.groups import split_for, unit_interval
+from image_etl.dataset.rules import SPLITS, SplitRatios
+from image_etl.dataset.table import ManifestTable, local_catalog
+from tests.image_etl.dataset.conftest import build_once, by_day, head, incremental, rebuild
+from tests.pipelines.conftest import fake_record
+
+
+def record(
+    name: str, phash: str, *, sha256: str | None = None, at: str = "2026-11-26T10:00:00", **extra: Any
+) -> dict:
+    r = fake_record(name, processed_at=f"{at}.000000Z", phash=phash, sha256=sha256)
+    r.update(extra)
+    return r
+
+
+def flip(phash: str, bits: int, at: int = 20) -> str:
+    """Return ``phash`` with ``bits`` consecutive bits from bit ``at`` inverted."""
+    return f"{int(phash, 16) ^ ((1 << bits) - 1) << at:016x}"
+
+
+def named(manifest: pd.DataFrame) -> dict[str, Any]:
+    return {
+        key.rsplit("/", 1)[-1][:-4]: row
+        for key, row in zip(manifest["source_key"], manifest.itertuples(), strict=True)
+    }
+
+
+BASE = "c3d1b0e8f0f8e0c1"
+
+
+def test_exact_and_near_duplicates_share_a_group_and_a_split(tmp_path: Path) -> None:
+    manifest = build_once(
+        tmp_path,
+        [
+            record("a", BASE, sha256="1" * 64, at="2026-11-26T10:00:01"),
+            record("a-copy", BASE, sha256="1" * 64, at="2026-11-26T10:00:02"),
+            record("a-edit", flip(BASE, 6), at="2026-11-26T10:00:03"),
+            record("other", flip(BASE, 7, at=40), at="2026-11-26T10:00:04"),  # 7 from a, 13 from a-edit
+            record("far", "0123456789abcdef", at="2026-11-26T10:00:05"),
+        ],
+    )
+    rows = named(manifest)
+    assert len({rows[n].dup_group for n in ("a", "a-copy", "a-edit")}) == 1
+    assert rows["a"].dup_group == rows["a"].image_id  # named after the earliest upload
+    assert rows["other"].dup_group != rows["a"].dup_group  # 7 bits away: not at the default 6
+    assert {rows[n].split for n in ("a", "a-copy", "a-edit")} == {rows["a"].split}
+    assert rows["a"].dup_group_size == 3 and rows["far"].dup_group_size == 1
+
+
+def test_quality_flags(tmp_path: Path) -> None:
+    manifest = build_once(
+        tmp_path,
+        [
+            record("ok", "1" * 16, width=640, height=480),
+            record("tiny", "2" * 16, width=40, height=30),
+            record("banner", "3" * 16, width=1000, height=200),
+            record("dark", "4" * 16, brightness=0.05),
+            record("bright", "5" * 16, brightness=0.95),
+            record("soft", "6" * 16, blur_score=10.0),
+            fake_record("broken", processed_at="2026-11-26T10:00:00.000000Z", status="failed"),
+        ],
+    )
+    flags = {name: list(row.quality_flags) for name, row in named(manifest).items()}
+    assert flags == {
+        "ok": [],
+        "tiny": ["tiny"],
+        "banner": ["extreme_aspect"],
+        "dark": ["too_dark"],
+        "bright": ["too_bright"],
+        "soft": ["blurry"],
+        "broken": ["failed"],
+    }
+
+
+def test_latest_record_of_an_image_wins_even_across_days(tmp_path: Path) -> None:
+    old = record("a", "1" * 16, label="cats")
+    moved = dict(
+        old,
+        uploaded_at="2026-11-27T09:00:00.000000Z",
+        processed_at="2026-11-27T10:00:00.000000Z",
+        label="dogs",
+    )
+    manifest = build_once(tmp_path, [old, moved])
+    assert manifest["label"].tolist() == ["dogs"] and str(manifest["upload_day"].iloc[0]) == "2026-11-27"
+
+
+def test_splits_follow_the_ratios_and_do_not_move_when_new_images_arrive(table: ManifestTable) -> None:
+    rng = np.random.default_rng(1)
+    first = [
+        record(f"img-{i}", f"{int(rng.integers(0, 2**63)):016x}", at=f"2026-11-2{i % 3}T10:00:00")
+        for i in range(600)
+    ]
+    rebuild(table, by_day(first))
+    before = head(table).set_index("image_id")["split"]
+    counts = before.value_counts(normalize=True)
+    assert abs(counts["train"] - 0.8) < 0.05 and abs(counts["val"] - 0.1) < 0.04
+
+    late = record("late-copy", first[5]["phash"], uploaded_at="2024-06-01T00:00:00.000000Z")  # earlier upload
+    more = [
+        record(f"new-{i}", f"{int(rng.integers(0, 2**63)):016x}", at="2026-11-27T10:00:00")
+        for i in range(100)
+    ]
+    incremental(table, by_day([late, *more]))
+    after = head(table).set_index("image_id")
+    assert (after.loc[before.index, "split"] == before).all()
+    late_row = after[after["source_key"].str.endswith("late-copy.jpg")].iloc[0]
+    assert late_row["split"] == after.loc[first[5]["image_id"], "split"]
+    assert late_row["dup_group"] == late_row.name  # the earlier upload names the group now
+    assert checks.split_leaks(after.reset_index()) == {"sha256": [], "dup_group": []}
+
+
+def test_split_hash_is_stable_across_runs_and_machines() -> None:
+    # sha256("split:" + id): pinned values, so a library upgrade can never reshuffle the dataset.
+    assert unit_interval(["abc"])[0] == pytest.approx(0.14984508970548235, abs=1e-15)
+    codes = split_for(np.array([0.0, 0.79, 0.8, 0.89, 0.9, 0.999]), SplitRatios())
+    assert [SPLITS[c] for c in codes] == ["train", "train", "val", "val", "test", "test"]
+
+
+def test_a_run_rewrites_only_the_days_whose_rows_change(table: ManifestTable) -> None:
+    a = record("a", BASE, at="2026-11-20T10:00:00")
+    b = record("b", flip(BASE, 7, at=30), at="2026-11-21T10:00:00")  # 7 bits from a: its own group
+    c = record("c", "0123456789abcdef", at="2026-11-22T10:00:00")
+    rebuild(table, by_day([a, b, c]))
+
+    copy = record("a-copy", flip(BASE, 2), at="2026-11-26T10:00:00")  # later: joins a's group, no rename
+    joined = incremental(table, by_day([copy]))
+    assert joined.days_rewritten == ["2026-11-26"]
+    rows = named(head(table))
+    assert rows["a-copy"].dup_group == rows["a"].image_id and rows["a"].dup_group_size == 2
+
+    # 4 bits from a and 3 from b: bridges the two groups; b's group is renamed, so b's day is rewritten.
+    bridge = record("bridge", flip(BASE, 4, at=30), at="2026-11-27T10:00:00")
+    bridged = incremental(table, by_day([bridge]))
+    assert bridged.days_rewritten == ["2026-11-21", "2026-11-27"]
+    rows = named(head(table))
+    assert {rows[n].dup_group for n in ("a", "b", "a-copy", "bridge")} == {rows["a"].image_id}
+    assert {rows[n].split for n in ("a", "b", "a-copy", "bridge")} == {rows["a"].split}
+
+    again = incremental(table, by_day([bridge]))
+    assert again.unchanged and again.bytes_written == 0 and again.version == bridged.version
+
+
+# ---------------------------------------------------------------- incremental == full (hypothesis)
+
+_KINDS = ("new", "duplicate", "near", "bridge", "reprocessed", "reupload", "failed")
+
+
+@st.composite
+def arrival_runs(draw: st.DrawFn) -> list[list[tuple[str, int, int]]]:
+    """Runs of arrivals: (kind, which earlier image it refers to, upload day 0..5)."""
+    runs = draw(st.integers(min_value=2, max_value=3))
+    return [
+        draw(
+            st.lists(
+                st.tuples(st.sampled_from(_KINDS), st.integers(0, 1_000), st.integers(0, 5)),
+                min_size=1,
+                max_size=6,
+            )
+        )
+        for _ in range(runs)
+    ]
+
+
+class World:
+    """The record table (one current record per image) and the daily record files built from it."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, pd.DataFrame] = {}
+        self.count = 0
+        self.clock = 0
+
+    def stamp(self, day: int) -> tuple[str, str]:
+        self.clock += 1
+        return (f"2026-11-{10 + day:02d}T10:{self.clock // 60:02d}:{self.clock % 60:02d}.000000Z",
+                f"2026-11-{20:02d}T10:{self.clock // 60:02d}:{self.clock % 60:02d}.000000Z")  # fmt: skip
+
+    def add(self, phash: str | None, day: int, *, sha256: str | None = None, failed: bool = False) -> None:
+        self.count += 1
+        uploaded, processed = self.stamp(day)
+        status = "failed" if failed else "processed"
+        r = fake_record(f"img{self.count}", processed_at=processed, uploaded_at=uploaded,
+                        phash=phash or "0" * 16, sha256=sha256, status=status)  # fmt: skip
+        self.records[r["image_id"]] = r
+
+    def apply(self, run: list[tuple[str, int, int]], rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+        """Apply a run's arrivals, rewrite the record files of its days; return the changed ones."""
+        before = dict(self.records)
+        existing = [r for r in self.records.values() if r["status"] == "processed"]
+        for kind, which, day in run:
+            pick = existing[which % len(existing)] if existing else None
+            if kind == "new" or pick is None:
+                # Pairs 7 bits apart (two groups) so a later "bridge" can join them.
+                base = int(rng.integers(0, 2**63))
+                self.add(f"{base:016x}", day)
+                self.add(f"{base ^ 0b1111111 << 20:016x}", day)
+            elif kind == "duplicate":
+                self.add(pick["phash"], day, sha256=pick["sha256"])
+            elif kind == "near":
+                self.add(f"{int(pick['phash'], 16) ^ 0b101 << 40:016x}", day)
+            elif kind == "bridge":
+                self.add(f"{int(pick['phash'], 16) ^ 0b1111 << 20:016x}", day)
+            elif kind == "failed":
+                self.add(None, day, failed=True)
+            else:
+                uploaded, processed = self.stamp(day)
+                moved = dict(
+                    pick, processed_at=processed, label="dogs" if pick["label"] == "cats" else "cats"
+                )
+                if kind == "reupload":
+                    moved["uploaded_at"] = uploaded
+                self.records[pick["image_id"]] = moved
+        fresh = [r for image_id, r in self.records.items() if before.get(image_id) != r]
+        days = sorted({r["uploaded_at"][:10] for r in fresh})
+        first, last = days[0], days[-1]
+        changed = {}
+        for day, frame in by_day(
+            r for r in self.records.values() if first <= r["uploaded_at"][:10] <= last
+        ).items():
+            if day not in self.files or not self.files[day].equals(frame):
+                self.files[day] = changed[day] = frame
+        return changed
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(runs=arrival_runs(), seed=st.integers(0, 2**16))
+def test_incremental_runs_equal_a_full_rebuild_after_every_run(
+    tmp_path_factory: pytest.TempPathFactory, runs: list[list[tuple[str, int, int]]], seed: int
+) -> None:
+    root = tmp_path_factory.mktemp("equal")
+    inc = ManifestTable(local_catalog(root / "incremental"), "image_etl")
+    full = ManifestTable(local_catalog(root / "full"), "image_etl")
+    world = World()
+    rng = np.random.default_rng(seed)
+    for number, run in enumerate(runs):
+        changed = world.apply(run, rng)
+        if number == 0:
+            rebuild(inc, changed)
+        else:
+            incremental(inc, changed)
+        # Today's way: everything rebuilt from every record file, splits carried from the last version.
+        rebuild(full, world.files)
+        got, want = head(inc), head(full)
+        got.attrs, want.attrs = {}, {}
+        pd.testing.assert_frame_equal(got, want)
+    assert checks.split_leaks(head(inc)) == {"sha256": [], "dup_group": []}
+
+
+# ---------------------------------------------------------------- concurrent writers
+
+
+def test_two_writers_at_once_never_lose_a_commit(tmp_path: Path) -> None:
+    catalog_dir = tmp_path / "shared"
+    first = ManifestTable(local_catalog(catalog_dir), "image_etl")
+    rebuild(first, by_day([record("seed", BASE, at="2026-11-20T10:00:00")]))
+    batches = {
+        "x": by_day(
+            [
+                record(f"x{i}", f"{(i * 0x9E3779B97F4A7C15) % 2**64:016x}", at="2026-11-25T10:00:00")
+                for i in range(20)
+            ]
+        ),
+        "y": by_day(
+            [
+                record(f"y{i}", f"{(i * 0xC2B2AE3D27D4EB4F) % 2**64:016x}", at="2026-11-26T10:00:00")
+                for i in range(20)
+            ]
+        ),
+    }
+    barrier = threading.Barrier(2)
+    results: dict[str, Any] = {}
+
+    def write(name: str) -> None:
+        writer = ManifestTable(local_catalog(catalog_dir), "image_etl")
+        writer.table()
+        barrier.wait()
+        results[name] = incremental(writer, batches[name])
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    final = ManifestTable(local_catalog(catalog_dir), "image_etl")
+    rows = head(final)
+    assert len(rows) == 41  # the seed and both batches: neither commit was lost
+    assert {results["x"].version, results["y"].version} <= {v.name for v in final.versions()}
+    assert max(results["x"].attempts, results["y"].attempts) >= 1
