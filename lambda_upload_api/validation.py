@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,12 @@ def parse_json_object(body: str | None) -> dict[str, Any]:
     return parsed
 
 
+def _blank(text: str) -> bool:
+    """Return whether ``text`` is only white space: Python's, or the byte-order mark that JSON
+    Schema's (ECMAScript's) ``\\s`` also counts, so the API and its OpenAPI pattern agree."""
+    return all(char.isspace() or char == "\ufeff" for char in text)
+
+
 def parse_upload_request(body: dict[str, Any], *, max_bytes: int) -> UploadRequest:
     """Return the validated upload request.
 
@@ -74,13 +81,13 @@ def parse_upload_request(body: dict[str, Any], *, max_bytes: int) -> UploadReque
         415 for a content type the resizer cannot read.
     """
     filename = body.get("filename")
-    if not isinstance(filename, str) or not filename.strip() or len(filename) > MAX_FILENAME_CHARS:
+    if not isinstance(filename, str) or _blank(filename) or len(filename) > MAX_FILENAME_CHARS:
         raise ApiError(
             400,
             "invalid_filename",
             f"filename must be a non-empty string of at most {MAX_FILENAME_CHARS} characters",
         )
-    if any(ord(char) < 32 for char in filename):
+    if any(unicodedata.category(char) == "Cc" for char in filename):
         raise ApiError(400, "invalid_filename", "filename must not contain control characters")
     try:
         filename.encode("utf-8")

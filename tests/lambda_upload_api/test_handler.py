@@ -111,6 +111,9 @@ def test_two_uploads_of_the_same_file_never_share_a_key(call) -> None:
         ([1, 2], 400, "invalid_request"),
         ({"contentType": "image/png", "size": 1}, 400, "invalid_filename"),
         ({"filename": "a\x00.png", "contentType": "image/png", "size": 1}, 400, "invalid_filename"),
+        ({"filename": "\x85", "contentType": "image/png", "size": 1}, 400, "invalid_filename"),  # C1 control
+        ({"filename": "a\x7f.png", "contentType": "image/png", "size": 1}, 400, "invalid_filename"),
+        ({"filename": "\ufeff ", "contentType": "image/png", "size": 1}, 400, "invalid_filename"),
         ({"filename": "a.png", "size": 1}, 400, "invalid_content_type"),
         ({"filename": "a.pdf", "contentType": "application/pdf", "size": 1}, 415, "unsupported_media_type"),
         ({"filename": "a.png", "contentType": "image/png", "size": "12"}, 400, "invalid_size"),
