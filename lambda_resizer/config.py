@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambda_resizer.core import Recipe
+from lambda_resizer.recipe import Recipe
 
 
 @dataclass(frozen=True)

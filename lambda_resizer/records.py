@@ -15,7 +15,7 @@ from urllib.parse import unquote, unquote_plus
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from lambda_resizer.core import Recipe, ResizeResult, extension
+from lambda_resizer.recipe import Recipe, ResizeResult, extension
 
 STATUS_PROCESSED = "processed"
 STATUS_FAILED = "failed"

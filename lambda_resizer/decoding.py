@@ -1,0 +1,95 @@
+"""Shrink-on-load decoding: the first frame, decoded as small as the largest variant allows.
+
+JPEGs are DCT-scaled while decoding (`formats.jpeg`); other formats are box-reduced by an integer
+factor first. What is left is one resample to the largest variant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .colour import flatten
+from .formats import jpeg
+from .resample import REDUCING_GAP, integer_reduce, resample_ycc
+
+_ORIENTATION_TAG = 0x0112
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def exif_orientation(im: Image.Image) -> tuple[int, bool]:
+    """Return (EXIF orientation 1..8, whether the decoder already applied it)."""
+    # pillow-heif lets libheif rotate the pixels and resets the EXIF tag, keeping the original.
+    original = im.info.get("original_orientation")
+    if im.format == "HEIF" and isinstance(original, int) and 1 <= original <= 8:
+        return original, True
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # unreadable EXIF must not cost us the picture
+        return 1, False
+    return (value, False) if isinstance(value, int) and 1 <= value <= 8 else (1, False)
+
+
+def decode_shrunk(
+    im: Image.Image, size: tuple[int, int], resample: Image.Resampling, *, keep_alpha: bool
+) -> Image.Image:
+    """Return the first frame decoded and resampled to ``size``.
+
+    :param im: the opened, not yet decoded source.
+    :param size: target size in the source's stored (not EXIF-rotated) orientation.
+    :param resample: Pillow filter for the final resample (of luma, for colour images).
+    :param keep_alpha: keep transparency (WebP output); else flatten it onto white first.
+        Compositing onto a flat background commutes with premultiplied resampling, so this
+        gives the JPEG variants the same pixels as flattening each variant would.
+    :return: an image of exactly ``size``; mode YCbCr for colour without alpha, else one of
+        L, LA, RGBA, CMYK, I, F.
+    """
+    box = jpeg.shrink_on_load(im, size) if im.format in ("JPEG", "MPO") else None
+    im.load()
+    im = resampleable(im, keep_alpha=keep_alpha)
+    if im.mode == "RGB":
+        im, box = integer_reduce(im, size, box)
+        im = im.convert("YCbCr")
+    if im.size == size and box in (None, (0, 0, *size)):
+        return im
+    if im.mode == "YCbCr":
+        return resample_ycc(im, size, resample, box, REDUCING_GAP)
+    return im.resize(size, resample, box=box, reducing_gap=REDUCING_GAP)
+
+
+def resampleable(im: Image.Image, *, keep_alpha: bool) -> Image.Image:
+    """Return the image in a mode whose resampling is correct (not nearest) and supports reduce().
+
+    Without ``keep_alpha``, transparency is flattened onto white here, at full size: one
+    blend is far cheaper than Pillow's premultiply/resample/unpremultiply of four bands.
+    """
+    mode = im.mode
+    has_key = "transparency" in im.info
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA" if has_key or mode == "PA" else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("L", "RGB") and has_key:  # a PNG colour key becomes real alpha
+        im = im.convert("LA" if mode == "L" else "RGBA")
+    elif mode in ("La", "RGBa"):
+        im = im.convert(mode[:-1] + "A")
+    elif mode.startswith("I;16") and has_key:  # the key is a 16-bit value: compare before scaling
+        pixels = np.asarray(im).astype(np.uint32)
+        grey = Image.fromarray(((pixels * 255 + 32767) // 65535).astype(np.uint8), "L")
+        alpha = Image.fromarray(
+            np.where(pixels == int(im.info["transparency"]), 0, 255).astype(np.uint8), "L"
+        )
+        im = Image.merge("LA", (grey, alpha))
+    elif mode.startswith("I;16"):
+        im = im.convert("I")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F", "YCbCr"):
+        im = im.convert("RGBA" if "A" in mode else "RGB")
+    return im if keep_alpha or im.mode not in ("LA", "RGBA") else flatten(im)
