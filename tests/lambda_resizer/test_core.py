@@ -68,6 +68,7 @@ def test_animation_uses_first_frame_and_counts_frames(fmt):
     assert near(mean_colour(decode(result.variants[0].encoded["jpeg"]), (0, 0, 1, 1)), RED)
 
 
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"benchmark photos not found at {CORPUS}")
 def test_real_photos():
     for path in sorted(CORPUS.iterdir()):
         result = process_image(path.read_bytes())

@@ -24,6 +24,8 @@ from tests.lambda_resizer.images import (
 )
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("edge", [2000, 360, 240, 100])  # no DCT scaling, 3/8, 1/4, 1/8
 def test_exif_orientation_is_applied(orientation, edge):
     displayed = marked(960, 640)
     transpose = STORED_FROM_DISPLAYED[orientation]
