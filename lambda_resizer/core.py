@@ -107,8 +107,8 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
         frame_count = tiff.page_count(data)  # Pillow's n_frames is quadratic in the page count
     else:
         frame_count = 1 if im.format == "MPO" else int(getattr(im, "n_frames", 1))
-    if im.format not in ("JPEG", "MPO"):
-        im.load()  # only JPEG decodes faster later; and a PNG's EXIF may come after its pixels
+    if im.format == "PNG":
+        im.load()  # a PNG's EXIF may come after its pixels
     orientation, applied_by_decoder = exif_orientation(im)
     icc = im.info.get("icc_profile") or None
     swap = orientation in (5, 6, 7, 8) and not applied_by_decoder
@@ -119,7 +119,7 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
     resample = FILTERS[recipe.filter]
 
     keep_alpha = "webp" in recipe.formats  # JPEG has no alpha: flatten onto white right away
-    base = decode_shrunk(im, largest[::-1] if swap else largest, resample, keep_alpha=keep_alpha)
+    base = decode_shrunk(im, largest[::-1] if swap else largest, resample, keep_alpha=keep_alpha, data=data)
     if base is not im:
         im.close()  # frees the decoded pixels now rather than when the caller's `with` ends
     if not applied_by_decoder and orientation in TRANSPOSE:

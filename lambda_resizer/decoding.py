@@ -6,11 +6,14 @@ factor first. What is left is one resample to the largest variant.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
+
 import numpy as np
 from PIL import Image
 
 from .colour import flatten
-from .formats import jpeg
+from .formats import bmp, jpeg, tiff
 from .resample import REDUCING_GAP, integer_reduce, resample_ycc
 
 _ORIENTATION_TAG = 0x0112
@@ -39,7 +42,7 @@ def exif_orientation(im: Image.Image) -> tuple[int, bool]:
 
 
 def decode_shrunk(
-    im: Image.Image, size: tuple[int, int], resample: Image.Resampling, *, keep_alpha: bool
+    im: Image.Image, size: tuple[int, int], resample: Image.Resampling, *, keep_alpha: bool, data: bytes = b""
 ) -> Image.Image:
     """Return the first frame decoded and resampled to ``size``.
 
@@ -49,20 +52,100 @@ def decode_shrunk(
     :param keep_alpha: keep transparency (WebP output); else flatten it onto white first.
         Compositing onto a flat background commutes with premultiplied resampling, so this
         gives the JPEG variants the same pixels as flattening each variant would.
+    :param data: the file's bytes, for formats decoded a band at a time (TIFF, BMP).
     :return: an image of exactly ``size``; mode YCbCr for colour without alpha, else one of
         L, LA, RGBA, CMYK, I, F.
     """
     box = jpeg.shrink_on_load(im, size) if im.format in ("JPEG", "MPO") else None
-    im.load()
-    im = resampleable(im, keep_alpha=keep_alpha)
+    factor = 0 if box is not None else reduce_factor(im.size, size)
+    if factor >= 2:
+        # Converted, flattened and box-reduced a band at a time: no full-size copy in another mode.
+        width, height = im.size
+        rows = band_rows(im, factor)
+        bands = band_decoder(im, data, rows) or _loaded_bands(im, rows)
+        im = reduce_bands(
+            bands, (width, height), factor, lambda band: resampleable(band, keep_alpha=keep_alpha)
+        )
+        box = (0, 0, width / factor, height / factor)
+    else:
+        im.load()
+        im = resampleable(im, keep_alpha=keep_alpha)
+        if im.mode == "RGB":
+            im, box = integer_reduce(im, size, box)
     if im.mode == "RGB":
-        im, box = integer_reduce(im, size, box)
         im = im.convert("YCbCr")
     if im.size == size and box in (None, (0, 0, *size)):
         return im
     if im.mode == "YCbCr":
         return resample_ycc(im, size, resample, box, REDUCING_GAP)
     return im.resize(size, resample, box=box, reducing_gap=REDUCING_GAP)
+
+
+#: Decoded bytes of one band (Pillow stores every pixel in 1 or 4 bytes): small next to the image.
+BAND_BYTES = 8 * 2**20
+
+
+def reduce_factor(source: tuple[int, int], size: tuple[int, int]) -> int:
+    """Return the integer box-reduction that leaves at least ``REDUCING_GAP`` for the final resample."""
+    return int(min(source[0] / size[0], source[1] / size[1]) / REDUCING_GAP)
+
+
+def band_unit(im: Image.Image) -> int:
+    """Return the rows a band's height must be a multiple of for this file (its strips or tiles)."""
+    return (tiff.band_unit(im) or 1) if im.format == "TIFF" else 1
+
+
+def band_rows(im: Image.Image, factor: int) -> int:
+    """Return the height of a band: about ``BAND_BYTES``, a multiple of ``factor`` and of the file's unit."""
+    step = math.lcm(factor, band_unit(im))
+    return max(1, BAND_BYTES // (4 * im.size[0] * step)) * step
+
+
+def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
+    """Return the bands straight from the file where its format allows (TIFF strips and tiles, BMP)."""
+    if not data:
+        return None
+    if im.format == "TIFF":
+        return tiff.bands(im, data, rows)
+    if im.format == "BMP":
+        return bmp.bands(im, data, rows)
+    return None
+
+
+def _loaded_bands(im: Image.Image, rows: int) -> Iterator[Image.Image]:
+    """Yield the decoded image as bands of ``rows`` rows (copies of one band at a time)."""
+    im.load()
+    for top in range(0, im.height, rows):
+        yield im.crop((0, top, im.width, min(im.height, top + rows)))
+
+
+def reduce_bands(
+    bands: Iterator[Image.Image],
+    size: tuple[int, int],
+    factor: int,
+    convert: Callable[[Image.Image], Image.Image],
+) -> Image.Image:
+    """Return the image the bands make up, each converted and box-reduced by ``factor``.
+
+    Every band but the last has a height that is a multiple of ``factor``, so the result is the
+    same as reducing the whole image.
+
+    :param bands: the image's bands, top to bottom.
+    :param size: the whole image's size.
+    :param factor: the box reduction (>= 2).
+    :param convert: mode conversion applied to each band before reducing it.
+    """
+    out: Image.Image | None = None
+    top = 0
+    for band in bands:
+        small = convert(band).reduce(factor)
+        if out is None:
+            out = Image.new(small.mode, (-(-size[0] // factor), -(-size[1] // factor)))
+        out.paste(small, (0, top // factor))
+        top += band.height
+    if out is None or top != size[1]:
+        raise OSError(f"image data ends early: {top} of {size[1]} rows decoded")
+    return out
 
 
 def resampleable(im: Image.Image, *, keep_alpha: bool) -> Image.Image:
