@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tests.imaging import tiled_tiff
+
 ASPECT = 4 / 3
 
 
@@ -80,7 +82,7 @@ KINDS: dict[str, tuple[str, Callable[[Image.Image], bytes]]] = {
     "png_grey16": ("png", lambda im: _save(_grey16(im), "PNG", compress_level=6)),
     "gif": ("gif", lambda im: _save(im.quantize(colors=256, dither=Image.Dither.NONE), "GIF")),
     "tiff_deflate": ("tif", lambda im: _save(im, "TIFF", compression="tiff_adobe_deflate")),
-    "tiff_tiled": ("tif", lambda im: _save(im, "TIFF", compression="tiff_lzw", tiled=True, tile_size=(256, 256))),
+    "tiff_tiled": ("tif", tiled_tiff),
     "tiff_raw": ("tif", lambda im: _save(im, "TIFF")),
     "bmp": ("bmp", lambda im: _save(im, "BMP")),
     "webp": ("webp", lambda im: _save(im, "WEBP", quality=80, method=0)),

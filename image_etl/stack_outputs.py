@@ -30,6 +30,9 @@ QUEUE_URL = "QueueUrl"
 DLQ_URL = "DlqUrl"
 REGION = "Region"
 RESIZE_FUNCTION = "ResizeFunctionName"
+LARGE_QUEUE_URL = "LargeQueueUrl"  # the large-image tier's queue, its DLQ and its function
+LARGE_DLQ_URL = "LargeDlqUrl"
+LARGE_RESIZE_FUNCTION = "LargeResizeFunctionName"
 # UploadApiStack
 API_URL = "ApiUrl"
 UPLOAD_API_FUNCTION = "UploadApiFunctionName"

@@ -53,7 +53,9 @@ def queue_attributes(queue: QueueShape, dlq_arn: str) -> dict[str, str]:
     return {
         "VisibilityTimeout": str(queue.visibility_timeout_s),
         "MessageRetentionPeriod": str(queue.retention_s),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}),
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
+        ),
     }
 
 
