@@ -238,7 +238,7 @@ class ImageProcessor:
         if estimate.peak_mb <= budget:
             return None
         tier, memory = config.tier, memory_mb
-        if config.large_queue_url and config.large_memory_mb:
+        if config.tier == "standard" and config.large_queue_url and config.large_memory_mb:
             large_budget = config.large_memory_mb - in_use - config.headroom_mb
             if estimate.peak_mb <= large_budget:
                 self.s3_event_to(config.large_queue_url, source)
