@@ -37,7 +37,7 @@ def photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
         x1, y1 = x0 + int(rng.uniform(0.02, 0.2) * width), y0 + int(rng.uniform(0.02, 0.2) * height)
         draw.ellipse((x0, y0, x1, y1), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
     # Fine texture: a tiled noise patch, so encoders see detail without a huge random array.
-    patch = rng.normal(0, 6, (256, 256)).astype(np.float32)
+    patch = rng.normal(0, 3, (256, 256)).astype(np.float32)
     row_of_patches = np.tile(patch, (4, -(-width // 256)))[:, :width, None]  # 1024 rows
     for top in range(0, height, 1024):
         bottom = min(height, top + 1024)

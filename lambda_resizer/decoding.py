@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .colour import flatten
-from .formats import bmp, jpeg, tiff
+from .formats import bmp, jpeg, tiff, webp
 from .resample import REDUCING_GAP, integer_reduce, resample_ycc
 
 _ORIENTATION_TAG = 0x0112
@@ -57,8 +57,11 @@ def decode_shrunk(
         L, LA, RGBA, CMYK, I, F.
     """
     box = jpeg.shrink_on_load(im, size) if im.format in ("JPEG", "MPO") else None
-    factor = 0 if box is not None else reduce_factor(im.size, size)
-    if factor >= 2:
+    factor = 0 if box is not None or im.format in ("JPEG", "MPO") else reduce_factor(im.size, size)
+    scaled = _webp_scaled(im, data, factor) if im.format == "WEBP" else None
+    if scaled is not None:
+        im, factor = resampleable(scaled, keep_alpha=keep_alpha), 0
+    elif factor >= 2:
         # Converted, flattened and box-reduced a band at a time: no full-size copy in another mode.
         width, height = im.size
         rows = band_rows(im, factor)
@@ -67,7 +70,7 @@ def decode_shrunk(
             bands, (width, height), factor, lambda band: resampleable(band, keep_alpha=keep_alpha)
         )
         box = (0, 0, width / factor, height / factor)
-    else:
+    if factor < 2 and scaled is None:
         im.load()
         im = resampleable(im, keep_alpha=keep_alpha)
         if im.mode == "RGB":
@@ -79,6 +82,15 @@ def decode_shrunk(
     if im.mode == "YCbCr":
         return resample_ycc(im, size, resample, box, REDUCING_GAP)
     return im.resize(size, resample, box=box, reducing_gap=REDUCING_GAP)
+
+
+def _webp_scaled(im: Image.Image, data: bytes, factor: int) -> Image.Image | None:
+    """Return a still WebP decoded by libwebp at 1/``factor`` of its size (full size below 2), or None."""
+    if not data or getattr(im, "n_frames", 1) != 1:
+        return None
+    width, height = im.size
+    size = (width // factor, height // factor) if factor >= 2 else (width, height)
+    return webp.decode_scaled(data, size, alpha=im.mode == "RGBA")
 
 
 #: Decoded bytes of one band (Pillow stores every pixel in 1 or 4 bytes): small next to the image.
