@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.imaging import tiled_tiff
 
 ASPECT = 4 / 3

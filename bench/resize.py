@@ -1,6 +1,7 @@
 """Benchmark the resize core against a naive Pillow baseline, on one core.
 
     .venv/bin/python bench/resize.py [--corpus DIR] [--large FILE] [--repeat N] [--json] [--profile] [--cpu N]
+    .venv/bin/python bench/resize.py --memory [--sizes 24,90] [--kinds jpeg,png_rgb,...]
 
 Measures, in one run: photos/s of the core and of the naive baseline (decode full size,
 exif_transpose, convert RGB, LANCZOS from the full image to every size, JPEG q85), the speedup,
@@ -11,6 +12,11 @@ When pyvips is installed (`make bench` installs the `bench` extra) it also times
 library the issue's 8x target is stated against, doing the same job the fastest way we found
 (shrink-on-load, Lanczos-3, each size from the previous one), so the target can be judged
 against what the best-known tool reaches on the same photos in the same run.
+
+``--memory`` prints, for every format and mode the core reads (synthetic photos made once by
+``bench/memory_files.py`` and cached in ``bench/.cache``), at each size, each in a fresh process:
+the estimate from the header alone, the measured peak (VmHWM), their ratio, the decoded 8-bit
+size at the decode scale and the peak's ratio to it, against the target 1.25 x decoded + 48 MB.
 Progress goes to stderr; the result to stdout.
 """
 
@@ -73,6 +79,68 @@ except OSError:
     hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(hwm, elapsed)
 """
+
+
+# One image in a fresh process: RSS after the imports (what the handler calls "in use"), the
+# estimate from the header, then the measured peak of reading the bytes and processing them.
+MEMORY_PROBE = """
+import json, sys, time
+from lambda_resizer.core import process_image
+from lambda_resizer.estimate import estimate_memory, read_header
+from lambda_resizer.recipe import DEFAULT_RECIPE
+def status(key):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key)) / 1024
+path = sys.argv[1]
+with open(path, "rb") as fp:
+    estimate = estimate_memory(read_header(fp), DEFAULT_RECIPE, source_bytes=fp.seek(0, 2))
+base = status("VmRSS:")
+data = open(path, "rb").read()
+start = time.perf_counter()
+process_image(data)
+print(json.dumps({"base_mb": base, "peak_mb": status("VmHWM:"), "estimate_mb": estimate.peak_mb,
+                  "decoded_mb": estimate.decoded_mb, "path": estimate.path, "scale": estimate.scale,
+                  "file_mb": len(data) / 2**20, "seconds": time.perf_counter() - start}))
+"""
+
+
+def memory_table(sizes: list[float], kinds: list[str], cache: Path) -> list[dict[str, object]]:
+    """Return one row per (kind, size): estimated and measured peak, and the decoded size."""
+    from memory_files import KINDS, make_file, size_for
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rows = []
+    for megapixels in sizes:
+        for kind in kinds or list(KINDS):
+            width, height = size_for(megapixels)
+            try:
+                path = make_file(kind, megapixels, cache)
+            except (OSError, ValueError, KeyError) as error:  # e.g. HEVC cannot encode 90 MP
+                log(f"{kind} {width}x{height}: cannot make the file ({error})")
+                continue
+            run = subprocess.run(
+                [sys.executable, "-c", MEMORY_PROBE, str(path)], capture_output=True, text=True, env=env
+            )
+            if run.returncode:
+                log(f"{kind} {width}x{height}: failed: {run.stderr.strip().splitlines()[-1:]}")
+                continue
+            row = json.loads(run.stdout)
+            measured = row["peak_mb"] - row["base_mb"]
+            row.update(
+                kind=kind,
+                megapixels=round(width * height / 1e6, 1),
+                estimated_peak_mb=round(row["base_mb"] + row["estimate_mb"], 1),
+                ratio=round((row["base_mb"] + row["estimate_mb"]) / row["peak_mb"], 3),
+                above_base_ratio=round(row["estimate_mb"] / measured, 3) if measured > 0 else None,
+                target_mb=round(1.25 * row["decoded_mb"] + 48, 1),
+                peak_to_decoded=round(row["peak_mb"] / row["decoded_mb"], 2),
+            )
+            log(
+                f"{kind:18} {row['megapixels']:5} MP  estimate {row['estimated_peak_mb']:7.1f}  "
+                f"peak {row['peak_mb']:7.1f} MB (x{row['ratio']})  decoded {row['decoded_mb']:6.1f}  "
+                f"target {row['target_mb']:6.1f}  file {row['file_mb']:5.1f} MB  {row['path']}"
+            )
+            rows.append(row)
+    return rows
 
 
 def log(message: str) -> None:
@@ -255,7 +323,18 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one core pass")
     parser.add_argument("--cpu", type=int, help="CPU to pin to (default: the first this process may use)")
     parser.add_argument("--no-libvips", action="store_true", help="skip the libvips reference")
+    parser.add_argument("--memory", action="store_true", help="the memory table (see above) instead")
+    parser.add_argument("--sizes", default="24,90", help="megapixels for --memory")
+    parser.add_argument("--kinds", default="", help="file kinds for --memory (default: all)")
     args = parser.parse_args()
+    if args.memory:
+        rows = memory_table(
+            [float(s) for s in args.sizes.split(",")],
+            [k for k in args.kinds.split(",") if k],
+            ROOT / "bench" / ".cache",
+        )
+        print(json.dumps(rows) if args.json else "\n".join(json.dumps(row) for row in rows))
+        return
 
     cpu = pin_one_core(args.cpu)
     corpus = args.corpus if args.corpus.is_absolute() else (ROOT / args.corpus)

@@ -109,8 +109,13 @@ def band_unit(im: Image.Image) -> int:
 
 def band_rows(im: Image.Image, factor: int) -> int:
     """Return the height of a band: about ``BAND_BYTES``, a multiple of ``factor`` and of the file's unit."""
-    step = math.lcm(factor, band_unit(im))
-    return max(1, BAND_BYTES // (4 * im.size[0] * step)) * step
+    return band_rows_for(im.size[0], factor, band_unit(im))
+
+
+def band_rows_for(width: int, factor: int, unit: int) -> int:
+    """Return the band height for an image ``width`` wide, reduced by ``factor``, strips of ``unit`` rows."""
+    step = math.lcm(factor, unit)
+    return max(1, BAND_BYTES // (4 * width * step)) * step
 
 
 def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:

@@ -41,6 +41,7 @@ class Header:
     banded: bool = False  # decodable a band at a time: striped or tiled TIFF, uncompressed BMP
     lossless: bool = False  # WebP: VP8L keeps the whole image as 32-bit ARGB while decoding
     samples: float = 3.0  # JPEG: samples per pixel over all components (1.5 for 4:2:0 colour)
+    unit: int = 1  # banded TIFF: rows of one strip or row of tiles (a band is a multiple of it)
 
     @property
     def pixels(self) -> int:
@@ -72,30 +73,35 @@ class Model:
     per_pixel: float  # bytes per pixel of the frame as decoded (at the decode scale)
     fixed_mb: float  # the format's library loaded, its buffers, Python objects
     source_copies: float = 1.0  # copies of the file bytes held at the peak (the caller's included)
+    band_copies: int = 2  # banded paths: a band as cropped or decoded, and converted
 
 
 #: Measured with `bench/resize.py --memory` (see the module docstring); bytes per pixel are of the
 #: frame at the decode scale: for JPEG, the DCT-scaled image; for banded paths, 0 (only bands and
 #: the reduced image are ever resident, counted apart).
 MODELS: dict[str, Model] = {
-    "jpeg": Model(per_pixel=5.0, fixed_mb=6.0),
-    "jpeg_progressive": Model(per_pixel=5.0, fixed_mb=6.0),  # plus 2 bytes per DCT coefficient
-    "png": Model(per_pixel=1.0, fixed_mb=6.0),  # times Pillow's bytes per pixel of the mode
-    "gif": Model(per_pixel=1.0, fixed_mb=6.0),
-    "tiff": Model(per_pixel=1.0, fixed_mb=10.0),
-    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0),
-    "bmp": Model(per_pixel=1.0, fixed_mb=6.0),
-    "bmp_bands": Model(per_pixel=0.0, fixed_mb=6.0),
-    "webp": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),
+    "jpeg": Model(per_pixel=5.0, fixed_mb=3.0),
+    "jpeg_progressive": Model(per_pixel=5.0, fixed_mb=3.0),  # plus 2 bytes per DCT coefficient
+    "png": Model(per_pixel=1.0, fixed_mb=2.0),  # times Pillow's bytes per pixel of the mode
+    "gif": Model(per_pixel=1.0, fixed_mb=2.0),
+    "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
+    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=3),  # + the band's own small file
+    "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
+    "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
+    # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
+    # 1 byte a pixel), lossless one 32-bit ARGB plane; the source is copied twice by Pillow's open.
+    "webp": Model(per_pixel=0.0, fixed_mb=12.0, source_copies=3.0),
+    "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, source_copies=3.0),
+    "webp_lossless": Model(per_pixel=3.5, fixed_mb=0.0, source_copies=3.0),
+    "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
     "heif": Model(per_pixel=9.0, fixed_mb=16.0, source_copies=2.0),
-    "avif": Model(per_pixel=12.0, fixed_mb=12.0, source_copies=2.0),
+    "avif": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),  # libavif + dav1d buffers
 }
 #: Bytes Pillow stores per pixel in each mode (RGB and YCbCr are padded to 4).
 _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "PA": 4}
 #: The variants being made (YCbCr or RGBA at the largest size, split planes, encoders): bytes per
 #: pixel of the largest variant.
-_WORKING_PER_PIXEL = 16
-_BAND_COPIES = 3  # a band as decoded, converted, and being reduced
+_WORKING_PER_PIXEL = 8
 
 
 def read_header(fp: BinaryIO) -> Header:
@@ -135,7 +141,8 @@ def read_header(fp: BinaryIO) -> Header:
         )  # fmt: skip
     if fmt == "TIFF":
         bits = max(im.tag_v2.get(258, (8,)) or (8,))
-        return Header(fmt, im.mode, width, height, bits=int(bits), banded=tiff.band_unit(im) is not None)
+        unit = tiff.band_unit(im)
+        return Header(fmt, im.mode, width, height, bits=int(bits), banded=unit is not None, unit=unit or 1)
     if fmt == "BMP":
         banded = len(im.tile) == 1 and im.tile[0].codec_name == "raw"
         return Header(fmt, im.mode, width, height, banded=banded)
@@ -164,9 +171,15 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         if header.progressive:  # libjpeg keeps every DCT coefficient (2 bytes) of every scan
             decode += 2 * header.pixels * header.samples
     elif header.format == "WEBP":
-        path = "webp"
+        factor = decoding.reduce_factor((header.width, header.height), largest)
+        if header.frames > 1:
+            path = "webp_animated"
+        else:
+            path = "webp_lossless" if header.lossless else "webp_alpha" if header.mode == "RGBA" else "webp"
         model = MODELS[path]
         decode = header.pixels * model.per_pixel
+        if header.frames == 1:  # the scaled output, then converted for resampling
+            decode += 2 * 4 * header.pixels / max(1, factor) ** 2
     elif header.format in ("HEIF", "AVIF"):
         path = header.format.lower()
         model = MODELS[path]
@@ -179,7 +192,8 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         stored = _STORED_BYTES.get(header.mode, 4)
         decode = 0.0 if banded else header.pixels * stored * model.per_pixel
         if factor >= 2:
-            decode += _BAND_COPIES * decoding.BAND_BYTES + header.pixels / factor**2 * 4
+            rows = decoding.band_rows_for(header.width, factor, header.unit if banded else 1)
+            decode += model.band_copies * rows * header.width * 4 + header.pixels / factor**2 * 4
         else:
             decode += header.pixels * 4  # converted at full size: the image is barely larger
     peak = source_bytes * model.source_copies + decode + working + model.fixed_mb * _MB
