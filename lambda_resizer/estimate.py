@@ -85,7 +85,7 @@ MODELS: dict[str, Model] = {
     "png": Model(per_pixel=1.0, fixed_mb=2.0),  # times Pillow's bytes per pixel of the mode
     "gif": Model(per_pixel=1.0, fixed_mb=2.0),
     "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
-    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=3),  # + the band's own small file
+    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=4),  # + the band's own small file
     "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
     "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
     # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
@@ -94,7 +94,7 @@ MODELS: dict[str, Model] = {
     "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, source_copies=3.0),
     "webp_lossless": Model(per_pixel=3.5, fixed_mb=0.0, source_copies=3.0),
     "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
-    "heif": Model(per_pixel=9.0, fixed_mb=16.0, source_copies=2.0),
+    "heif": Model(per_pixel=7.5, fixed_mb=16.0, source_copies=2.0),  # libheif planes + RGB
     "avif": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),  # libavif + dav1d buffers
 }
 #: Bytes Pillow stores per pixel in each mode (RGB and YCbCr are padded to 4).
