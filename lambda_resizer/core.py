@@ -24,9 +24,9 @@ import hashlib
 from PIL import Image
 
 from .colour import to_rgb, to_working
-from .decoding import TRANSPOSE, decode_shrunk, exif_orientation
+from .decoding import TRANSPOSE, decode_shrunk, exif_orientation, png_banded
 from .encoding import encode
-from .formats import tiff
+from .formats import png, tiff
 from .phash import phash
 from .quality import blur_score, brightness
 from .recipe import (
@@ -108,7 +108,10 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
     else:
         frame_count = 1 if im.format == "MPO" else int(getattr(im, "n_frames", 1))
     if im.format == "PNG":
-        im.load()  # a PNG's EXIF may come after its pixels
+        if png_banded(im) and not png.metadata_after_pixels(data):
+            im.info.setdefault("exif", b"")  # none after the pixels either: no decode to look for it
+        else:
+            im.load()  # a PNG's EXIF may come after its pixels, and Pillow reads it only by decoding
     orientation, applied_by_decoder = exif_orientation(im)
     icc = im.info.get("icc_profile") or None
     swap = orientation in (5, 6, 7, 8) and not applied_by_decoder

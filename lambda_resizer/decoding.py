@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .colour import flatten
-from .formats import bmp, jpeg, tiff, webp
+from .formats import bmp, jpeg, png, tiff, webp
 from .resample import REDUCING_GAP, integer_reduce, resample_ycc
 
 _ORIENTATION_TAG = 0x0112
@@ -126,7 +126,20 @@ def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Imag
         return tiff.bands(im, data, rows)
     if im.format == "BMP":
         return bmp.bands(im, data, rows)
+    if im.format == "PNG" and png_banded(im):  # not when loaded already: its tile is gone
+        return png.bands(im, data, rows)
     return None
+
+
+#: PNGs whose decoded image would be over this are decoded a band at a time; smaller ones whole
+#: (faster: one inflate instead of two).
+PNG_BAND_BYTES = 48 * 2**20
+
+
+def png_banded(im: Image.Image) -> bool:
+    """Return whether this PNG is large enough to be decoded a band at a time."""
+    stored = {"L": 1, "P": 1, "I;16": 2}.get(im.mode, 4)
+    return im.size[0] * im.size[1] * stored > PNG_BAND_BYTES
 
 
 def _loaded_bands(im: Image.Image, rows: int) -> Iterator[Image.Image]:

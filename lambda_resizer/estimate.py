@@ -20,7 +20,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from . import decoding
-from .formats import jpeg, tiff
+from .formats import jpeg, png, tiff
 from .recipe import Recipe, fit
 from .sniffing import load_plugin, sniff
 
@@ -83,6 +83,8 @@ MODELS: dict[str, Model] = {
     "jpeg": Model(per_pixel=5.0, fixed_mb=3.0),
     "jpeg_progressive": Model(per_pixel=5.0, fixed_mb=3.0),  # plus 2 bytes per DCT coefficient
     "png": Model(per_pixel=1.0, fixed_mb=2.0),  # times Pillow's bytes per pixel of the mode
+    # a band mapped, inflated, re-wrapped as stored blocks, converted; the map's pages released
+    "png_bands": Model(per_pixel=0.0, fixed_mb=4.0),
     "gif": Model(per_pixel=1.0, fixed_mb=2.0),
     "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
     "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=4),  # + the band's own small file
@@ -102,6 +104,7 @@ _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA"
 #: The variants being made (YCbCr or RGBA at the largest size, split planes, encoders): bytes per
 #: pixel of the largest variant.
 _WORKING_PER_PIXEL = 8
+_PNG_SAMPLE_BYTES = {"L": 1, "P": 1, "I;16": 1, "RGB": 3, "RGBA": 4}  # per 8 bits of depth
 
 
 def read_header(fp: BinaryIO) -> Header:
@@ -133,12 +136,13 @@ def read_header(fp: BinaryIO) -> Header:
         progressive = bool(im.info.get("progressive") or im.info.get("progression"))
         return Header(fmt, im.mode, width, height, progressive=progressive, samples=samples)
     if fmt == "PNG":
-        rawmode = im.tile[0].args[0] if im.tile else ""
+        rawmode = im.tile[0].args if im.tile else ""
         bits = 16 if "16" in str(rawmode) else 8
+        frames, interlaced = int(getattr(im, "n_frames", 1)), bool(im.info.get("interlace"))
+        banded = frames == 1 and not interlaced and im.mode in png.MAPPED and decoding.png_banded(im)
         return Header(
-            fmt, im.mode, width, height, bits=bits, frames=int(getattr(im, "n_frames", 1)),
-            progressive=bool(im.info.get("interlace")),
-        )  # fmt: skip
+            fmt, im.mode, width, height, bits=bits, frames=frames, progressive=interlaced, banded=banded
+        )
     if fmt == "TIFF":
         bits = max(im.tag_v2.get(258, (8,)) or (8,))
         unit = tiff.band_unit(im)
@@ -193,7 +197,11 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         decode = 0.0 if banded else header.pixels * stored * model.per_pixel
         if factor >= 2:
             rows = decoding.band_rows_for(header.width, factor, header.unit if banded else 1)
-            decode += model.band_copies * rows * header.width * 4 + header.pixels / factor**2 * 4
+            if path == "png_bands":  # the mapped band, its inflated and stored-block copies, converted
+                per_row_pixel = stored + 2 * _PNG_SAMPLE_BYTES.get(header.mode, 4) * header.bits // 8 + 8
+            else:
+                per_row_pixel = model.band_copies * 4
+            decode += per_row_pixel * rows * header.width + header.pixels / factor**2 * 4
         else:
             decode += header.pixels * 4  # converted at full size: the image is barely larger
     peak = source_bytes * model.source_copies + decode + working + model.fixed_mb * _MB
