@@ -188,11 +188,13 @@ def reference(data: bytes) -> list[bytes]:
     return [jpeg(img.resize(fit(img.width, img.height, edge), Image.Resampling.LANCZOS)) for edge in EDGES]
 
 
-def libvips_variants(data: bytes) -> list[bytes]:
+def libvips_variants(data: bytes, *, webp: bool = False) -> list[bytes]:
     """Return the variants made by libvips: the reference point for the speed target.
 
     JPEGs load shrunk by the largest of 1/2, 1/4, 1/8 that still covers 1024 px (libvips has no
-    3/8); ICC to sRGB at 1024 px, like the core; Lanczos-3 from each size to the next; q85.
+    3/8), WebPs scaled by libwebp by the core's integer factor; ICC to sRGB at 1024 px, like the
+    core; Lanczos-3 from each size to the next; q85. With ``webp`` each size is also saved as
+    WebP q80 at the core's effort for that size (`encoding.webp_method`).
     """
     import pyvips
 
@@ -200,10 +202,14 @@ def libvips_variants(data: bytes) -> list[bytes]:
     orientation = head.get("orientation") if head.get_typeof("orientation") else 1
     width, height = (head.height, head.width) if orientation in (5, 6, 7, 8) else (head.width, head.height)
     access = "sequential" if orientation == 1 else "random"  # autorot reads out of order
-    if head.get("vips-loader").startswith(("jpegload", "uhdrload")):  # uhdr: skip the gain map
-        target = fit(width, height, EDGES[0])
+    loader = head.get("vips-loader")
+    target = fit(width, height, EDGES[0])
+    if loader.startswith(("jpegload", "uhdrload")):  # uhdr: skip the gain map
         shrink = next((s for s in (8, 4, 2) if width // s >= target[0] and height // s >= target[1]), 1)
         image = pyvips.Image.jpegload_buffer(data, access=access, shrink=shrink)
+    elif loader.startswith("webpload"):
+        factor = max(1, int(min(width / target[0], height / target[1])))
+        image = pyvips.Image.webpload_buffer(data, access=access, scale=1 / factor)
     else:
         image = pyvips.Image.new_from_buffer(data, "", access=access)
     has_icc = bool(image.get_typeof("icc-profile-data"))
@@ -220,7 +226,52 @@ def libvips_variants(data: bytes) -> list[bytes]:
             image = image.icc_transform("srgb", embedded=True, intent="perceptual")
         image = (image if image.format == "uchar" else image.cast("uchar")).copy_memory()
         variants.append(image.jpegsave_buffer(Q=85, keep="none"))
+        if webp:
+            method = 0 if size[0] * size[1] > 400_000 else 2 if size[0] * size[1] > 100_000 else 4
+            image.webpsave_buffer(Q=80, effort=method, keep="none")
     return variants
+
+
+def unseen_photos(corpus: list[Path], out: Path, count: int = 16, seed: int = 12) -> list[Path]:
+    """Return photos the core was never tuned on, made once from the corpus and cached in ``out``.
+
+    Each is a random crop (55-100% of each side) of a corpus photo, rescaled to 1.5-24 MP, stored
+    rotated with the EXIF orientation that undoes it (1, 6 or 8), and written as baseline or
+    progressive JPEG (q 80-95, 4:2:0 or 4:4:4), WebP (q 75-90) or PNG.
+    """
+    import random
+
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for index in range(count):
+        source = Image.open(rng.choice(corpus))
+        source = ImageOps.exif_transpose(source).convert("RGB")
+        w, h = source.size
+        cw, ch = int(w * rng.uniform(0.55, 1)), int(h * rng.uniform(0.55, 1))
+        x, y = rng.randrange(w - cw + 1), rng.randrange(h - ch + 1)
+        crop = source.crop((x, y, x + cw, y + ch))
+        scale = (rng.uniform(1.5, 24) * 1e6 / (cw * ch)) ** 0.5
+        photo = crop.resize((max(64, int(cw * scale)), max(64, int(ch * scale))), Image.Resampling.LANCZOS)
+        orientation = rng.choice((1, 1, 6, 8))
+        stored = {1: photo, 6: photo.transpose(Image.Transpose.ROTATE_90),
+                  8: photo.transpose(Image.Transpose.ROTATE_270)}[orientation]  # fmt: skip
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kind = rng.choice(("jpeg", "jpeg", "jpeg", "jpeg_progressive", "webp", "webp", "png"))
+        path = out / f"unseen_{index:02d}_{stored.width}x{stored.height}.{kind.split('_')[0]}"
+        quality, subsampling = rng.randrange(75, 96), rng.choice((0, 2))  # drawn always: same sequence
+        if not path.exists():
+            if kind.startswith("jpeg"):
+                progressive = kind.endswith("progressive")
+                params = {"progressive": progressive, "subsampling": subsampling}
+                stored.save(path, "JPEG", quality=quality, exif=exif.tobytes(), **params)
+            elif kind == "webp":
+                stored.save(path, "WEBP", quality=quality, exif=exif.tobytes())
+            else:
+                stored.save(path, "PNG", exif=exif.tobytes())
+        made.append(path)
+    return made
 
 
 def pyvips_version(part: int) -> int:
@@ -324,6 +375,9 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, help="CPU to pin to (default: the first this process may use)")
     parser.add_argument("--no-libvips", action="store_true", help="skip the libvips reference")
     parser.add_argument("--memory", action="store_true", help="the memory table (see above) instead")
+    parser.add_argument(
+        "--unseen", action="store_true", help="time photos made from the corpus (unseen_photos) instead"
+    )
     parser.add_argument("--sizes", default="24,90", help="megapixels for --memory")
     parser.add_argument("--kinds", default="", help="file kinds for --memory (default: all)")
     args = parser.parse_args()
@@ -342,6 +396,9 @@ def main() -> None:
     files = sorted(p for p in corpus.resolve().iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise SystemExit(f"no photos in {corpus}")
+    if args.unseen:
+        files = unseen_photos(files, ROOT / "bench" / ".cache" / "unseen")
+        corpus = files[0].parent
     photos = [p.read_bytes() for p in files]
     log(f"{len(photos)} photos from {corpus.resolve()}, pinned to cpu {cpu}")
 
@@ -354,6 +411,7 @@ def main() -> None:
     libvips = not args.no_libvips and load_libvips()
     if libvips:
         pipelines["libvips"] = libvips_variants
+        pipelines["libvips_webp"] = lambda data: libvips_variants(data, webp=True)
     else:
         log("pyvips not installed (pip install 'pyvips[binary]'): no libvips reference")
     log("warm-up pass (also the outputs compared for PSNR)")
@@ -389,6 +447,8 @@ def main() -> None:
         **(
             {
                 "libvips_photos_per_s": round(len(photos) / best["libvips"], 2),
+                "core_rate_vs_libvips": round(best["libvips"] / best["core"], 3),
+                "core_webp_rate_vs_libvips_webp": round(best["libvips_webp"] / best["core_webp"], 3),
                 "libvips_speedup_vs_naive": round(best["naive"] / best["libvips"], 2),
                 "libvips_psnr_pooled_db": round(pooled_psnr(vips_outputs, refs)[0], 2),
                 "libvips_version": ".".join(str(pyvips_version(i)) for i in range(3)),
@@ -426,6 +486,10 @@ def main() -> None:
             print(
                 f"libvips {r['libvips_version']}       {r['libvips_photos_per_s']} photos/s, "
                 f"{r['libvips_speedup_vs_naive']}x naive, PSNR {r['libvips_psnr_pooled_db']} dB (reference)"
+            )
+            print(
+                f"core / libvips rate  {r['core_rate_vs_libvips']} (JPEG), "
+                f"{r['core_webp_rate_vs_libvips_webp']} (JPEG + WebP)"
             )
     if args.profile:
         print(profile_core(photos, 25))

@@ -131,9 +131,9 @@ def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Imag
     return None
 
 
-#: PNGs whose decoded image would be over this are decoded a band at a time; smaller ones whole
-#: (faster: one inflate instead of two).
-PNG_BAND_BYTES = 48 * 2**20
+#: PNGs whose decoded image would be over this are decoded a band at a time. With ISA-L that is
+#: every PNG (its inflate more than pays for handing Pillow the rows); without it, only large ones.
+PNG_BAND_BYTES = 0 if png.FAST_INFLATE else 48 * 2**20
 
 
 def png_banded(im: Image.Image) -> bool:

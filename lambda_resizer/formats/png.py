@@ -1,22 +1,30 @@
 """PNG: non-interlaced images decoded a band of rows at a time, behind which memory is released.
 
 A PNG is one zlib stream over all rows, and each row's filter refers to the row above, so Pillow
-decodes it in one go into a full-size image. Here the stream is inflated by Python's zlib a band
-at a time and handed to Pillow's own PNG decoder (unfiltering, every bit depth and colour type)
-as *stored* deflate blocks, so exactly the rows fed come out. The decoder writes into an
-anonymous memory map viewed as the image; once a band has been converted and reduced, its pages
-are given back to the kernel (``MADV_DONTNEED``). Interlaced and animated files, and modes
-Pillow cannot write into mapped memory, return None: they are decoded whole.
+decodes it in one go into a full-size image. Here the stream is inflated a band at a time (by
+ISA-L, about twice as fast as the zlib Pillow uses) and handed to Pillow's own PNG decoder
+(unfiltering, every bit depth and colour type) as *stored* deflate blocks, so exactly the rows
+fed come out. The decoder writes into an anonymous memory map viewed as the image; once a band
+has been converted and reduced, its pages are given back to the kernel (``MADV_DONTNEED``).
+Interlaced and animated files, and modes Pillow cannot write into mapped memory, return None:
+they are decoded whole.
 """
 
 from __future__ import annotations
 
 import mmap
 import struct
-import zlib
 from collections.abc import Iterator
 
 from PIL import Image
+
+try:  # ISA-L's inflate reads the same streams about twice as fast as zlib's
+    from isal import isal_zlib as zlib
+except ImportError:  # pragma: no cover - isal is a dependency; stdlib zlib is the fallback
+    import zlib  # type: ignore[no-redef]
+
+#: Whether inflating here is faster than Pillow's own (zlib) decode: then every PNG is banded.
+FAST_INFLATE = zlib.__name__ != "zlib"
 
 #: Pillow mode of the decoded file -> (mode of the mapped image, how a band is handed on).
 MAPPED = {"L": "L", "P": "P", "RGB": "RGBX", "RGBA": "RGBA", "I;16": "I;16"}

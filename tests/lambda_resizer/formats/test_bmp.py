@@ -7,10 +7,17 @@ import io
 import pytest
 from PIL import Image
 
+from lambda_resizer import decoding
 from lambda_resizer.core import Recipe, process_image
 from lambda_resizer.formats import bmp
 from tests.lambda_resizer.formats.test_tiff import psnr, variants_decoded_whole
 from tests.lambda_resizer.images import encode, photo
+
+
+@pytest.fixture(autouse=True)
+def many_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of 64 KiB, so these small test images are decoded in many bands."""
+    monkeypatch.setattr(decoding, "BAND_BYTES", 64 * 1024)
 
 
 def top_down(data: bytes) -> bytes:
@@ -24,7 +31,7 @@ def top_down(data: bytes) -> bytes:
 
 
 def bmp_sources() -> dict[str, bytes]:
-    image = photo(1500, 1100, seed=6)
+    image = photo(900, 660, seed=6)
     bottom_up = encode(image, "BMP")
     return {
         "24-bit bottom-up": bottom_up,

@@ -22,8 +22,14 @@ def small_images_banded_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(decoding, "PNG_BAND_BYTES", 1)
 
 
+@pytest.fixture(autouse=True)
+def many_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of 64 KiB, so these small test images are decoded in many bands."""
+    monkeypatch.setattr(decoding, "BAND_BYTES", 64 * 1024)
+
+
 def png_sources() -> dict[str, bytes]:
-    image = photo(1500, 1100, seed=7)
+    image = photo(900, 660, seed=7)
     rgba = image.convert("RGBA")
     rgba.putalpha(Image.linear_gradient("L").resize(image.size))
     keyed = image.quantize(200)

@@ -42,6 +42,12 @@ def test_tiff_pages_are_counted_in_one_walk(data, pages):
     assert result.info.frame_count == pages and result.info.format == "TIFF"
 
 
+@pytest.fixture(autouse=True)
+def many_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of 64 KiB, so these small test images are decoded in many bands."""
+    monkeypatch.setattr(decoding, "BAND_BYTES", 64 * 1024)
+
+
 def psnr(a: bytes, b: bytes) -> float:
     x = np.asarray(decode(a).convert("RGB"), dtype=np.float64)
     y = np.asarray(decode(b).convert("RGB"), dtype=np.float64)
@@ -58,7 +64,7 @@ def variants_decoded_whole(data: bytes, monkeypatch: pytest.MonkeyPatch, recipe:
 
 
 def banded_tiff_sources() -> dict[str, bytes]:
-    image = photo(1500, 1100, seed=5)
+    image = photo(900, 660, seed=5)
     rgba = image.convert("RGBA")
     rgba.putalpha(Image.linear_gradient("L").resize(image.size))
     return {
