@@ -94,10 +94,12 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
                 raw = [pending]
                 have = len(pending)
                 while have < wanted:
+                    # Input left over from the last call, else the next IDAT, else nothing: the
+                    # inflater may still hold output when its input is used up.
                     chunk = inflater.unconsumed_tail or next(idat, b"")
-                    if not chunk:
-                        break
                     out = inflater.decompress(chunk, wanted - have)
+                    if not out and not chunk:
+                        break
                     raw.append(out)
                     have += len(out)
                 joined = b"".join(raw)
