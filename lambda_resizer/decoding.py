@@ -127,8 +127,20 @@ def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Imag
     if im.format == "BMP":
         return bmp.bands(im, data, rows)
     if im.format == "PNG" and png_banded(im):  # not when loaded already: its tile is gone
+        if png_whole(im):
+            return png.whole_bands(im, data, rows) or png.bands(im, data, rows)
         return png.bands(im, data, rows)
     return None
+
+
+#: PNGs up to this many pixels that libspng reads like Pillow are decoded whole by it (fastest);
+#: larger ones a band at a time (least memory).
+PNG_WHOLE_PIXELS = 16_000_000
+
+
+def png_whole(im: Image.Image) -> bool:
+    """Return whether this PNG is small enough to be decoded whole by libspng."""
+    return im.size[0] * im.size[1] <= PNG_WHOLE_PIXELS
 
 
 #: PNGs whose decoded image would be over this are decoded a band at a time. With ISA-L that is

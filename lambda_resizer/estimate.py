@@ -42,6 +42,7 @@ class Header:
     lossless: bool = False  # WebP: VP8L keeps the whole image as 32-bit ARGB while decoding
     samples: float = 3.0  # JPEG: samples per pixel over all components (1.5 for 4:2:0 colour)
     unit: int = 1  # banded TIFF: rows of one strip or row of tiles (a band is a multiple of it)
+    whole: bool = False  # PNG: decoded whole by libspng (moderate sizes), then handed on in bands
 
     @property
     def pixels(self) -> int:
@@ -85,6 +86,7 @@ MODELS: dict[str, Model] = {
     "png": Model(per_pixel=1.0, fixed_mb=2.0),  # times Pillow's bytes per pixel of the mode
     # a band mapped, inflated, re-wrapped as stored blocks, converted; the map's pages released
     "png_bands": Model(per_pixel=0.0, fixed_mb=4.0),
+    "png_whole": Model(per_pixel=1.0, fixed_mb=4.0),  # libspng's whole array, then bands of it
     "gif": Model(per_pixel=1.0, fixed_mb=2.0),
     "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
     "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=4),  # + the band's own small file
@@ -140,9 +142,12 @@ def read_header(fp: BinaryIO) -> Header:
         bits = 16 if "16" in str(rawmode) else 8
         frames, interlaced = int(getattr(im, "n_frames", 1)), bool(im.info.get("interlace"))
         banded = frames == 1 and not interlaced and im.mode in png.MAPPED and decoding.png_banded(im)
+        keyed = "transparency" in im.info
+        whole = decoding.png_whole(im) and png.spng_usable(im.mode, rawmode, keyed=keyed, frames=frames)
         return Header(
-            fmt, im.mode, width, height, bits=bits, frames=frames, progressive=interlaced, banded=banded
-        )
+            fmt, im.mode, width, height, bits=bits, frames=frames, progressive=interlaced,
+            banded=banded or whole, whole=whole,
+        )  # fmt: skip
     if fmt == "TIFF":
         bits = max(im.tag_v2.get(258, (8,)) or (8,))
         unit = tiff.band_unit(im)
@@ -191,10 +196,12 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
     else:
         factor = decoding.reduce_factor((header.width, header.height), largest)
         banded = header.banded and factor >= 2
-        path = header.format.lower() + ("_bands" if banded else "")
+        path = header.format.lower() + ("_whole" if banded and header.whole else "_bands" if banded else "")
         model = MODELS.get(path, MODELS["png"])
         stored = _STORED_BYTES.get(header.mode, 4)
         decode = 0.0 if banded else header.pixels * stored * model.per_pixel
+        if path == "png_whole":  # libspng's array: 8-bit samples, palettes expanded to RGB
+            decode = header.pixels * {"L": 1, "RGBA": 4}.get(header.mode, 3) * model.per_pixel
         if factor >= 2:
             rows = decoding.band_rows_for(header.width, factor, header.unit if banded else 1)
             if path == "png_bands":  # the mapped band, its inflated and stored-block copies, converted
