@@ -17,9 +17,12 @@ from tests.lambda_resizer.images import encode, photo, png_bytes, reject
 RECIPE = Recipe(sizes=(("a", 300), ("b", 120)))
 
 
-@pytest.fixture(autouse=True)
-def small_images_banded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, params=["streamed", "libspng"])
+def small_images_banded_too(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every PNG through each band decoder: streamed (the large-image path) and libspng's."""
     monkeypatch.setattr(decoding, "PNG_BAND_BYTES", 1)
+    if request.param == "streamed":
+        monkeypatch.setattr(decoding, "PNG_WHOLE_PIXELS", 0)
 
 
 @pytest.fixture(autouse=True)
