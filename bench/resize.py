@@ -143,6 +143,23 @@ def memory_table(sizes: list[float], kinds: list[str], cache: Path) -> list[dict
     return rows
 
 
+def lambda_environment() -> dict[str, str]:
+    """Return the Pillow allocator settings the resize function runs with (its environment)."""
+    from image_etl.resources import LOCAL
+
+    function = LOCAL.function
+    return {
+        "PILLOW_BLOCKS_MAX": str(function.pillow_blocks_max),
+        "PILLOW_BLOCK_SIZE": function.pillow_block_size,
+    }
+
+
+def use_lambda_allocator() -> None:
+    """Give this process (every pipeline in it, Pillow's and libvips' alike) the function's settings."""
+    os.environ.update(lambda_environment())
+    Image._apply_env_variables()
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -337,7 +354,7 @@ def pooled_psnr(ours: list[list[bytes]], theirs: list[list[bytes]]) -> tuple[flo
 
 def peak_rss(large: Path) -> dict[str, float]:
     """Return peak RSS (MB) of a fresh process that processes ``large``, and of one that only imports."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **lambda_environment(), "PYTHONPATH": str(ROOT)}
     result = {}
     for mode in ("import", "process"):
         out = subprocess.run(
@@ -391,6 +408,7 @@ def main() -> None:
         return
 
     cpu = pin_one_core(args.cpu)
+    use_lambda_allocator()
     corpus = args.corpus if args.corpus.is_absolute() else (ROOT / args.corpus)
     large = args.large if args.large.is_absolute() else (ROOT / args.large)
     files = sorted(p for p in corpus.resolve().iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
