@@ -231,18 +231,24 @@ def libvips_variants(data: bytes, *, webp: bool = False) -> list[bytes]:
         image = pyvips.Image.new_from_buffer(data, "", access=access)
     has_icc = bool(image.get_typeof("icc-profile-data"))
     image = image.autorot()
-    if image.hasalpha():
+    # Like the core: alpha is flattened first for JPEG only; with WebP it is kept (premultiplied
+    # resampling) and each JPEG variant is flattened on its own.
+    keep_alpha = webp and image.hasalpha()
+    if image.hasalpha() and not keep_alpha:
         image = image.flatten(background=[255, 255, 255])
-    if image.bands == 1:
+    if image.bands in (1, 2):
         image = image.colourspace("srgb")
     variants = []
     for edge in EDGES:
         size = fit(width, height, edge)
-        image = image.resize(size[0] / image.width, vscale=size[1] / image.height, kernel="lanczos3")
+        scale = {"scale": size[0] / image.width, "vscale": size[1] / image.height, "kernel": "lanczos3"}
+        image = (image.premultiply() if keep_alpha else image).resize(**scale)
+        image = image.unpremultiply() if keep_alpha else image
         if has_icc and edge == EDGES[0]:
             image = image.icc_transform("srgb", embedded=True, intent="perceptual")
         image = (image if image.format == "uchar" else image.cast("uchar")).copy_memory()
-        variants.append(image.jpegsave_buffer(Q=85, keep="none"))
+        opaque = image.flatten(background=[255, 255, 255]) if keep_alpha else image
+        variants.append(opaque.jpegsave_buffer(Q=85, keep="none"))
         if webp:
             method = 0 if size[0] * size[1] > 400_000 else 2 if size[0] * size[1] > 100_000 else 4
             image.webpsave_buffer(Q=80, effort=method, keep="none")

@@ -83,9 +83,10 @@ def process_image(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> ResizeResult:
     """
     if not data:
         raise ImageRejected("empty", "the upload is empty (0 bytes)")
-    check_jpeg_scans(data)
     with open_image(data, recipe.max_pixels) as im:
         check_pixels(im.size, recipe.max_pixels)
+        if im.format in ("JPEG", "MPO") and im.info.get("progressive"):
+            check_jpeg_scans(data)  # only progressive decoding makes a pass over every pixel per scan
         try:
             return _process(im, data, recipe)
         except ImageRejected:
