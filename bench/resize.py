@@ -241,8 +241,8 @@ def libvips_variants(data: bytes, *, webp: bool = False) -> list[bytes]:
     variants = []
     for edge in EDGES:
         size = fit(width, height, edge)
-        scale = {"scale": size[0] / image.width, "vscale": size[1] / image.height, "kernel": "lanczos3"}
-        image = (image.premultiply() if keep_alpha else image).resize(**scale)
+        scale, vscale = size[0] / image.width, size[1] / image.height
+        image = (image.premultiply() if keep_alpha else image).resize(scale, vscale=vscale, kernel="lanczos3")
         image = image.unpremultiply() if keep_alpha else image
         if has_icc and edge == EDGES[0]:
             image = image.icc_transform("srgb", embedded=True, intent="perceptual")
