@@ -6,7 +6,6 @@ factor first. What is left is one resample to the largest variant.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -113,8 +112,11 @@ def band_rows(im: Image.Image, factor: int) -> int:
 
 
 def band_rows_for(width: int, factor: int, unit: int) -> int:
-    """Return the band height for an image ``width`` wide, reduced by ``factor``, strips of ``unit`` rows."""
-    step = math.lcm(factor, unit)
+    """Return the band height for an image ``width`` wide, reduced by ``factor``, strips of ``unit`` rows.
+
+    A multiple of the file's unit (strip or tile height) when it has one, else of ``factor``.
+    """
+    step = unit if unit > 1 else factor
     return max(1, BAND_BYTES // (4 * width * step)) * step
 
 
@@ -169,8 +171,9 @@ def reduce_bands(
 ) -> Image.Image:
     """Return the image the bands make up, each converted and box-reduced by ``factor``.
 
-    Every band but the last has a height that is a multiple of ``factor``, so the result is the
-    same as reducing the whole image.
+    Rows left over below a multiple of ``factor`` are carried into the next band, so the boxes
+    are those of reducing the whole image (and a band can be one strip or row of tiles, whatever
+    the factor).
 
     :param bands: the image's bands, top to bottom.
     :param size: the whole image's size.
@@ -178,15 +181,28 @@ def reduce_bands(
     :param convert: mode conversion applied to each band before reducing it.
     """
     out: Image.Image | None = None
-    top = 0
-    for band in bands:
-        small = convert(band).reduce(factor)
-        if out is None:
-            out = Image.new(small.mode, (-(-size[0] // factor), -(-size[1] // factor)))
-        out.paste(small, (0, top // factor))
-        top += band.height
-    if out is None or top != size[1]:
-        raise OSError(f"image data ends early: {top} of {size[1]} rows decoded")
+    carry: Image.Image | None = None
+    done = 0  # source rows reduced so far
+    seen = 0
+    for raw in bands:
+        seen += raw.height
+        band = convert(raw)
+        if carry is not None:
+            joined = Image.new(band.mode, (band.width, carry.height + band.height))
+            joined.paste(carry, (0, 0))
+            joined.paste(band, (0, carry.height))
+            band = joined
+        last = seen >= size[1]
+        usable = band.height if last else band.height - band.height % factor
+        carry = band.crop((0, usable, band.width, band.height)) if usable < band.height else None
+        if usable:
+            small = (band if usable == band.height else band.crop((0, 0, band.width, usable))).reduce(factor)
+            if out is None:
+                out = Image.new(small.mode, (-(-size[0] // factor), -(-size[1] // factor)))
+            out.paste(small, (0, done // factor))
+            done += usable
+    if out is None or seen != size[1]:
+        raise OSError(f"image data ends early: {seen} of {size[1]} rows decoded")
     return out
 
 

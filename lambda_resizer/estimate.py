@@ -89,7 +89,7 @@ MODELS: dict[str, Model] = {
     "png_whole": Model(per_pixel=1.0, fixed_mb=4.0),  # libspng's whole array, then bands of it
     "gif": Model(per_pixel=1.0, fixed_mb=2.0),
     "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
-    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=4),  # + the band's own small file
+    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=5),  # + the band's own small file
     "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
     "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
     # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
@@ -187,8 +187,10 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             path = "webp_lossless" if header.lossless else "webp_alpha" if header.mode == "RGBA" else "webp"
         model = MODELS[path]
         decode = header.pixels * model.per_pixel
-        if header.frames == 1:  # the scaled output, then converted for resampling
-            decode += 2 * 4 * header.pixels / max(1, factor) ** 2
+        if header.frames == 1:  # libwebp's scaled output, then converted for resampling
+            scale = 1 / max(1, factor)
+            decoded_8bit = decoded_8bit * scale**2
+            decode += 2 * 4 * header.pixels * scale**2
     elif header.format in ("HEIF", "AVIF"):
         path = header.format.lower()
         model = MODELS[path]
