@@ -6,6 +6,7 @@ factor first. What is left is one resample to the largest variant.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -116,7 +117,9 @@ def band_rows_for(width: int, factor: int, unit: int) -> int:
 
     A multiple of the file's unit (strip or tile height) when it has one, else of ``factor``.
     """
-    step = unit if unit > 1 else factor
+    step = math.lcm(factor, unit)
+    if step * width * 4 > BAND_BYTES and unit > 1:
+        step = unit  # e.g. 256-row tiles reduced by 10: bands of one tile row, the rest carried
     return max(1, BAND_BYTES // (4 * width * step)) * step
 
 
@@ -201,6 +204,7 @@ def reduce_bands(
                 out = Image.new(small.mode, (-(-size[0] // factor), -(-size[1] // factor)))
             out.paste(small, (0, done // factor))
             done += usable
+        del raw, band  # before the next band is decoded and converted: one band alive at a time
     if out is None or seen != size[1]:
         raise OSError(f"image data ends early: {seen} of {size[1]} rows decoded")
     return out

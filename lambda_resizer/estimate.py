@@ -89,7 +89,7 @@ MODELS: dict[str, Model] = {
     "png_whole": Model(per_pixel=1.0, fixed_mb=4.0),  # libspng's whole array, then bands of it
     "gif": Model(per_pixel=1.0, fixed_mb=2.0),
     "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
-    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=5),  # + the band's own small file
+    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=3),  # + the band's own small file
     "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
     "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
     # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
@@ -207,9 +207,9 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         if factor >= 2:
             rows = decoding.band_rows_for(header.width, factor, header.unit if banded else 1)
             if path == "png_bands":  # the mapped band, its inflated and stored-block copies, converted
-                per_row_pixel = stored + 2 * _PNG_SAMPLE_BYTES.get(header.mode, 4) * header.bits // 8 + 8
-            else:
-                per_row_pixel = model.band_copies * 4
+                per_row_pixel = stored + 2 * _PNG_SAMPLE_BYTES.get(header.mode, 4) * header.bits // 8 + 12
+            else:  # bands that leave rows over for the next one are joined with them: two copies more
+                per_row_pixel = (model.band_copies + (2 if rows % factor else 0)) * 4
             decode += per_row_pixel * rows * header.width + header.pixels / factor**2 * 4
         else:
             decode += header.pixels * 4  # converted at full size: the image is barely larger
