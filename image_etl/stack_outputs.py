@@ -36,6 +36,9 @@ ATHENA_WORKGROUP = "AthenaWorkGroupName"
 ATHENA_RESULTS_BUCKET = "AthenaResultsBucketName"
 DATASET_READER_ROLE = "DatasetReaderRoleArn"
 DATASET_PIPELINE_ROLE = "DatasetPipelineRoleArn"
+LARGE_QUEUE_URL = "LargeQueueUrl"  # the large-image tier's queue, its DLQ and its function
+LARGE_DLQ_URL = "LargeDlqUrl"
+LARGE_RESIZE_FUNCTION = "LargeResizeFunctionName"
 # UploadApiStack
 API_URL = "ApiUrl"
 UPLOAD_API_FUNCTION = "UploadApiFunctionName"

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambda_resizer.core import Recipe
+from lambda_resizer.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,11 @@ class ResizerConfig:
     recipe: Recipe
     max_receive_count: int = 5  # the queue's: the receive after which SQS dead-letters a message
     start_margin_ms: int = 15_000  # time an image may need: none is started with less left
+    tier: str = "standard"  # "standard" or "large": which function this is, written in each record
+    large_queue_url: str | None = None  # standard tier: where images over its memory budget go
+    large_memory_mb: int | None = None  # standard tier: the large tier's memory size
+    #: Memory kept free beyond the estimate: the runtime's own process and allocator slack.
+    headroom_mb: int = 32
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ResizerConfig:
@@ -36,6 +41,9 @@ class ResizerConfig:
             max_object_bytes=int(env.get("MAX_OBJECT_BYTES", str(50 * 1024 * 1024))),
             max_receive_count=int(env.get("MAX_RECEIVE_COUNT", "5")),
             start_margin_ms=int(env.get("START_MARGIN_MS", "15000")),
+            tier=env.get("RESIZER_TIER", "standard"),
+            large_queue_url=env.get("LARGE_QUEUE_URL") or None,
+            large_memory_mb=int(env["LARGE_MEMORY_MB"]) if env.get("LARGE_MEMORY_MB") else None,
             recipe=Recipe(
                 formats=formats or ("jpeg",),
                 jpeg_quality=int(env.get("JPEG_QUALITY", "85")),

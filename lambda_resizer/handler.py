@@ -31,8 +31,12 @@ batch = BatchProcessor(event_type=EventType.SQS)
 @cache
 def image_processor() -> ImageProcessor:
     """Return the processor, built once per execution environment (clients honour AWS_ENDPOINT_URL)."""
+    config = ResizerConfig.from_env()
     return ImageProcessor(
-        s3=boto3.client("s3"), dynamodb=boto3.client("dynamodb"), config=ResizerConfig.from_env()
+        s3=boto3.client("s3"),
+        dynamodb=boto3.client("dynamodb"),
+        sqs=boto3.client("sqs") if config.large_queue_url else None,
+        config=config,
     )
 
 
@@ -58,7 +62,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
             reason=str(error),
         )
         raise
-    processor.process_all(sources, attempt=receive_count(record.raw_event))
+    processor.process_all(
+        sources, attempt=receive_count(record.raw_event), memory_mb=int(lambda_context.memory_limit_in_mb)
+    )
 
 
 @logger.inject_lambda_context
@@ -71,5 +77,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             event=event, record_handler=record_handler, processor=batch, context=context
         )
     # A direct S3 invocation is retried by Lambda as a whole, so any AWS error simply raises.
-    outcomes = image_processor().process_all(sources_from_s3_event(event))
+    outcomes = image_processor().process_all(
+        sources_from_s3_event(event), memory_mb=int(context.memory_limit_in_mb)
+    )
     return {"outcomes": [outcome.__dict__ for outcome in outcomes]}

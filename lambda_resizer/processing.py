@@ -9,17 +9,21 @@ max receive count, lands in the DLQ. The source object is only ever read.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_plus
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from lambda_resizer.config import ResizerConfig
 from lambda_resizer.core import ImageRejected, ResizeResult, content_type, process_image
+from lambda_resizer.estimate import MemoryEstimate, estimate_memory, read_header
 from lambda_resizer.records import (
     SourceObject,
     base_record,
@@ -48,7 +52,7 @@ class Outcome:
     """What happened to one source object."""
 
     image_id: str | None
-    status: str  # "processed", "failed", "skipped"
+    status: str  # "processed", "failed", "skipped", "handed_over" (to the large-image tier)
     detail: str = ""
 
 
@@ -127,17 +131,22 @@ def sources_from_sqs_body(body: str) -> list[SourceObject]:
 class ImageProcessor:
     """Turns upload objects into variants and records, with the clients and config it is given."""
 
-    def __init__(self, *, s3: Any, dynamodb: Any, config: ResizerConfig) -> None:
+    def __init__(self, *, s3: Any, dynamodb: Any, config: ResizerConfig, sqs: Any = None) -> None:
         self.s3 = s3
         self.dynamodb = dynamodb
+        self.sqs = sqs  # the standard tier's way to the large tier's queue
         self.config = config
         self._recipe_record = config.recipe.to_record()
 
-    def process(self, source: SourceObject, *, attempt: int = 1) -> Outcome:
+    def process(self, source: SourceObject, *, attempt: int = 1, memory_mb: int | None = None) -> Outcome:
         """Return the outcome of processing one object; raises only on AWS errors worth a retry.
 
         :param source: the uploaded object.
         :param attempt: how many times its message has been received (SQS's receive count).
+        :param memory_mb: the function's memory size; with it, the image's estimated decoding
+            memory (from its header, read with ranged GETs) is compared with what this function
+            has left before the body is read: over it, the image goes to the large-image tier, or
+            fails as ``too_large_to_decode`` when it is over the large tier's budget too.
         """
         config = self.config
         if not source.key.startswith(config.upload_prefix):
@@ -157,6 +166,17 @@ class ImageProcessor:
             return self._fail(
                 source, image_id, head, "too_large", _too_large(source.size, config.max_object_bytes)
             )
+        estimate = None
+        if memory_mb is not None:
+            try:
+                estimate = self._estimate(source)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in _NOT_FOUND | {"InvalidRange"}:
+                    raise
+            if estimate is not None:
+                refused = self._route_by_memory(source, image_id, estimate, memory_mb)
+                if refused is not None:
+                    return refused
         try:
             response = self.s3.get_object(Bucket=source.bucket, Key=source.key)
         except ClientError as error:
@@ -180,6 +200,8 @@ class ImageProcessor:
         keys = self._put_variants(image_id, result)
         base = self._base(source, image_id, response, size)
         record = processed_record(base, result, keys, primary=config.recipe.formats[0])
+        if estimate is not None:
+            record["memory_estimate_mb"] = round(estimate.peak_mb, 1)
         self.dynamodb.put_item(TableName=config.table_name, Item=to_item(record))
         logger.info(
             "processed",
@@ -190,6 +212,66 @@ class ImageProcessor:
             height=result.info.height,
         )
         return Outcome(image_id, "processed")
+
+    def _estimate(self, source: SourceObject) -> MemoryEstimate | None:
+        """Return the image's estimated peak decoding memory from its header, or None if unreadable.
+
+        Only the header is fetched (ranged GETs of 64 KiB blocks, usually one); bad bytes are
+        left for the full decode to judge and name.
+        """
+        reader = RangedObject(self.s3, source.bucket, source.key)
+        try:
+            header = read_header(io.BufferedReader(reader, buffer_size=_BLOCK))
+        except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError, SyntaxError) as error:
+            logger.debug("header not readable for an estimate", key=source.key, reason=str(error))
+            return None
+        return estimate_memory(header, self.config.recipe, source_bytes=reader.size)
+
+    def _route_by_memory(
+        self, source: SourceObject, image_id: str, estimate: MemoryEstimate, memory_mb: int
+    ) -> Outcome | None:
+        """Return None when this function has the memory the image needs; else hand it to the large
+        tier (Outcome ``handed_over``) or record it as ``too_large_to_decode``."""
+        config = self.config
+        in_use = resident_mb()
+        budget = memory_mb - in_use - config.headroom_mb
+        if estimate.peak_mb <= budget:
+            return None
+        tier, memory = config.tier, memory_mb
+        if config.tier == "standard" and config.large_queue_url and config.large_memory_mb:
+            large_budget = config.large_memory_mb - in_use - config.headroom_mb
+            if estimate.peak_mb <= large_budget:
+                self.s3_event_to(config.large_queue_url, source)
+                logger.info(
+                    "handed to the large-image tier",
+                    image_id=image_id,
+                    key=source.key,
+                    estimate_mb=round(estimate.peak_mb),
+                    budget_mb=round(budget),
+                )
+                return Outcome(image_id, "handed_over", f"estimated {estimate.peak_mb:.0f} MB")
+            tier, memory, budget = "large", config.large_memory_mb, large_budget
+        reason = (
+            f"decoding this {estimate.describe()} needs an estimated {estimate.peak_mb:.0f} MB, over the "
+            f"{max(0.0, budget):.0f} MB budget of the {tier} resize function ({memory} MB memory less "
+            f"{in_use + config.headroom_mb:.0f} MB for the runtime)"
+        )
+        return self._fail(source, image_id, self._head(source), "too_large_to_decode", reason)
+
+    def s3_event_to(self, queue_url: str, source: SourceObject) -> None:
+        """Send ``source`` to another queue as the S3 notification it came in (an AWS error raises)."""
+        record: dict[str, Any] = {
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "bucket": {"name": source.bucket},
+                "object": {"key": quote_plus(source.key, safe="/"), "size": source.size, "eTag": source.etag},
+            },
+        }
+        if source.event_time:
+            record["eventTime"] = source.event_time
+        self.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": [record]}))
 
     def _already_done(self, image_id: str, etag: str | None) -> bool:
         if not etag:
@@ -242,6 +324,7 @@ class ImageProcessor:
             shards=self.config.index_shards,
             source_bytes=size,
             filename=original_filename(source.key, response.get("Metadata")),
+            tier=self.config.tier,
         )
 
     def _fail(
@@ -289,9 +372,87 @@ class ImageProcessor:
             upload.result()  # re-raises an AWS error so the message is retried
         return keys
 
-    def process_all(self, sources: Iterable[SourceObject], *, attempt: int = 1) -> list[Outcome]:
+    def process_all(
+        self, sources: Iterable[SourceObject], *, attempt: int = 1, memory_mb: int | None = None
+    ) -> list[Outcome]:
         """Return the outcomes of processing each object in turn (the first AWS error raises)."""
-        return [self.process(source, attempt=attempt) for source in sources]
+        return [self.process(source, attempt=attempt, memory_mb=memory_mb) for source in sources]
+
+
+_BLOCK = 64 * 1024
+
+
+class RangedObject(io.RawIOBase):
+    """A read-only, seekable S3 object that fetches what is read in 64 KiB-aligned ranged GETs.
+
+    Header parsers read a few hundred bytes to a few blocks (a TIFF's directory may sit at the end
+    of the file), so the estimate costs one or two requests, never the body. At most
+    ``max_fetch`` bytes are fetched: a header needing more is not worth estimating.
+    """
+
+    def __init__(self, s3: Any, bucket: str, key: str, *, max_fetch: int = 4 * 2**20) -> None:
+        super().__init__()
+        self.s3, self.bucket, self.key, self.max_fetch = s3, bucket, key, max_fetch
+        self.blocks: dict[int, bytes] = {}
+        self.position = 0
+        self.fetched = 0
+        self._size = 0
+        self._block(0)
+        self.size = self._size
+
+    def _block(self, index: int) -> bytes:
+        if index not in self.blocks:
+            if self.fetched >= self.max_fetch:
+                raise OSError(f"header needs more than {self.max_fetch} bytes")
+            start = index * _BLOCK
+            response = self.s3.get_object(
+                Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{start + _BLOCK - 1}"
+            )
+            data = response["Body"].read()
+            total = response.get("ContentRange", "").rpartition("/")[2]
+            self._size = int(total) if total.isdigit() else int(response["ContentLength"])
+            self.fetched += len(data)
+            self.blocks[index] = data
+        return self.blocks[index]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        if self.position >= self.size:
+            return 0
+        view = memoryview(buffer).cast("B")
+        wanted = min(len(view), self.size - self.position)
+        done = 0
+        while done < wanted:
+            index, offset = divmod(self.position, _BLOCK)
+            chunk = self._block(index)[offset : offset + wanted - done]
+            if not chunk:
+                break
+            view[done : done + len(chunk)] = chunk
+            done += len(chunk)
+            self.position += len(chunk)
+        return done
+
+
+def resident_mb() -> float:
+    """Return this process's resident memory in MB (the interpreter, libraries and caches)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux: assume a typical Python runtime with boto3 loaded
+        return 100.0
 
 
 def _too_large(size: int, limit: int) -> str:

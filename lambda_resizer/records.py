@@ -15,7 +15,7 @@ from urllib.parse import unquote, unquote_plus
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from lambda_resizer.core import Recipe, ResizeResult, extension
+from lambda_resizer.recipe import Recipe, ResizeResult, extension
 
 STATUS_PROCESSED = "processed"
 STATUS_FAILED = "failed"
@@ -106,8 +106,12 @@ def base_record(
     shards: int,
     source_bytes: int | None,
     filename: str | None = None,
+    tier: str | None = None,
 ) -> dict[str, Any]:
-    """Return the attributes every record has, processed or failed."""
+    """Return the attributes every record has, processed or failed.
+
+    :param tier: the resize function that wrote it: ``standard``, or ``large`` for the large-image tier.
+    """
     return {
         "image_id": image_id,
         "source_bucket": source.bucket,
@@ -120,6 +124,7 @@ def base_record(
         "uploaded_at": normalize_timestamp(source.event_time),
         "processed_at": utc_timestamp(),
         "processed_shard": processed_shard(image_id, shards),
+        "tier": tier,
     }
 
 

@@ -25,3 +25,42 @@ def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **params)
     return buffer.getvalue()
+
+
+def tiled_tiff(image: Image.Image, tile: int = 256, *, deflate: bool = True) -> bytes:
+    """Return ``image`` (RGB) as a tiled TIFF, tiles deflated: Pillow writes only striped TIFFs."""
+    import struct
+    import zlib
+
+    width, height = image.size
+    across, down = -(-width // tile), -(-height // tile)
+    padded = Image.new("RGB", (across * tile, down * tile))
+    padded.paste(image.convert("RGB"))
+    tiles = []
+    for row in range(down):
+        for column in range(across):
+            raw = padded.crop((column * tile, row * tile, (column + 1) * tile, (row + 1) * tile)).tobytes()
+            tiles.append(zlib.compress(raw, 6) if deflate else raw)
+    entries = [
+        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, None), (259, 3, 1, 8 if deflate else 1),
+        (262, 3, 1, 2), (277, 3, 1, 3), (284, 3, 1, 1), (322, 3, 1, tile), (323, 3, 1, tile),
+        (324, 4, len(tiles), None), (325, 4, len(tiles), None),
+    ]  # fmt: skip
+    ifd_size = 2 + 12 * len(entries) + 4
+    extra = 8 + ifd_size
+    bits_at, offsets_at = extra, extra + 6
+    counts_at = offsets_at + 4 * len(tiles)
+    data_at = counts_at + 4 * len(tiles)
+    offsets, position = [], data_at
+    for blob in tiles:
+        offsets.append(position)
+        position += len(blob)
+    out = bytearray(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)))
+    for tag, kind, count, value in entries:
+        if value is None:
+            value = {258: bits_at, 324: offsets_at, 325: counts_at}[tag]
+        out += struct.pack("<HHII", tag, kind, count, value)
+    out += struct.pack("<I", 0)
+    out += struct.pack("<HHH", 8, 8, 8)
+    out += struct.pack(f"<{len(tiles)}I", *offsets) + struct.pack(f"<{len(tiles)}I", *map(len, tiles))
+    return bytes(out) + b"".join(tiles)

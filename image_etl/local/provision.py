@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from image_etl.resources import (
     NOTIFICATION_EVENTS,
     IdentityShape,
+    QueueShape,
     StackNames,
     glue_database_input,
     upload_cors_rules,
@@ -38,14 +39,16 @@ def create_resources(settings: Settings, names: StackNames) -> None:
             CORSConfiguration={"CORSRules": upload_cors_rules(settings.site_url)},
         )
     sqs = settings.client("sqs")
-    dlq_url = sqs.create_queue(
-        QueueName=names.queue.dlq_name,
-        Attributes={"MessageRetentionPeriod": str(names.queue.dlq_retention_s)},
-    )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sqs.create_queue(QueueName=names.queue.name, Attributes=queue_attributes(names, dlq_arn))
+    for queue in (names.queue, names.large_queue):  # the upload queue, and the large-image tier's
+        if queue is None:
+            continue
+        dlq_url = sqs.create_queue(
+            QueueName=queue.dlq_name, Attributes={"MessageRetentionPeriod": str(queue.dlq_retention_s)}
+        )["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sqs.create_queue(QueueName=queue.name, Attributes=queue_attributes(queue, dlq_arn))
     dynamodb = settings.client("dynamodb")
     try:
         dynamodb.create_table(**table_definition(names))
@@ -68,13 +71,13 @@ def create_glue_database(settings: Settings, names: StackNames) -> None:
             raise
 
 
-def queue_attributes(names: StackNames, dlq_arn: str) -> dict[str, str]:
-    """Return the upload queue's attributes: visibility timeout, retention and redrive to the DLQ."""
+def queue_attributes(queue: QueueShape, dlq_arn: str) -> dict[str, str]:
+    """Return a queue's attributes: visibility timeout, retention and redrive to its DLQ."""
     return {
-        "VisibilityTimeout": str(names.queue.visibility_timeout_s),
-        "MessageRetentionPeriod": str(names.queue.retention_s),
+        "VisibilityTimeout": str(queue.visibility_timeout_s),
+        "MessageRetentionPeriod": str(queue.retention_s),
         "RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": names.queue.max_receive_count}
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
         ),
     }
 

@@ -192,6 +192,9 @@ class LocalStack:
         )
         for index in range(self.workers):
             self._launch(Child(f"worker-{index + 1}", [*module, "image_etl.local.worker", *data_dir]), env)
+        # The large-image tier: one worker with the large function's memory size and timeout.
+        tier = ["--tier", "large"]
+        self._launch(Child("worker-large", [*module, "image_etl.local.worker", *data_dir, *tier]), env)
         self._launch(
             Child("site", [*module, "image_etl.local.site", *data_dir, "--port", str(self.site_port)]), env
         )

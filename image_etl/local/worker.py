@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -67,10 +68,19 @@ def lambda_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str)
     }
 
 
+def queue_url(settings: Settings, name: str) -> str:
+    """Return the local URL of the queue called ``name`` (beside the upload queue)."""
+    return f"{settings.queue_url.rsplit('/', 1)[0]}/{name}"
+
+
 def handler_environment(
     settings: Settings, *, queue: QueueShape = LOCAL.queue, function: ResizeFunctionShape = LOCAL.function
 ) -> dict[str, str]:
-    """Return the environment the resize handler runs with locally: the Lambda's, plus the endpoint."""
+    """Return the environment the resize handler runs with locally: the Lambda's, plus the endpoint.
+
+    The standard tier also gets the large tier's queue and memory size, as in the CDK app.
+    """
+    large_queue = LOCAL.large_queue if function.tier == "standard" else None
     return {
         **resizer_environment(
             upload_prefix=settings.upload_prefix,
@@ -80,6 +90,8 @@ def handler_environment(
             table=LOCAL.table,
             function=function,
             queue=queue,
+            large_queue_url=queue_url(settings, large_queue.name) if large_queue else None,
+            large_function=LOCAL.large_function if large_queue else None,
         ),
         **settings.lambda_environment(),
     }
@@ -146,7 +158,9 @@ class EventWorker:
         function: ResizeFunctionShape = LOCAL.function,
         enforce_limits: bool = True,
     ) -> None:
-        """Connect to the queue; ``enforce_limits=False`` is for running inside a test process."""
+        """Connect to ``queue``; ``enforce_limits=False`` is for running inside a test process."""
+        if queue.name != LOCAL.queue.name:
+            settings = dataclasses.replace(settings, queue_url=queue_url(settings, queue.name))
         os.environ.update(handler_environment(settings, queue=queue, function=function))
         from lambda_resizer.handler import lambda_handler  # reads its environment on first use
 
@@ -233,8 +247,14 @@ class EventWorker:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="image-etl local event worker (SQS -> resize handler)")
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--tier", choices=["standard", "large"], default="standard")
     args = parser.parse_args(argv)
-    worker = EventWorker(load_settings(args.data_dir))
+    settings = load_settings(args.data_dir)
+    if args.tier == "large":
+        assert LOCAL.large_queue is not None
+        worker = EventWorker(settings, queue=LOCAL.large_queue, function=LOCAL.large_function)
+    else:
+        worker = EventWorker(settings)
     print(json.dumps({"ready": True, "queue_url": worker.settings.queue_url}), flush=True)
     worker.run()
 

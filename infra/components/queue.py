@@ -18,6 +18,7 @@ class UploadQueue(Construct):
 
     def __init__(self, scope: Construct, id: str, *, shape: QueueShape) -> None:
         super().__init__(scope, id)
+        self.shape = shape
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",

@@ -20,6 +20,7 @@ from constructs import Construct
 from image_etl.resources import (
     LOCAL,
     NOTIFICATION_EVENTS,
+    ResizeFunctionShape,
     StackNames,
     athena_workgroup_name,
     glue_database_name,
@@ -79,9 +80,75 @@ class ImageProcessingStack(Stack):
         )
         self.queue = UploadQueue(self, "UploadQueue", shape=names.queue)
         self.table = ImageTable(self, "Images", shape=names.table).table
-        self.resizer = PythonFunction(
+        # The large-image tier: same code and recipe, more memory; only the standard tier feeds it.
+        assert names.large_queue is not None, "the stack needs the large-image tier's queue shape"
+        self.large_queue = UploadQueue(self, "LargeQueue", shape=names.large_queue)
+        self.large_resizer = self._resizer(
+            "LargeResizer", names, names.large_function, self.large_queue, platform=platform
+        )
+        self.resizer = self._resizer(
+            "Resizer", names, names.function, self.queue, platform=platform, large=self.large_resizer
+        )
+        self.large_queue.queue.grant_send_messages(self.resizer.function)
+        function = self.resizer.function
+
+        for event in NOTIFICATION_EVENTS:
+            self.upload_bucket.add_event_notification(
+                s3_event_type(event),
+                s3n.SqsDestination(self.queue.queue),
+                s3.NotificationKeyFilter(prefix=names.upload_prefix),
+            )
+
+        self.alarms = Alarms(
             self,
-            "Resizer",
+            "Alarms",
+            dead_letter_queues={
+                "UploadDeadLetters": self.queue.dead_letters,
+                "LargeDeadLetters": self.large_queue.dead_letters,
+            },
+            functions={"Resizer": function, "LargeResizer": self.large_resizer.function},
+            topic=sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn) if alarm_topic_arn else None,
+        )
+        acknowledge_cdk_notifications_handler(self)
+
+        for key, value in {
+            outputs.UPLOAD_BUCKET: self.upload_bucket.bucket_name,
+            outputs.UPLOAD_PREFIX: names.upload_prefix,
+            outputs.VARIANTS_BUCKET: self.variants_bucket.bucket_name,
+            outputs.VARIANTS_PREFIX: names.variants_prefix,
+            outputs.DATASETS_BUCKET: self.datasets_bucket.bucket_name,
+            outputs.DATASETS_PREFIX: names.datasets_prefix,
+            outputs.TABLE_NAME: self.table.table_name,
+            outputs.QUEUE_URL: self.queue.queue.queue_url,
+            outputs.DLQ_URL: self.queue.dead_letters.queue_url,
+            outputs.REGION: self.region,
+            outputs.RESIZE_FUNCTION: function.function_name,
+            outputs.LARGE_QUEUE_URL: self.large_queue.queue.queue_url,
+            outputs.LARGE_DLQ_URL: self.large_queue.dead_letters.queue_url,
+            outputs.LARGE_RESIZE_FUNCTION: self.large_resizer.function.function_name,
+            outputs.GLUE_DATABASE: self.catalog.database_name,
+            outputs.MANIFEST_TABLE_LOCATION: self.catalog.table_location,
+            outputs.ATHENA_WORKGROUP: self.catalog.workgroup.name,
+            outputs.ATHENA_RESULTS_BUCKET: self.catalog.results.bucket_name,
+            outputs.DATASET_READER_ROLE: self.catalog.reader_role.role_arn,
+            outputs.DATASET_PIPELINE_ROLE: self.catalog.pipeline_role.role_arn,
+        }.items():
+            CfnOutput(self, key, value=value)
+
+    def _resizer(
+        self,
+        id: str,
+        names: StackNames,
+        shape: ResizeFunctionShape,
+        queue: UploadQueue,
+        *,
+        platform: LambdaPlatform,
+        large: PythonFunction | None = None,
+    ) -> PythonFunction:
+        """Return one tier of the resize function, reading ``queue``, with the grants both tiers need."""
+        resizer = PythonFunction(
+            self,
+            id,
             package=REPO / "lambda_resizer",
             requirements=RESIZER_REQUIREMENTS,
             platform=platform,
@@ -91,26 +158,21 @@ class ImageProcessingStack(Stack):
                 variants_prefix=names.variants_prefix,
                 table_name=self.table.table_name,
                 table=names.table,
-                function=names.function,
-                queue=names.queue,
+                function=shape,
+                queue=queue.shape,
+                large_queue_url=self.large_queue.queue.queue_url if large else None,
+                large_function=names.large_function if large else None,
             ),
-            timeout_s=names.function.timeout_s,
-            memory_mb=names.function.memory_mb,
-            description="Resizes each upload into variants and writes its record",
+            timeout_s=shape.timeout_s,
+            memory_mb=shape.memory_mb,
+            description=f"Resizes each upload into variants and writes its record ({shape.tier} tier)",
         )
-        function = self.resizer.function
-
-        for event in NOTIFICATION_EVENTS:
-            self.upload_bucket.add_event_notification(
-                s3_event_type(event),
-                s3n.SqsDestination(self.queue.queue),
-                s3.NotificationKeyFilter(prefix=names.upload_prefix),
-            )
+        function = resizer.function
         function.add_event_source(
             event_sources.SqsEventSource(
-                self.queue.queue,
-                batch_size=names.queue.batch_size,
-                max_batching_window=Duration.seconds(names.queue.max_batching_window_s),
+                queue.queue,
+                batch_size=queue.shape.batch_size,
+                max_batching_window=Duration.seconds(queue.shape.max_batching_window_s),
                 report_batch_item_failures=True,
             )
         )
@@ -137,36 +199,7 @@ class ImageProcessingStack(Stack):
                 rf"Resource::<Variants[0-9A-F]{{8}}\.Arn>/{re.escape(names.variants_prefix)}\*",
             ],
         )
-
-        self.alarms = Alarms(
-            self,
-            "Alarms",
-            dead_letter_queues={"UploadDeadLetters": self.queue.dead_letters},
-            functions={"Resizer": function},
-            topic=sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn) if alarm_topic_arn else None,
-        )
-        acknowledge_cdk_notifications_handler(self)
-
-        for key, value in {
-            outputs.UPLOAD_BUCKET: self.upload_bucket.bucket_name,
-            outputs.UPLOAD_PREFIX: names.upload_prefix,
-            outputs.VARIANTS_BUCKET: self.variants_bucket.bucket_name,
-            outputs.VARIANTS_PREFIX: names.variants_prefix,
-            outputs.DATASETS_BUCKET: self.datasets_bucket.bucket_name,
-            outputs.DATASETS_PREFIX: names.datasets_prefix,
-            outputs.TABLE_NAME: self.table.table_name,
-            outputs.QUEUE_URL: self.queue.queue.queue_url,
-            outputs.DLQ_URL: self.queue.dead_letters.queue_url,
-            outputs.REGION: self.region,
-            outputs.RESIZE_FUNCTION: function.function_name,
-            outputs.GLUE_DATABASE: self.catalog.database_name,
-            outputs.MANIFEST_TABLE_LOCATION: self.catalog.table_location,
-            outputs.ATHENA_WORKGROUP: self.catalog.workgroup.name,
-            outputs.ATHENA_RESULTS_BUCKET: self.catalog.results.bucket_name,
-            outputs.DATASET_READER_ROLE: self.catalog.reader_role.role_arn,
-            outputs.DATASET_PIPELINE_ROLE: self.catalog.pipeline_role.role_arn,
-        }.items():
-            CfnOutput(self, key, value=value)
+        return resizer
 
 
 def s3_event_type(event: str) -> s3.EventType:

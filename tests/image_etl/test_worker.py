@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import signal
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from image_etl.local.provision import connect_notifications, create_resources
-from image_etl.local.worker import EventWorker, lambda_event
-from image_etl.resources import LOCAL, QueueShape
+from image_etl.local.worker import EventWorker, handler_environment, lambda_event, queue_url, resident_mb
+from image_etl.resources import LOCAL, QueueShape, ResizeFunctionShape
 from image_etl.settings import Settings, settings_variables
 from lambda_resizer import handler
-from lambda_resizer.records import from_item
+from lambda_resizer.config import ResizerConfig
+from lambda_resizer.estimate import estimate_memory, read_header
+from lambda_resizer.records import from_item, image_id_for
 from tests.imaging import encode, photo_like
 
 REPO = Path(__file__).resolve().parents[2]
@@ -233,3 +236,77 @@ def test_a_stop_is_silent_and_clean_whatever_the_number_of_signals(stack: Settin
     assert worker.returncode == 0
     for noise in ("Traceback", "SystemExit", "KeyboardInterrupt"):
         assert noise not in stderr, stderr
+
+
+def _budgets(
+    stack: Settings, key: str, data: bytes, standard: float, large: float
+) -> tuple[ResizeFunctionShape, ResizeFunctionShape, float]:
+    """Return function shapes whose budgets are ``standard`` and ``large`` times the image's estimate
+    (above what this test process holds), and the estimate in MB."""
+    estimate = estimate_memory(
+        read_header(io.BytesIO(data)), ResizerConfig.from_env(handler_environment(stack)).recipe,
+        source_bytes=len(data),
+    ).peak_mb  # fmt: skip
+    held = resident_mb() + ResizerConfig.headroom_mb
+    return (
+        dataclasses.replace(LOCAL.function, memory_mb=int(held + standard * estimate)),
+        dataclasses.replace(LOCAL.large_function, memory_mb=int(held + large * estimate)),
+        estimate,
+    )
+
+
+def _drain(worker: EventWorker, settings: Settings, key: str, *, rounds: int = 10) -> None:
+    for _ in range(rounds):
+        worker.poll_once(wait_s=1)
+        if _record(settings, key) is not None or queue_depth(settings, worker.settings.queue_url) == 0:
+            return
+
+
+def _record(settings: Settings, key: str) -> dict | None:
+    item = settings.client("dynamodb").get_item(
+        TableName=settings.table_name, Key={"image_id": {"S": image_id_for(settings.upload_bucket, key)}}
+    )
+    return from_item(item["Item"]) if "Item" in item else None
+
+
+def test_an_image_over_the_standard_budget_is_made_by_the_large_tier(stack: Settings) -> None:
+    key, data = "uploads/scans/big.png", encode(photo_like(5, (3000, 2000)), "PNG")
+    standard, large, estimate = _budgets(stack, key, data, standard=0.5, large=3)
+    worker = EventWorker(stack, function=standard, enforce_limits=False)
+    large_url = queue_url(stack, LOCAL.large_queue.name)
+    stack.client("s3").put_object(Bucket=stack.upload_bucket, Key=key, Body=data)
+
+    _drain(worker, stack, key)
+    assert _record(stack, key) is None  # handed over, not attempted
+    assert queue_depth(stack, large_url) == 1
+
+    handler.image_processor.cache_clear()
+    os.environ.pop("LARGE_QUEUE_URL", None)
+    large_worker = EventWorker(stack, queue=LOCAL.large_queue, function=large, enforce_limits=False)
+    _drain(large_worker, stack, key)
+    record = _record(stack, key)
+    assert record is not None and record["status"] == "processed" and record["tier"] == "large"
+    assert record["memory_estimate_mb"] == pytest.approx(estimate, rel=0.01)
+    assert set(record["variants"]) == {"large", "medium", "small", "thumb"}
+    assert queue_depth(stack, large_url) == 0
+    assert queue_depth(stack, queue_url(stack, LOCAL.large_queue.dlq_name)) == 0
+
+
+def test_an_image_over_both_budgets_fails_at_its_first_attempt_with_the_numbers(stack: Settings) -> None:
+    key, data = "uploads/scans/huge.png", encode(photo_like(6, (3000, 2000)), "PNG")
+    standard, large, estimate = _budgets(stack, key, data, standard=0.3, large=0.6)
+    worker = EventWorker(stack, function=standard, enforce_limits=False)
+    os.environ["LARGE_MEMORY_MB"] = str(large.memory_mb)  # the large tier's size, lowered too
+    stack.client("s3").put_object(Bucket=stack.upload_bucket, Key=key, Body=data)
+
+    _drain(worker, stack, key)
+
+    record = _record(stack, key)
+    assert record is not None and record["status"] == "failed"
+    assert record["error_code"] == "too_large_to_decode" and record["tier"] == "standard"
+    assert f"needs an estimated {estimate:.0f} MB" in record["error"]
+    assert "budget of the large resize function" in record["error"]
+    assert f"({large.memory_mb} MB memory" in record["error"]
+    for name in (LOCAL.large_queue.name, LOCAL.queue.dlq_name, LOCAL.large_queue.dlq_name):
+        assert queue_depth(stack, queue_url(stack, name)) == 0
+    assert queue_depth(stack, stack.queue_url) == 0  # acknowledged at the first attempt

@@ -12,7 +12,7 @@ import pytest
 
 from image_etl.local.site import api_environment
 from image_etl.local.worker import handler_environment
-from image_etl.resources import upload_cors_rules
+from image_etl.resources import LOCAL, upload_cors_rules
 from image_etl.settings import Settings
 from tests.infra.conftest import Cloud
 
@@ -34,13 +34,19 @@ def test_notification_prefix_and_events_match(cloud: Cloud, stack: Settings) -> 
     ]
 
 
-def test_queue_redrive_visibility_and_retention_match(cloud: Cloud, stack: Settings) -> None:
+@pytest.mark.parametrize("tier", ["standard", "large"])
+def test_queue_redrive_visibility_and_retention_match(cloud: Cloud, stack: Settings, tier: str) -> None:
     sqs = stack.client("sqs")
-    local = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["All"])["Attributes"]
-    local_dlq = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["All"])["Attributes"]
+    shape = LOCAL.queue if tier == "standard" else LOCAL.large_queue
+    assert shape is not None
+    local_url = sqs.get_queue_url(QueueName=shape.name)["QueueUrl"]
+    local_dlq_url = sqs.get_queue_url(QueueName=shape.dlq_name)["QueueUrl"]
+    local = sqs.get_queue_attributes(QueueUrl=local_url, AttributeNames=["All"])["Attributes"]
+    local_dlq = sqs.get_queue_attributes(QueueUrl=local_dlq_url, AttributeNames=["All"])["Attributes"]
     queues = cloud.resources(cloud.processing, "AWS::SQS::Queue")
-    queue = queues[cloud.logical_id(cloud.processing.queue.queue)]["Properties"]
-    dlq = queues[cloud.logical_id(cloud.processing.queue.dead_letters)]["Properties"]
+    construct = cloud.processing.queue if tier == "standard" else cloud.processing.large_queue
+    queue = queues[cloud.logical_id(construct.queue)]["Properties"]
+    dlq = queues[cloud.logical_id(construct.dead_letters)]["Properties"]
     assert queue["VisibilityTimeout"] == int(local["VisibilityTimeout"])
     assert queue["MessageRetentionPeriod"] == int(local["MessageRetentionPeriod"])
     assert queue["RedrivePolicy"]["maxReceiveCount"] == json.loads(local["RedrivePolicy"])["maxReceiveCount"]
@@ -75,11 +81,15 @@ def _cloud_environment(cloud: Cloud, stack: Any, function: Any) -> dict[str, Any
     return resource["Properties"]["Environment"]["Variables"]
 
 
-@pytest.mark.parametrize("which", ["resizer", "upload_api"])
+@pytest.mark.parametrize("which", ["resizer", "large_resizer", "upload_api"])
 def test_handler_environments_match(cloud: Cloud, api_stack: Settings, which: str) -> None:
     if which == "resizer":
         local = handler_environment(api_stack)
         deployed = _cloud_environment(cloud, cloud.processing, cloud.processing.resizer.function)
+    elif which == "large_resizer":
+        assert LOCAL.large_queue is not None
+        local = handler_environment(api_stack, queue=LOCAL.large_queue, function=LOCAL.large_function)
+        deployed = _cloud_environment(cloud, cloud.processing, cloud.processing.large_resizer.function)
     else:
         local = api_environment(api_stack)
         deployed = _cloud_environment(cloud, cloud.upload_api, cloud.upload_api.handler.function)
@@ -93,6 +103,7 @@ def test_handler_environments_match(cloud: Cloud, api_stack: Settings, which: st
         "TABLE_NAME",
         "ALLOWED_ORIGIN",
         "APP_CLIENT_ID",
+        "LARGE_QUEUE_URL",
     }
 
 

@@ -48,9 +48,52 @@ def test_queue_redrives_to_the_dlq_and_outlasts_the_function(cloud: Cloud) -> No
     assert "RedrivePolicy" not in dlq["Properties"]
 
 
+def test_large_tier_has_its_own_queue_dlq_function_and_only_the_standard_tier_sends_to_it(
+    cloud: Cloud,
+) -> None:
+    stack, shape = cloud.processing, LOCAL.large_queue
+    assert shape is not None
+    queues = cloud.resources(stack, "AWS::SQS::Queue")
+    queue = queues[cloud.logical_id(stack.large_queue.queue)]["Properties"]
+    assert queue["VisibilityTimeout"] == 6 * LOCAL.large_function.timeout_s
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [cloud.logical_id(stack.large_queue.dead_letters), "Arn"]},
+        "maxReceiveCount": shape.max_receive_count,
+    }
+    function = cloud.resources(stack, "AWS::Lambda::Function")[cloud.logical_id(stack.large_resizer.function)]
+    props = function["Properties"]
+    assert (props["MemorySize"], props["Timeout"]) == (LOCAL.large_function.memory_mb, 300)
+    assert props["MemorySize"] > LOCAL.function.memory_mb
+    assert props["Handler"] == "lambda_resizer.handler.lambda_handler"
+    assert props["Environment"]["Variables"]["RESIZER_TIER"] == "large"
+    assert "LARGE_QUEUE_URL" not in props["Environment"]["Variables"]
+    standard = cloud.resources(stack, "AWS::Lambda::Function")[cloud.logical_id(stack.resizer.function)]
+    env = standard["Properties"]["Environment"]["Variables"]
+    assert env["LARGE_QUEUE_URL"] == {"Ref": cloud.logical_id(stack.large_queue.queue)}
+    assert env["LARGE_MEMORY_MB"] == str(LOCAL.large_function.memory_mb)
+    cloud.template(stack).has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [cloud.logical_id(stack.large_queue.queue), "Arn"]},
+            "FunctionName": {"Ref": cloud.logical_id(stack.large_resizer.function)},
+            "BatchSize": shape.batch_size,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    senders = [
+        policy["Properties"]["Roles"]
+        for policy in cloud.resources(stack, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "sqs:SendMessage" in statement["Action"]
+        and statement["Resource"] == {"Fn::GetAtt": [cloud.logical_id(stack.large_queue.queue), "Arn"]}
+    ]
+    role = cloud.logical_id(stack.resizer.function.role)
+    assert senders == [[{"Ref": role}]]
+
+
 def test_function_reads_the_queue_with_partial_batch_responses(cloud: Cloud) -> None:
     stack = cloud.processing
-    cloud.template(stack).resource_properties_count_is("AWS::Lambda::EventSourceMapping", {}, 1)
+    cloud.template(stack).resource_properties_count_is("AWS::Lambda::EventSourceMapping", {}, 2)
     cloud.template(stack).has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
@@ -111,7 +154,10 @@ def test_resize_function_runs_on_graviton_with_the_handlers_environment(cloud: C
         table=LOCAL.table,
         function=LOCAL.function,
         queue=LOCAL.queue,
+        large_queue_url="<large queue>",
+        large_function=LOCAL.large_function,
     )
+    expected["LARGE_QUEUE_URL"] = {"Ref": cloud.logical_id(stack.large_queue.queue)}
     expected["VARIANTS_BUCKET"] = {"Ref": cloud.logical_id(stack.variants_bucket)}
     expected["TABLE_NAME"] = {"Ref": cloud.logical_id(stack.table)}
     assert props["Environment"]["Variables"] == expected

@@ -1,0 +1,308 @@
+"""The memory estimate: the peak a decode will need, predicted from the header alone.
+
+The handler reads only the header (a ranged GET), asks :func:`estimate_memory`, and compares it
+with what its function has left, before the body is read: an image that would not fit goes to
+the large-image tier instead of being attempted and killed.
+
+The model is per decoding path (``MODELS``): resident bytes per pixel at the decode scale, plus a
+fixed cost (the format's library and its buffers). Its numbers were measured with
+``bench/resize.py --memory`` (VmHWM of a fresh process, bench/RESULTS.md) on synthetic photos of
+every format and mode at 6, 24 and 90 MP, and rounded up so the estimate is never below the
+measured peak and at most about 25% above it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image
+
+from . import decoding
+from .formats import jpeg, png, tiff
+from .recipe import Recipe, fit
+from .sniffing import load_plugin, sniff
+
+_MB = 2**20
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the header says about the first frame, as far as memory is concerned."""
+
+    format: str  # Pillow's name: JPEG, PNG, GIF, TIFF, BMP, WEBP, HEIF, AVIF
+    mode: str  # the mode Pillow decodes the first frame in
+    width: int  # stored (not EXIF-rotated)
+    height: int
+    bits: int = 8  # bits per sample in the file
+    frames: int = 1
+    progressive: bool = False  # progressive JPEG, interlaced PNG
+    banded: bool = False  # decodable a band at a time: striped or tiled TIFF, uncompressed BMP
+    lossless: bool = False  # WebP: VP8L keeps the whole image as 32-bit ARGB while decoding
+    samples: float = 3.0  # JPEG: samples per pixel over all components (1.5 for 4:2:0 colour)
+    unit: int = 1  # banded TIFF: rows of one strip or row of tiles (a band is a multiple of it)
+    whole: bool = False  # PNG: decoded whole by libspng (moderate sizes), then handed on in bands
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The predicted peak of one image's processing, above what the process held before."""
+
+    peak_mb: float  # the source bytes, the decode at its scale and the variants being made
+    decoded_mb: float  # the first frame as 8-bit samples at the decode scale (for comparisons)
+    scale: float  # linear decode scale: 3/8 for a JPEG decoded at 3/8, 1.0 for a full decode
+    path: str  # the decoding path (a key of ``MODELS``)
+    header: Header
+
+    def describe(self) -> str:
+        """Return the image in a few words for messages: "90 MP progressive JPEG"."""
+        h = self.header
+        kind = "progressive JPEG" if h.progressive and h.format == "JPEG" else h.format
+        mp = h.pixels / 1e6
+        return f"{mp:.0f} MP {kind}" if mp >= 10 else f"{mp:.2g} MP {kind}"
+
+
+@dataclass(frozen=True)
+class Model:
+    """Resident memory of one decoding path: bytes per decoded pixel, plus a fixed cost in MB."""
+
+    per_pixel: float  # bytes per pixel of the frame as decoded (at the decode scale)
+    fixed_mb: float  # the format's library loaded, its buffers, Python objects
+    source_copies: float = 1.0  # copies of the file bytes held at the peak (the caller's included)
+    band_copies: int = 2  # banded paths: a band as cropped or decoded, and converted
+
+
+#: Measured with `bench/resize.py --memory` (see the module docstring); bytes per pixel are of the
+#: frame at the decode scale: for JPEG, the DCT-scaled image; for banded paths, 0 (only bands and
+#: the reduced image are ever resident, counted apart).
+MODELS: dict[str, Model] = {
+    "jpeg": Model(per_pixel=5.0, fixed_mb=3.0),
+    "jpeg_progressive": Model(per_pixel=5.0, fixed_mb=3.0),  # plus 2 bytes per DCT coefficient
+    "png": Model(per_pixel=1.0, fixed_mb=2.0),  # times Pillow's bytes per pixel of the mode
+    # a band mapped, inflated, re-wrapped as stored blocks, converted; the map's pages released
+    "png_bands": Model(per_pixel=0.0, fixed_mb=4.0),
+    "png_whole": Model(per_pixel=1.0, fixed_mb=4.0),  # libspng's whole array, then bands of it
+    "gif": Model(per_pixel=1.0, fixed_mb=2.0),
+    "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
+    "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=3),  # + the band's own small file
+    "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
+    "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
+    # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
+    # 1 byte a pixel), lossless one 32-bit ARGB plane; the source is copied twice by Pillow's open.
+    "webp": Model(per_pixel=0.0, fixed_mb=12.0, source_copies=3.0),
+    "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, source_copies=3.0),
+    "webp_lossless": Model(per_pixel=3.5, fixed_mb=0.0, source_copies=3.0),
+    "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
+    "heif": Model(per_pixel=7.5, fixed_mb=16.0, source_copies=2.0),  # libheif planes + RGB
+    "avif": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),  # libavif + dav1d buffers
+}
+#: Bytes Pillow stores per pixel in each mode (RGB and YCbCr are padded to 4).
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "PA": 4}
+#: The variants being made (YCbCr or RGBA at the largest size, split planes, encoders): bytes per
+#: pixel of the largest variant.
+_WORKING_PER_PIXEL = 8
+_PNG_SAMPLE_BYTES = {"L": 1, "P": 1, "I;16": 1, "RGB": 3, "RGBA": 4}  # per 8 bits of depth
+
+
+def read_header(fp: BinaryIO) -> Header:
+    """Return what the header of an image file says, reading only as much of ``fp`` as the header needs.
+
+    :param fp: a seekable binary file positioned at the start (a ranged S3 reader in the handler).
+    :raises ValueError: (or OSError, SyntaxError) when the header is not one the core reads; the full
+        decode then names the problem.
+    """
+    head = fp.read(64)
+    fp.seek(0)
+    sniffed = sniff(head)
+    if sniffed is None:
+        raise ValueError("not an accepted image format")
+    if sniffed[0] == "WebP":
+        return _webp_header(fp)
+    if sniffed[0] in ("HEIF", "AVIF"):
+        return _bmff_header(fp, sniffed[0])
+    for opener in sniffed[1]:
+        load_plugin(opener)
+    im = Image.open(fp, formats=sniffed[1])
+    fmt = "JPEG" if im.format == "MPO" else str(im.format)
+    width, height = im.size
+    if fmt == "JPEG":
+        layers = getattr(im, "layer", [])
+        h_max = max((layer[1] for layer in layers), default=1)
+        v_max = max((layer[2] for layer in layers), default=1)
+        samples = sum(layer[1] * layer[2] for layer in layers) / (h_max * v_max) if layers else 3.0
+        progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+        return Header(fmt, im.mode, width, height, progressive=progressive, samples=samples)
+    if fmt == "PNG":
+        rawmode = im.tile[0].args if im.tile else ""
+        bits = 16 if "16" in str(rawmode) else 8
+        frames, interlaced = int(getattr(im, "n_frames", 1)), bool(im.info.get("interlace"))
+        banded = frames == 1 and not interlaced and im.mode in png.MAPPED and decoding.png_banded(im)
+        keyed = "transparency" in im.info
+        whole = decoding.png_whole(im) and png.spng_usable(im.mode, rawmode, keyed=keyed, frames=frames)
+        return Header(
+            fmt, im.mode, width, height, bits=bits, frames=frames, progressive=interlaced,
+            banded=banded or whole, whole=whole,
+        )  # fmt: skip
+    if fmt == "TIFF":
+        bits = max(im.tag_v2.get(258, (8,)) or (8,))
+        unit = tiff.band_unit(im)
+        return Header(fmt, im.mode, width, height, bits=int(bits), banded=unit is not None, unit=unit or 1)
+    if fmt == "BMP":
+        banded = len(im.tile) == 1 and im.tile[0].codec_name == "raw"
+        return Header(fmt, im.mode, width, height, banded=banded)
+    return Header(fmt, im.mode, width, height)
+
+
+def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> MemoryEstimate:
+    """Return the peak memory processing the image will need, beyond what the process already holds.
+
+    :param header: from :func:`read_header`.
+    :param recipe: the sizes decide the decode scale (JPEG) and the band reduction (others).
+    :param source_bytes: the file's size: its bytes are held while it decodes.
+    """
+    largest = max((fit(header.width, header.height, edge) for _, edge in recipe.sizes), key=_area)
+    working = _area(largest) * _WORKING_PER_PIXEL
+    decoded_8bit = header.pixels * _channels(header.mode)
+    scale = 1.0
+    if header.format == "JPEG":
+        eighths = jpeg.dct_scale(header.width, header.height, largest)
+        scale = eighths / 8
+        scaled = -(-header.width * eighths // 8) * -(-header.height * eighths // 8)
+        decoded_8bit = scaled * _channels(header.mode)
+        path = "jpeg_progressive" if header.progressive else "jpeg"
+        model = MODELS[path]
+        decode = scaled * model.per_pixel
+        if header.progressive:  # libjpeg keeps every DCT coefficient (2 bytes) of every scan
+            decode += 2 * header.pixels * header.samples
+    elif header.format == "WEBP":
+        factor = decoding.reduce_factor((header.width, header.height), largest)
+        if header.frames > 1:
+            path = "webp_animated"
+        else:
+            path = "webp_lossless" if header.lossless else "webp_alpha" if header.mode == "RGBA" else "webp"
+        model = MODELS[path]
+        decode = header.pixels * model.per_pixel
+        if header.frames == 1:  # libwebp's scaled output, then converted for resampling
+            scale = 1 / max(1, factor)
+            decoded_8bit = decoded_8bit * scale**2
+            decode += 2 * 4 * header.pixels * scale**2
+    elif header.format in ("HEIF", "AVIF"):
+        path = header.format.lower()
+        model = MODELS[path]
+        decode = header.pixels * model.per_pixel * (2 if header.bits > 8 else 1)
+    else:
+        factor = decoding.reduce_factor((header.width, header.height), largest)
+        banded = header.banded and factor >= 2
+        path = header.format.lower() + ("_whole" if banded and header.whole else "_bands" if banded else "")
+        model = MODELS.get(path, MODELS["png"])
+        stored = _STORED_BYTES.get(header.mode, 4)
+        decode = 0.0 if banded else header.pixels * stored * model.per_pixel
+        if path == "png_whole":  # libspng's array: 8-bit samples, palettes expanded to RGB
+            decode = header.pixels * {"L": 1, "RGBA": 4}.get(header.mode, 3) * model.per_pixel
+        if factor >= 2:
+            rows = decoding.band_rows_for(header.width, factor, header.unit if banded else 1)
+            if path == "png_bands":  # the mapped band, its inflated and stored-block copies, converted
+                per_row_pixel = stored + 2 * _PNG_SAMPLE_BYTES.get(header.mode, 4) * header.bits // 8 + 12
+            else:  # bands that leave rows over for the next one are joined with them: two copies more
+                per_row_pixel = (model.band_copies + (2 if rows % factor else 0)) * 4
+            decode += per_row_pixel * rows * header.width + header.pixels / factor**2 * 4
+        else:
+            decode += header.pixels * 4  # converted at full size: the image is barely larger
+    peak = source_bytes * model.source_copies + decode + working + model.fixed_mb * _MB
+    return MemoryEstimate(
+        peak_mb=peak / _MB, decoded_mb=decoded_8bit / _MB, scale=scale, path=path, header=header
+    )
+
+
+def _area(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
+
+
+def _channels(mode: str) -> int:
+    """Return the 8-bit samples per pixel a mode stands for: 1 (grey, palette), 2, 3 or 4."""
+    if mode in ("1", "L", "P", "I", "F") or mode.startswith("I;16"):
+        return 1
+    if mode in ("LA", "PA"):
+        return 2
+    return 4 if mode in ("RGBA", "CMYK") else 3
+
+
+def _webp_header(fp: BinaryIO) -> Header:
+    """Return the header of a WebP file from its RIFF chunks (Pillow's plugin reads the whole file)."""
+    data = fp.read(64 * 1024)
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError("not a WebP file")
+    position, alpha, frames, lossless, size = 12, False, 1, False, None
+    while position + 8 <= len(data):
+        kind, length = data[position : position + 4], struct.unpack_from("<I", data, position + 4)[0]
+        body = data[position + 8 : position + 8 + length]
+        if kind == b"VP8X" and len(body) >= 10:
+            flags = body[0]
+            alpha, frames = bool(flags & 0x10), 2 if flags & 0x02 else 1
+            size = (int.from_bytes(body[4:7], "little") + 1, int.from_bytes(body[7:10], "little") + 1)
+        elif kind == b"VP8L" and len(body) >= 5:
+            bits = int.from_bytes(body[1:5], "little")
+            lossless = True
+            size = size or ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+            alpha = alpha or bool(bits >> 28 & 1)
+            break
+        elif kind == b"VP8 " and len(body) >= 10:
+            size = size or (
+                struct.unpack_from("<H", body, 6)[0] & 0x3FFF,
+                struct.unpack_from("<H", body, 8)[0] & 0x3FFF,
+            )
+            break
+        elif kind in (b"ANIM", b"ANMF"):
+            frames = max(frames, 2)
+            if kind == b"ANMF":
+                break
+        position += 8 + length + (length & 1)
+    if size is None:
+        raise ValueError("WebP header without an image chunk in its first 64 KiB")
+    mode = "RGBA" if alpha else "RGB"
+    return Header("WEBP", mode, *size, frames=frames, lossless=lossless)
+
+
+def _bmff_header(fp: BinaryIO, fmt: str) -> Header:
+    """Return the header of a HEIF or AVIF file: the largest ``ispe`` (the primary image or its grid),
+    bits from ``pixi``, alpha from an ``auxC`` alpha item."""
+    data = fp.read(256 * 1024)
+    sizes: list[tuple[int, int]] = []
+    bits = 8
+    alpha = b"auxid:1" in data or b"cicp:systems:auxiliary:alpha" in data
+
+    def walk(start: int, end: int) -> None:
+        nonlocal bits
+        position = start
+        while position + 8 <= end:
+            length = int.from_bytes(data[position : position + 4], "big")
+            kind = data[position + 4 : position + 8]
+            header = 8
+            if length == 1:
+                length, header = int.from_bytes(data[position + 8 : position + 16], "big"), 16
+            elif length == 0:
+                length = end - position
+            if length < header:
+                return
+            body = position + header
+            if kind == b"meta":
+                walk(body + 4, min(end, position + length))
+            elif kind in (b"iprp", b"ipco"):
+                walk(body, min(end, position + length))
+            elif kind == b"ispe" and body + 12 <= len(data):
+                sizes.append(struct.unpack_from(">II", data, body + 4))
+            elif kind == b"pixi" and body + 5 <= len(data):
+                channels = data[body + 4]
+                bits = max([bits, *data[body + 5 : body + 5 + channels]])
+            position += length
+
+    walk(0, len(data))
+    if not sizes:
+        raise ValueError(f"{fmt} header without an image size (ispe) in its first 256 KiB")
+    width, height = max(sizes, key=_area)
+    return Header(fmt, "RGBA" if alpha else "RGB", width, height, bits=bits)

@@ -1,0 +1,120 @@
+"""TIFF: pages counted in one walk; striped and tiled images decoded a band at a time."""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+
+from PIL import Image, TiffImagePlugin, TiffTags
+
+
+def page_count(data: bytes) -> int:
+    """Return the number of pages (IFDs) of a TIFF or BigTIFF file, walking the chain once.
+
+    A loop or an offset past the end ends the walk; the first page was already read by Pillow.
+    """
+    order = "<" if data[:2] == b"II" else ">"
+    if data[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: 8-byte counts and offsets, 20-byte entries
+        count_format, next_format, entry_size, first = "Q", "Q", 20, 8
+    else:
+        count_format, next_format, entry_size, first = "H", "I", 12, 4
+    count_size, next_size = struct.calcsize(count_format), struct.calcsize(next_format)
+    (offset,) = struct.unpack_from(order + next_format, data, first)
+    seen: set[int] = set()
+    while offset and offset not in seen and offset + count_size <= len(data):
+        seen.add(offset)
+        (entries,) = struct.unpack_from(order + count_format, data, offset)
+        link = offset + count_size + entries * entry_size
+        if link + next_size > len(data):
+            break
+        (offset,) = struct.unpack_from(order + next_format, data, link)
+    return max(1, len(seen))
+
+
+# Tags that point at other structures in the original file (or are not needed to decode pixels):
+# a band's file leaves them out.
+_DROPPED_TAGS = {269, 270, 271, 272, 285, 288, 289, 305, 306, 315, 316, 330, 513, 514, 700, 33432,
+                 33723, 34377, 34665, 34675, 34853, 37724, 40965, 50706}  # fmt: skip
+_OLD_JPEG = 6
+_STRIP_OFFSETS, _ROWS_PER_STRIP, _STRIP_COUNTS = 273, 278, 279
+_TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_COUNTS = 322, 323, 324, 325
+
+
+def band_unit(im: Image.Image) -> int | None:
+    """Return the rows of one strip or row of tiles of an opened TIFF, or None when it is one piece."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is None or tags.get(259) == _OLD_JPEG:
+        return None
+    height = im.size[1]
+    unit = tags.get(_TILE_LENGTH) if _TILE_OFFSETS in tags else tags.get(_ROWS_PER_STRIP, height)
+    return int(unit) if unit and 0 < int(unit) < height else None
+
+
+def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
+    """Return an iterator over the image as bands of ``rows`` rows, top to bottom; None if not possible.
+
+    A band is decoded from a small TIFF made of the first directory's tags with the band's height
+    and only the band's strips (or tiles), copied compressed: every compression, predictor,
+    photometric and sample layout Pillow and libtiff read works the same, and the full image is
+    never in memory. ``rows`` must be a multiple of :func:`band_unit`.
+
+    :param im: the opened TIFF (first page), not loaded.
+    :param data: the file's bytes.
+    :param rows: band height, a multiple of the strip or tile height.
+    """
+    unit = band_unit(im)
+    if unit is None or rows % unit:
+        return None
+    tags = im.tag_v2
+    width, height = im.size
+    tiled = _TILE_OFFSETS in tags
+    offsets_tag, counts_tag = (_TILE_OFFSETS, _TILE_COUNTS) if tiled else (_STRIP_OFFSETS, _STRIP_COUNTS)
+    offsets, counts = tuple(tags.get(offsets_tag, ())), tuple(tags.get(counts_tag, ()))
+    across = -(-width // int(tags[_TILE_WIDTH])) if tiled else 1
+    down = -(-height // unit)
+    planes = int(tags.get(277, 1)) if tags.get(284) == 2 else 1
+    if len(offsets) != across * down * planes or len(counts) != len(offsets):
+        return None
+    if any(o + c > len(data) for o, c in zip(offsets, counts, strict=True)):
+        return None  # truncated: the whole-image decode names the problem
+    kept = {tag: value for tag, value in tags.items() if tag not in _DROPPED_TAGS}
+
+    def band_file(first: int, count: int, band_height: int) -> bytes:
+        pieces = [
+            plane * across * down + row * across + column
+            for plane in range(planes)
+            for row in range(first, first + count)
+            for column in range(across)
+        ]
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+        for tag, value in kept.items():
+            ifd[tag] = value
+            ifd.tagtype[tag] = tags.tagtype[tag]
+        ifd[257] = band_height
+        ifd.tagtype[257] = TiffTags.LONG
+        for tag in (offsets_tag, counts_tag):
+            ifd[tag] = tuple(0 for _ in pieces)
+            ifd.tagtype[tag] = TiffTags.LONG
+        ifd[counts_tag] = tuple(counts[i] for i in pieces)
+        # Pillow adds the end of the directory to StripOffsets itself (not to TileOffsets).
+        start = 0 if offsets_tag == _STRIP_OFFSETS else 8 + len(ifd.tobytes(8))
+        starts, position = [], start
+        for i in pieces:
+            starts.append(position)
+            position += counts[i]
+        ifd[offsets_tag] = tuple(starts)
+        directory = ifd.tobytes(8)
+        body = b"".join(data[offsets[i] : offsets[i] + counts[i]] for i in pieces)
+        return b"II*\x00\x08\x00\x00\x00" + directory + body
+
+    def generate() -> Iterator[Image.Image]:
+        per_band = rows // unit
+        for first in range(0, down, per_band):
+            count = min(per_band, down - first)
+            band_height = min(rows, height - first * unit)
+            band = Image.open(io.BytesIO(band_file(first, count, band_height)), formats=("TIFF",))
+            band.load()
+            yield band
+
+    return generate()

@@ -1,0 +1,135 @@
+"""WebP: stills decoded by libwebp already scaled down, the way libjpeg's DCT scaling works for JPEG.
+
+Pillow decodes every WebP through libwebp's animation decoder: two full RGBA canvases, a bytes
+copy of one and then the image (16 bytes a pixel; 24 MP needed 400 MB). libwebp itself can
+scale while decoding (``WebPDecoderOptions.use_scaling``): a lossy still then never exists at full
+size (lossless ones keep one 32-bit ARGB plane inside libwebp). The library is the one Pillow's
+``_webp`` module is linked against, called through ctypes; anything unexpected (no such library,
+an animation, an ABI mismatch) returns None and Pillow's own path decodes the image.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+
+from PIL import Image
+
+_ABI_VERSION = 0x0209  # WEBP_DECODER_ABI_VERSION of libwebp 1.x
+_MODE_RGB, _MODE_RGBA = 0, 1
+
+
+class _Features(ctypes.Structure):
+    _fields_ = [
+        ("width", ctypes.c_int),
+        ("height", ctypes.c_int),
+        ("has_alpha", ctypes.c_int),
+        ("has_animation", ctypes.c_int),
+        ("format", ctypes.c_int),
+        ("pad", ctypes.c_uint32 * 5),
+    ]
+
+
+class _RGBABuffer(ctypes.Structure):
+    _fields_ = [("rgba", ctypes.c_void_p), ("stride", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+
+class _YUVABuffer(ctypes.Structure):
+    _fields_ = [
+        *((name, ctypes.c_void_p) for name in ("y", "u", "v", "a")),
+        *((name, ctypes.c_int) for name in ("y_stride", "u_stride", "v_stride", "a_stride")),
+        *((name, ctypes.c_size_t) for name in ("y_size", "u_size", "v_size", "a_size")),
+    ]
+
+
+class _Buffers(ctypes.Union):
+    _fields_ = [("RGBA", _RGBABuffer), ("YUVA", _YUVABuffer)]
+
+
+class _DecBuffer(ctypes.Structure):
+    _fields_ = [
+        ("colorspace", ctypes.c_int),
+        ("width", ctypes.c_int),
+        ("height", ctypes.c_int),
+        ("is_external_memory", ctypes.c_int),
+        ("u", _Buffers),
+        ("pad", ctypes.c_uint32 * 4),
+        ("private_memory", ctypes.c_void_p),
+    ]
+
+
+_OPTION_NAMES = (
+    "bypass_filtering", "no_fancy_upsampling", "use_cropping", "crop_left", "crop_top", "crop_width",
+    "crop_height", "use_scaling", "scaled_width", "scaled_height", "use_threads", "dithering_strength",
+    "flip", "alpha_dithering_strength",
+)  # fmt: skip
+
+
+class _Options(ctypes.Structure):
+    _fields_ = [*((name, ctypes.c_int) for name in _OPTION_NAMES), ("pad", ctypes.c_uint32 * 5)]
+
+
+class _Config(ctypes.Structure):
+    _fields_ = [("input", _Features), ("output", _DecBuffer), ("options", _Options)]
+
+
+@cache
+def _libwebp() -> ctypes.CDLL | None:
+    """Return the libwebp already loaded by Pillow's ``_webp`` module, or None."""
+    try:
+        from PIL import _webp  # noqa: F401  (loads libwebp into this process)
+
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/libwebp" in line}
+    except (ImportError, OSError):
+        return None
+    for path in sorted(paths):
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(("libwebpdemux", "libwebpmux")) or ".so" not in name:
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            lib.WebPInitDecoderConfigInternal.argtypes = [ctypes.POINTER(_Config), ctypes.c_int]
+            lib.WebPGetFeaturesInternal.argtypes = [
+                ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Features), ctypes.c_int
+            ]  # fmt: skip
+            lib.WebPDecode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Config)]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def decode_scaled(data: bytes, size: tuple[int, int], *, alpha: bool) -> Image.Image | None:
+    """Return the first (only) frame of a still WebP decoded straight to ``size``, or None.
+
+    :param data: the file's bytes.
+    :param size: the output size (libwebp averages the source pixels each output pixel covers).
+    :param alpha: decode RGBA (the file has alpha); else RGB.
+    :return: an RGB or RGBA image of ``size``, or None when libwebp cannot be used for this file.
+    """
+    lib = _libwebp()
+    if lib is None:
+        return None
+    config = _Config()
+    if not lib.WebPInitDecoderConfigInternal(ctypes.byref(config), _ABI_VERSION):
+        return None
+    if lib.WebPGetFeaturesInternal(data, len(data), ctypes.byref(config.input), _ABI_VERSION) != 0:
+        return None
+    if config.input.has_animation:
+        return None
+    width, height = size
+    channels = 4 if alpha else 3
+    stride = width * channels
+    pixels = ctypes.create_string_buffer(stride * height)
+    if size != (config.input.width, config.input.height):
+        config.options.use_scaling = 1
+        config.options.scaled_width, config.options.scaled_height = width, height
+    config.output.colorspace = _MODE_RGBA if alpha else _MODE_RGB
+    config.output.is_external_memory = 1
+    config.output.u.RGBA.rgba = ctypes.cast(pixels, ctypes.c_void_p)
+    config.output.u.RGBA.stride = stride
+    config.output.u.RGBA.size = len(pixels)
+    if lib.WebPDecode(data, len(data), ctypes.byref(config)) != 0:
+        return None
+    return Image.frombuffer("RGBA" if alpha else "RGB", size, pixels, "raw", "RGBA" if alpha else "RGB", 0, 1)

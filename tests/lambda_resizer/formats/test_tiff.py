@@ -1,0 +1,94 @@
+"""TIFF: pages counted in one walk."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lambda_resizer import decoding
+from lambda_resizer.core import Recipe, process_image
+from lambda_resizer.formats import tiff
+from tests.imaging import tiled_tiff
+from tests.lambda_resizer.images import (
+    decode,
+    encode,
+    photo,
+    reject,
+    tiff_of_tiny_pages,
+)
+
+BIG_TIFF_3_PAGES = encode(
+    Image.new("RGB", (50, 40)),
+    "TIFF",
+    save_all=True,
+    append_images=[Image.new("RGB", (50, 40))] * 2,
+    big_tiff=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "pages"),
+    [
+        (tiff_of_tiny_pages(20_000), 20_000),  # Pillow's n_frames took 5 s here: quadratic
+        (tiff_of_tiny_pages(3, loop=True), 3),
+        (BIG_TIFF_3_PAGES, 3),
+    ],
+)
+def test_tiff_pages_are_counted_in_one_walk(data, pages):
+    result = process_image(data)
+    assert result.info.frame_count == pages and result.info.format == "TIFF"
+
+
+@pytest.fixture(autouse=True)
+def many_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of 64 KiB, so these small test images are decoded in many bands."""
+    monkeypatch.setattr(decoding, "BAND_BYTES", 64 * 1024)
+
+
+def psnr(a: bytes, b: bytes) -> float:
+    x = np.asarray(decode(a).convert("RGB"), dtype=np.float64)
+    y = np.asarray(decode(b).convert("RGB"), dtype=np.float64)
+    assert x.shape == y.shape
+    error = np.square(x - y).mean()
+    return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
+
+
+def variants_decoded_whole(data: bytes, monkeypatch: pytest.MonkeyPatch, recipe: Recipe) -> list[bytes]:
+    """Return the JPEG variants made from the whole image decoded at once (band decoding off)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(decoding, "band_decoder", lambda im, data, rows: None)
+        return [v.encoded["jpeg"] for v in process_image(data, recipe).variants]
+
+
+def banded_tiff_sources() -> dict[str, bytes]:
+    image = photo(900, 660, seed=5)
+    rgba = image.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(image.size))
+    return {
+        "deflate strips": encode(image, "TIFF", compression="tiff_adobe_deflate"),
+        "lzw strips with predictor": encode(image, "TIFF", compression="tiff_lzw"),
+        "jpeg strips": encode(image, "TIFF", compression="jpeg"),
+        "RGBA packbits": encode(rgba, "TIFF", compression="packbits"),
+        "16-bit grey": encode(image.convert("I").point(lambda v: v * 200).convert("I;16"), "TIFF",
+                              compression="tiff_adobe_deflate"),
+        "palette": encode(image.quantize(64), "TIFF", compression="tiff_adobe_deflate"),
+        "tiles": tiled_tiff(image),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(banded_tiff_sources()))
+def test_band_decoded_tiff_variants_match_a_whole_decode(name, monkeypatch):
+    data = banded_tiff_sources()[name]
+    recipe = Recipe(sizes=(("a", 300), ("b", 120)))
+    assert tiff.band_unit(Image.open(io.BytesIO(data))) is not None  # really decoded in bands
+    banded = [v.encoded["jpeg"] for v in process_image(data, recipe).variants]
+    for made, whole in zip(banded, variants_decoded_whole(data, monkeypatch, recipe), strict=True):
+        assert psnr(made, whole) >= 45
+
+
+def test_a_tiff_cut_short_in_its_strips_is_still_named_truncated():
+    data = encode(photo(1500, 1100), "TIFF", compression="tiff_adobe_deflate")
+    assert reject(data[: len(data) * 2 // 3]).code in ("truncated", "corrupt")

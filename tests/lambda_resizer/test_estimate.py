@@ -1,0 +1,151 @@
+"""The memory estimate: read from the header alone, never below the measured peak, at most 25% above."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lambda_resizer.estimate import estimate_memory, read_header
+from lambda_resizer.recipe import DEFAULT_RECIPE
+from tests.imaging import tiled_tiff
+from tests.lambda_resizer.images import encode, photo
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Reads(io.BytesIO):
+    """A file that counts how far into it a reader went."""
+
+    furthest = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.furthest = max(self.furthest, self.tell())
+        return data
+
+
+def translucent(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(image.size))
+    return rgba
+
+
+def test_a_jpeg_header_is_read_without_its_pixels_and_tells_progressive_and_subsampling():
+    data = encode(photo(3000, 2000), "JPEG", quality=90, progressive=True)
+    fp = Reads(data)
+    header = read_header(fp)
+    assert (header.format, header.mode, header.width, header.height) == ("JPEG", "RGB", 3000, 2000)
+    assert header.progressive and header.samples == 1.5  # 4:2:0
+    assert fp.furthest < 4096 < len(data)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: encode(photo(640, 480), "WEBP", quality=80), ("WEBP", "RGB", False, 1)),
+        (lambda: encode(translucent(photo(640, 480)), "WEBP", lossless=True), ("WEBP", "RGBA", True, 1)),
+        (
+            lambda: encode(photo(64, 48), "WEBP", save_all=True, append_images=[photo(64, 48, 1)]),
+            ("WEBP", "RGB", False, 2),
+        ),
+    ],
+)
+def test_webp_headers_are_read_from_the_riff_chunks(make, expected):
+    header = read_header(io.BytesIO(make()))
+    assert (header.format, header.mode, header.lossless, min(header.frames, 2)) == expected
+
+
+def test_heic_size_comes_from_its_boxes():
+    try:
+        data = encode(photo(320, 240), "HEIF", quality=80)
+    except (KeyError, OSError, ValueError) as exc:
+        pytest.skip(f"cannot encode HEIF here: {exc}")
+    header = read_header(io.BytesIO(data))
+    assert (header.format, header.width, header.height) == ("HEIF", 320, 240)
+
+
+def test_striped_tiff_and_bmp_are_banded_and_a_single_strip_is_not():
+    assert read_header(io.BytesIO(encode(photo(600, 400), "TIFF", compression="tiff_adobe_deflate"))).banded
+    assert read_header(io.BytesIO(tiled_tiff(photo(600, 400)))).banded
+    assert read_header(io.BytesIO(encode(photo(600, 400), "BMP"))).banded
+    assert not read_header(io.BytesIO(encode(photo(600, 400), "TIFF"))).banded  # one strip
+
+
+def test_the_estimate_grows_with_what_stays_in_memory():
+    def peak(data: bytes) -> float:
+        return estimate_memory(read_header(io.BytesIO(data)), DEFAULT_RECIPE, source_bytes=len(data)).peak_mb
+
+    image = photo(4000, 3000)
+    baseline, progressive = (encode(image, "JPEG", progressive=p) for p in (False, True))
+    assert peak(progressive) > peak(baseline) + 2 * 1.5 * 12e6 / 2**20 - 1  # every DCT coefficient kept
+    striped = encode(image, "TIFF", compression="tiff_adobe_deflate")
+    assert peak(striped) < peak(encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30))
+
+
+# --- never below the measured peak ---------------------------------------------------------
+
+PROBE = """
+import json, sys
+from lambda_resizer.core import process_image
+from lambda_resizer.estimate import estimate_memory, read_header
+from lambda_resizer.recipe import DEFAULT_RECIPE
+def status(key):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key)) / 1024
+path = sys.argv[1]
+with open(path, "rb") as fp:
+    estimate = estimate_memory(read_header(fp), DEFAULT_RECIPE, source_bytes=fp.seek(0, 2)).peak_mb
+base = status("VmRSS:")
+process_image(open(path, "rb").read())
+print(json.dumps({"estimated": base + estimate, "peak": status("VmHWM:")}))
+"""
+
+
+def _files() -> dict[str, bytes]:
+    image = photo(2400, 1800, seed=2)  # 4 MP: big enough for the model to matter, quick to encode
+    rgba = translucent(image)
+    palette = image.quantize(colors=200)
+    palette.info["transparency"] = 0
+    grey16 = image.convert("I").point(lambda v: v * 257).convert("I;16")
+    files = {
+        "jpeg": encode(image, "JPEG", quality=90),
+        "jpeg progressive": encode(image, "JPEG", quality=90, progressive=True),
+        "png rgb": encode(image, "PNG"),
+        "png rgba": encode(rgba, "PNG"),
+        "png palette + tRNS": encode(palette, "PNG"),
+        "png 16-bit grey": encode(grey16, "PNG"),
+        "gif": encode(image.quantize(colors=256), "GIF"),
+        "tiff deflate": encode(image, "TIFF", compression="tiff_adobe_deflate"),
+        "tiff tiled": tiled_tiff(image),
+        "tiff one strip": encode(image, "TIFF"),
+        "bmp": encode(image, "BMP"),
+        "webp": encode(image, "WEBP", quality=80, method=0),
+        "webp lossless": encode(image, "WEBP", lossless=True, quality=0, method=0),
+    }
+    for fmt in ("HEIF", "AVIF"):
+        with contextlib.suppress(KeyError, OSError, ValueError):
+            files[fmt.lower()] = encode(image, fmt, quality=60, **({"speed": 10} if fmt == "AVIF" else {}))
+    return files
+
+
+@pytest.mark.slow
+def test_the_estimate_is_never_below_the_measured_peak_and_at_most_25_percent_above(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    results = {}
+    for name, data in _files().items():
+        path = tmp_path / name.replace(" ", "_")
+        path.write_bytes(data)
+        run = subprocess.run(
+            [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=env, check=True
+        )
+        results[name] = json.loads(run.stdout)
+    ratios = {name: round(r["estimated"] / r["peak"], 3) for name, r in results.items()}
+    outside = {name: ratio for name, ratio in ratios.items() if not 1.0 <= ratio <= 1.25}
+    assert not outside, f"estimate / measured peak outside [1.0, 1.25]: {outside} (all: {ratios})"
