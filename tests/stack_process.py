@@ -8,10 +8,13 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from image_etl.local.worker import resident_mb
+from image_etl.resources import LOCAL, ResizeFunctionShape
 from image_etl.settings import Settings, load_settings
 
 
@@ -88,3 +91,10 @@ def image_etl_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProce
     return subprocess.run(
         [sys.executable, "-m", "image_etl.cli", *args], capture_output=True, text=True, timeout=timeout
     )
+
+
+def in_this_process(shape: ResizeFunctionShape = LOCAL.function) -> ResizeFunctionShape:
+    """Return ``shape`` with its memory on top of what this test process holds already: a handler
+    run inside pytest then has the function's memory budget (a Lambda's own process holds only the
+    interpreter, pytest holds hundreds of MB after synthesizing the CDK app)."""
+    return replace(shape, memory_mb=int(resident_mb()) + shape.memory_mb)

@@ -23,6 +23,7 @@ from lambda_resizer.config import ResizerConfig
 from lambda_resizer.estimate import estimate_memory, read_header
 from lambda_resizer.records import from_item, image_id_for
 from tests.imaging import encode, photo_like
+from tests.stack_process import in_this_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,8 @@ def isolated_environment() -> Iterator[None]:
 
 @pytest.fixture
 def worker(stack: Settings) -> EventWorker:
-    return EventWorker(stack, enforce_limits=False)  # Lambda's limits would SIGKILL pytest itself
+    # Lambda's limits would SIGKILL pytest itself.
+    return EventWorker(stack, function=in_this_process(), enforce_limits=False)
 
 
 @pytest.fixture
@@ -98,7 +100,7 @@ def test_transient_aws_errors_are_retried_then_moved_to_the_dlq(
     queue_settings, queue = fast_retry
     # Every DynamoDB call fails: an AWS error, not bad bytes.
     settings = dataclasses.replace(queue_settings, table_name="a-table-that-does-not-exist")
-    worker = EventWorker(settings, queue=queue, enforce_limits=False)
+    worker = EventWorker(settings, queue=queue, function=in_this_process(), enforce_limits=False)
     settings.client("s3").put_object(
         Bucket=settings.upload_bucket, Key="uploads/x/y.jpg", Body=encode(photo_like(2))
     )

@@ -17,6 +17,7 @@ from image_etl.settings import Settings
 from lambda_resizer import handler
 from lambda_resizer.records import from_item, image_id_for
 from tests.imaging import encode, photo_like
+from tests.stack_process import in_this_process
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -56,7 +57,8 @@ def invoke(stack: Settings, monkeypatch: pytest.MonkeyPatch):
     handler.image_processor.cache_clear()
 
     def call(event: dict[str, Any]) -> dict[str, Any]:
-        return handler.lambda_handler(event, FakeLambdaContext(aws_request_id="test"))
+        context = FakeLambdaContext(aws_request_id="test", memory_limit_in_mb=in_this_process().memory_mb)
+        return handler.lambda_handler(event, context)
 
     yield call
     handler.image_processor.cache_clear()
@@ -250,7 +252,7 @@ class ScriptedContext(FakeLambdaContext):
     """A Lambda context whose remaining time follows a script, one value per call."""
 
     def __init__(self, remaining_ms: list[int]) -> None:
-        super().__init__(aws_request_id="scripted")
+        super().__init__(aws_request_id="scripted", memory_limit_in_mb=in_this_process().memory_mb)
         self.script = list(remaining_ms)
 
     def get_remaining_time_in_millis(self) -> int:
