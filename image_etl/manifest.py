@@ -157,7 +157,7 @@ class DatasetStore:
         variants_bucket: str,
         variants_prefix: str,
         variant: str = "small",
-        license: str = "unknown",
+        license: str | None = None,
     ) -> int:
         """Download an ``imagefolder_export`` (metadata + the variant files) into ``out_dir/<split>/``,
         with a dataset card (``README.md``, ``croissant.json``) describing the folder.
@@ -165,13 +165,18 @@ class DatasetStore:
         ``datasets.load_dataset("imagefolder", data_dir=out_dir)`` (or ``load_dataset(out_dir)``,
         which reads the card) then reads it with its splits, labels as ``ClassLabel``.
 
-        :param license: the license the folder's card states (``Settings.dataset_license``).
+        :param license: the license the folder's card states; default the version card's (the
+            license the version was published under), else "unknown".
         :return: number of images written.
         """
-        from image_etl.dataset.card import CardInfo, croissant, dataset_card
+        from image_etl.dataset.card import CardInfo, card_license, croissant, dataset_card
         from image_etl.dataset.export import CARD_FILE, CROISSANT_FILE, METADATA_FILE, export_files, export_of
 
         files = export_files(self, version, variant)
+        if license is None:
+            card_key = f"{self.version_prefix(version)}{CARD_FILE}"
+            stated = card_license(self.read_bytes(card_key).decode()) if self.exists(card_key) else None
+            license = stated or "unknown"
         export = export_of(files, variant=variant, images_next_to_card=True)
         written = 0
         image_bytes: dict[str, int] = {}

@@ -20,6 +20,8 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from image_etl.dataset.rules import FLAGS
+
 #: The export's column holding an image's path (``datasets`` turns ``file_name`` into ``image``).
 FILE_COLUMN = "file_name"
 IMAGE_FEATURE = "image"
@@ -50,8 +52,9 @@ DESCRIPTIONS: dict[str, str] = {
     "image_id": "Stable id of the source image (a hash of its upload bucket and key).",
     "dup_group": "Duplicate group: images with the same bytes or a near-identical pHash share it "
     "(and always a split).",
-    "quality_flags": "Quality flags raised for the image (tiny, extreme_aspect, too_dark, too_bright, "
-    "blurry); empty when none.",
+    # An exported image is processed, so it never carries `failed`.
+    "quality_flags": f"Quality flags raised for the image ({', '.join(f for f in FLAGS if f != 'failed')}); "
+    "empty when none.",
 }
 
 
@@ -177,6 +180,15 @@ def class_names_of(schema: pa.Schema) -> list[str]:
     if raw is None:
         raise ValueError("not an export schema: no Hugging Face features in its metadata")
     return list(json.loads(raw)["info"]["features"][LABEL_COLUMN]["names"])
+
+
+def card_license(text: str) -> str | None:
+    """Return the ``license`` a card's YAML front matter states, or None."""
+    if not text.startswith("---\n"):
+        return None
+    matter = yaml.safe_load(text[4:].split("\n---", 1)[0]) or {}
+    value = matter.get("license")
+    return str(value) if value else None
 
 
 def sha256_of(data: bytes) -> str:

@@ -56,12 +56,8 @@ def croissant_records(path: Path, record_set: str) -> list[dict[str, object]]:
 def test_a_downloaded_exports_card_and_croissant_describe_what_loads(stack: Settings, tmp_path: Path) -> None:
     built, store = exported(stack)
     folder = tmp_path / "export"
-    store.download_imagefolder(
-        folder,
-        built.version,
-        variants_bucket=stack.variants_bucket,
-        variants_prefix=stack.variants_prefix,
-        license="cc-by-4.0",
+    store.download_imagefolder(  # the folder's card states the license the version's card does
+        folder, built.version, variants_bucket=stack.variants_bucket, variants_prefix=stack.variants_prefix
     )
 
     loaded = datasets.load_dataset("imagefolder", data_dir=str(folder), cache_dir=str(tmp_path / "hf"))
