@@ -151,7 +151,7 @@ def write_imagefolder_export(
     """Write a version's export of ``variant`` (``imagefolder-<variant>/<split>/metadata.parquet``),
     then the version's dataset card (``README.md``, ``croissant.json``) over every variant exported.
 
-    :return: split -> images exported.
+    :return: split -> images exported (0 for a split left out: it had none).
     """
     tables = imagefolder_tables(manifest, variant=variant, variants_prefix=variants_prefix)
     prefix = export_prefix(store, version, variant)
@@ -162,7 +162,7 @@ def write_imagefolder_export(
     write_version_card(
         store, version, license=license, images_uri=f"s3://{variants_bucket}/{variants_prefix}"
     )
-    return {split: table.num_rows for split, table in tables.items()}
+    return {split: tables[split].num_rows if split in tables else 0 for split in SPLITS}
 
 
 def exported_variants(store: DatasetStore, version: str) -> list[str]:
