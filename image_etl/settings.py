@@ -42,6 +42,7 @@ _ENV = {
     "user_pool_client_id": "IMAGE_ETL_USER_POOL_CLIENT_ID",
     "glue_database": "IMAGE_ETL_GLUE_DATABASE",
     "athena_workgroup": "IMAGE_ETL_ATHENA_WORKGROUP",
+    "dataset_license": "IMAGE_ETL_DATASET_LICENSE",
 }
 #: What the running local stack writes into its stack file about its user pool.
 _STACK_FILE_FIELDS = ("user_pool_id", "user_pool_client_id")
@@ -97,6 +98,9 @@ class Settings:
     #: The Glue database of the manifest table (and the Athena workgroup, deployed stacks only).
     glue_database: str = LOCAL.catalog.database
     athena_workgroup: str | None = None
+    #: The license the dataset cards state: a Hugging Face license id (``cc-by-4.0``, ``other``, ...).
+    #: "unknown" until someone who knows where the uploads come from says otherwise.
+    dataset_license: str = "unknown"
     running: bool = False
 
     @property

@@ -18,7 +18,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from image_etl.dataset import checks as dataset_checks
-from image_etl.dataset.export import imagefolder_metadata
+from image_etl.dataset.export import export_prefix, write_imagefolder_export
 from image_etl.dataset.record_files import build_from_record_files, write_record_files
 from image_etl.dataset.records import upload_day
 from image_etl.dataset.report import report_markdown, report_plots
@@ -200,23 +200,29 @@ class ImageFolderConfig(dg.Config):
 def imagefolder_export(
     config: ImageFolderConfig, published_manifest: ManifestVersion, datasets: DatasetBucket
 ) -> dg.MaterializeResult:
-    """Hugging Face ImageFolder ``metadata.jsonl`` per split, pointing at one variant, under
-    ``versions/<version>/imagefolder-<variant>/<split>/``."""
+    """Hugging Face ImageFolder ``metadata.parquet`` per split (features declared), pointing at one
+    variant, under ``versions/<version>/imagefolder-<variant>/<split>/``; and the version's dataset
+    card beside it (``versions/<version>/README.md``, ``croissant.json``)."""
     store = datasets.store()
     manifest = datasets.table().read(published_manifest.version)
-    per_split = imagefolder_metadata(
-        manifest, variant=config.variant, variants_prefix=datasets.variants_prefix
+    counts = write_imagefolder_export(
+        store,
+        manifest,
+        version=published_manifest.version,
+        variant=config.variant,
+        variants_bucket=datasets.variants_bucket,
+        variants_prefix=datasets.variants_prefix,
+        license=datasets.dataset_license,
     )
-    prefix = f"{store.version_prefix(published_manifest.version)}imagefolder-{config.variant}/"
-    counts = {}
-    for split, text in per_split.items():
-        store.put(f"{prefix}{split}/metadata.jsonl", text.encode(), content_type="application/jsonl")
-        counts[split] = text.count("\n")
+    prefix = export_prefix(store, published_manifest.version, config.variant)
     return dg.MaterializeResult(
         metadata={
             "variant": config.variant,
             "images": dg.MetadataValue.json(counts),
             "path": dg.MetadataValue.path(store.uri(prefix)),
+            "card": dg.MetadataValue.path(
+                store.uri(f"{store.version_prefix(published_manifest.version)}README.md")
+            ),
             "variants_bucket": datasets.variants_bucket,
         }
     )

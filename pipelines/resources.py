@@ -131,6 +131,8 @@ class DatasetBucket(dg.ConfigurableResource):
     #: Empty for AWS's own endpoints.
     endpoint_url: str = ""
     local_credentials: bool = False
+    #: The license the dataset cards state (``Settings.dataset_license``).
+    dataset_license: str = "unknown"
 
     def store(self) -> DatasetStore:
         return DatasetStore(self.s3.get_client(), self.bucket, self.prefix)
@@ -264,6 +266,7 @@ def build_resources(settings: Settings | None = None, policy: DatasetPolicy | No
             region=settings.region,
             endpoint_url=settings.aws_endpoint_url or "",
             local_credentials=settings.is_local,
+            dataset_license=settings.dataset_license,
         ),
         "policy": policy or DatasetPolicy.from_env(),
         "io_manager": S3PickleIOManager(

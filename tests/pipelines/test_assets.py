@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from PIL import ImageFilter
 from typer.testing import CliRunner
@@ -103,17 +105,21 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
 
     exported = []
     for split in ("train", "val", "test"):
-        key = f"{store.version_prefix(meta['version'])}imagefolder-small/{split}/metadata.jsonl"
-        exported += [json.loads(line) for line in store.read_bytes(key).decode().splitlines()]
+        key = f"{store.version_prefix(meta['version'])}imagefolder-small/{split}/metadata.parquet"
+        if store.exists(key):  # a split with no images has no file
+            exported += pq.read_table(io.BytesIO(store.read_bytes(key))).to_pylist()
     assert len(exported) == 7  # the processed images; the failed one has no variant
+    card = store.read_bytes(f"{store.version_prefix(meta['version'])}README.md").decode()
+    assert "license: unknown" in card and "- image-classification" in card
+    assert metadata_of(result, "imagefolder_export")["card"].endswith(f"{meta['version']}/README.md")
     folder = tmp_path / "imagefolder"
     downloaded = store.download_imagefolder(
         folder, meta["version"], variants_bucket=stack.variants_bucket, variants_prefix=stack.variants_prefix
     )
     assert downloaded == 7
-    for split in ("train", "val", "test"):
-        for line in (folder / split / "metadata.jsonl").read_text().splitlines():
-            assert (folder / split / json.loads(line)["file_name"]).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
+    for row in exported:
+        [path] = folder.glob(f"*/{row['file_name']}")
+        assert path.read_bytes()[:2] == b"\xff\xd8"  # a JPEG
 
     # The CLI downloads what the pointer names.
     data_dir = Path(stack.data_dir)
