@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from image_etl.demo import CLASSES, write_demo_dataset
 from image_etl.settings import Settings
 from image_etl.upload import plan_uploads, upload_all, wait_for_records
+from lambda_resizer.core import process_image
 from lambda_resizer.records import image_id_for, to_item
 
 
@@ -149,3 +151,24 @@ def test_waiting_ignores_the_record_of_an_earlier_upload_of_the_same_key(
     assert wait_for_records(stack, etags, timeout_s=1.5) == {}
     record(etags[key], "processed")
     assert wait_for_records(stack, etags, timeout_s=5)[key]["status"] == "processed"
+
+
+@pytest.mark.parametrize(
+    ("name", "save"),
+    [
+        ("spin.apng", {"format": "PNG", "save_all": True}),
+        ("photo.jfif", {"format": "JPEG"}),
+        ("scan.tif", {"format": "TIFF"}),
+        ("anim.gif", {"format": "GIF", "save_all": True}),
+    ],
+)
+def test_a_folder_upload_takes_the_files_the_resizer_reads_apng_included(
+    tmp_path: Path, name: str, save: dict[str, object]
+) -> None:
+    frames = [Image.new("RGB", (96, 72), colour) for colour in ("red", "navy")]
+    path = tmp_path / "moving" / name
+    path.parent.mkdir()
+    frames[0].save(path, append_images=frames[1:], **save)  # type: ignore[arg-type]
+    plan = plan_uploads([tmp_path / "moving"], upload_prefix="uploads/")
+    assert [u.key for u in plan.uploads] == [f"uploads/moving/{name}"] and plan.skipped == []
+    assert process_image(path.read_bytes()).info.width == 96  # and the resizer does read it
