@@ -38,6 +38,8 @@ __all__ = [
     "iceberg_table",
     "load_manifest",
     "polars_storage_options",
+    "preview",
+    "split_sizes_plot",
     "versions",
 ]
 
@@ -83,15 +85,50 @@ def flags_table(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def failed_images(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Return the failed images with their reasons, most common reason first."""
+    """Return the failed images by the name they were uploaded under, with their reasons, by reason.
+
+    The storage key is not shown: it is an id the uploader never saw (``image_id`` finds the record).
+    """
     failed = manifest[manifest["status"] == STATUS_FAILED]
     reason = "error" if "error" in failed.columns else "error_code"
     columns = [
-        c for c in ("source_key", "label", "error_code", reason, "source_bytes") if c in failed.columns
+        c
+        for c in ("original_filename", "label", "error_code", reason, "source_bytes", "image_id")
+        if c in failed.columns
     ]
-    return (
-        failed[list(dict.fromkeys(columns))].sort_values(["error_code", "source_key"]).reset_index(drop=True)
+    order = [c for c in ("error_code", "original_filename", "image_id") if c in failed.columns]
+    return failed[list(dict.fromkeys(columns))].sort_values(order).reset_index(drop=True)
+
+
+#: What a first look at a manifest needs, in this order (the rest is one ``manifest.columns`` away).
+PREVIEW_COLUMNS: tuple[str, ...] = (
+    "original_filename",
+    "label",
+    "status",
+    "split",
+    "keep",
+    "width",
+    "height",
+    "dup_group",
+    "quality_flags",
+)
+
+
+def preview(manifest: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """Return the first ``rows`` images with the columns that matter (:data:`PREVIEW_COLUMNS` present)."""
+    return manifest[[c for c in PREVIEW_COLUMNS if c in manifest.columns]].head(rows)
+
+
+def split_sizes_plot(manifest: pd.DataFrame) -> Figure:
+    """Return a figure of processed images per label, stacked by split."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 3.5), layout="constrained")
+    class_balance(manifest)[["train", "val", "test"]].plot.bar(
+        stacked=True, ax=axis, title="split sizes per label"
     )
+    plt.close(figure)  # returned, not left open: a notebook shows it once
+    return figure
 
 
 def duplicate_groups(manifest: pd.DataFrame, *, min_size: int = 2) -> pd.DataFrame:

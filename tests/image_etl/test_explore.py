@@ -60,6 +60,8 @@ def records() -> list[dict[str, Any]]:
             "status": "failed",
             "error": "image file is truncated",
             "error_code": "truncated",
+            "original_filename": "holiday.jpg",
+            "source_key": "uploads/dogs/2f9c0d1e-holiday.jpg",
             "variants": {},
         }
     )
@@ -79,9 +81,24 @@ def test_failed_images_and_duplicate_groups(records: list[dict[str, Any]], manif
     manifest = manifest_of(records, "v1")
     failed = explore.failed_images(manifest)
     assert list(failed["error_code"]) == ["truncated"]
+    # The name the uploader knows, not the storage key.
+    assert list(failed["original_filename"]) == ["holiday.jpg"] and "source_key" not in failed.columns
     groups = explore.duplicate_groups(manifest)
     assert set(groups["image_id"]) == {f"{1:032x}", f"{13:032x}"} and set(groups["group_size"]) == {2}
     assert explore.groups_spanning_splits(manifest).empty
+
+
+def test_preview_shows_the_columns_that_matter_and_the_split_plot_is_one_figure(
+    records: list[dict[str, Any]], manifest_of: Any
+) -> None:
+    from matplotlib.figure import Figure
+
+    manifest = manifest_of(records, "v1")
+    preview = explore.preview(manifest)
+    assert len(preview) == 5 and len(preview.columns) < len(manifest.columns) / 2
+    assert {"original_filename", "label", "status", "split", "quality_flags"} <= set(preview.columns)
+    figure = explore.split_sizes_plot(manifest)
+    assert isinstance(figure, Figure) and [a.get_title() for a in figure.axes] == ["split sizes per label"]
 
 
 def test_a_group_split_across_splits_is_reported() -> None:

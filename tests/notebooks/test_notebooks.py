@@ -74,6 +74,15 @@ def test_notebook_runs_against_the_seeded_stack(
         if "image/png" in output.get("data", {})
     )
     assert images >= 2, "the notebook should show pictures (contact sheets, plots)"
+    # A plotting call's return value printed as text (`<Axes: ...>`) is noise next to its picture.
+    texts = [
+        "".join(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "image/png" not in output.get("data", {})  # a figure's own text beside its picture is fine
+    ]
+    assert not [t for t in texts if t.startswith(("<Axes", "<Figure", "<matplotlib"))]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, ARTIFACTS / path.name)  # the executed copy, to look at
 
