@@ -182,3 +182,28 @@ def test_load_manifest_reads_the_published_or_a_given_version(
     assert latest.attrs["version"] == built[1] and len(latest) == len(records)
     assert len(first) == 5
     assert json.loads(json.dumps(explore.diff_versions(first, latest).summary()))["added"] == len(records) - 5
+
+
+def test_with_one_version_the_comparison_is_against_an_empty_one_and_says_what_it_needs(
+    stack: Settings, records: list[dict[str, Any]]
+) -> None:
+    nothing = explore.versions_to_compare(settings=stack)
+    assert "No manifest version yet" in nothing.note and len(nothing.new) == 0
+    assert explore.diff_versions(nothing.old, nothing.new).summary()["added"] == 0
+    explore.drift_plot(explore.diff_versions(nothing.old, nothing.new))  # draws, with nothing in it
+
+    store = DatasetStore.from_settings(stack)
+    write_record_files(store, records, ["2026-11-26"])
+    only = build_from_record_files(manifest_table(stack), store, config=ManifestConfig()).version
+    one = explore.versions_to_compare(settings=stack)
+    assert one.new.attrs["version"] == only and one.old.attrs["version"] == explore.EMPTY_VERSION
+    assert "Only one version" in one.note and "two manifest versions" in one.note
+    diff = explore.diff_versions(one.old, one.new)
+    assert diff.summary()["added"] == len(records) and diff.summary()["removed"] == 0
+    assert diff.labels["old"].sum() == 0 and diff.labels["new"].sum() == len(records)
+
+    write_record_files(store, records[:-2], ["2026-11-26"])
+    second = build_from_record_files(manifest_table(stack), store, config=ManifestConfig()).version
+    two = explore.versions_to_compare(settings=stack)
+    assert (two.old.attrs["version"], two.new.attrs["version"]) == (only, second)
+    assert explore.diff_versions(two.old, two.new).summary()["removed"] == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from image_etl.demo import CLASSES, write_demo_dataset
+from image_etl.demo import CLASSES, split_into_rounds, write_demo_dataset
 from image_etl.settings import Settings
 from image_etl.upload import plan_uploads, upload_all, wait_for_records
 from lambda_resizer.core import process_image
@@ -66,6 +66,27 @@ def test_demo_dataset_has_classes_duplicates_and_broken_files(tmp_path: Path) ->
     copy = tmp_path / "circles" / "circles_00_copy.jpg"
     assert copy.read_bytes() == (tmp_path / "circles" / "circles_00.jpg").read_bytes()
     assert (tmp_path / "broken" / "empty.png").stat().st_size == 0
+
+
+def test_demo_rounds_keep_every_file_and_key_once_and_add_pictures_and_a_duplicate_later(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "demo"
+    files = write_demo_dataset(root, per_class=4)
+    everything = sorted(u.key for u in plan_uploads([root], upload_prefix="uploads/").uploads)
+    first, second = split_into_rounds(root, files, 2)
+    plans = [plan_uploads([folder], upload_prefix="uploads/") for folder in (first, second)]
+    keys = [sorted(u.key for u in plan.uploads) for plan in plans]
+    assert sorted(keys[0] + keys[1]) == everything and not set(keys[0]) & set(keys[1])
+    assert all(plan.skipped == [] for plan in plans)
+    assert {u.label for u in plans[1].uploads} == set(CLASSES)  # round 2 adds to every class
+    assert "uploads/circles/circles_00.jpg" in keys[0] and "uploads/circles/circles_00_copy.jpg" in keys[1]
+    assert [
+        folder.name
+        for folder in split_into_rounds(
+            tmp_path / "one", write_demo_dataset(tmp_path / "one", per_class=2), 1
+        )
+    ] == ["one-round-1"]
 
 
 def test_nothing_in_a_folder_is_left_out_without_a_reason(tmp_path: Path) -> None:
