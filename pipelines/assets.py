@@ -17,6 +17,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from image_etl.dataset import checks as dataset_checks
+from image_etl.dataset.annotations import write_back
 from image_etl.dataset.export import imagefolder_metadata
 from image_etl.dataset.record_files import build_from_record_files, write_record_files
 from image_etl.dataset.records import upload_day
@@ -206,6 +207,45 @@ def dataset_report(published_manifest: ManifestVersion, datasets: DatasetBucket)
             "summary": dg.MetadataValue.md(summary_md),
             **images,
             "path": dg.MetadataValue.path(store.uri(prefix)),
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"dynamodb"})
+def record_annotations(
+    context: AssetExecutionContext,
+    published_manifest: ManifestVersion,
+    datasets: DatasetBucket,
+    record_table: ImageRecordTable,
+) -> dg.MaterializeResult:
+    """The published version's split, duplicate group, quality flags and keeper on each image's
+    DynamoDB record (attribute ``dataset``), where the upload API and the gallery read them. Only
+    rows changed since the version this asset wrote last are sent, each conditional on the record
+    still being the one the version was built from."""
+    table = datasets.table()
+    current = table.published()
+    if current is None:
+        return dg.MaterializeResult(metadata={"version": "", "written": 0})
+    last = context.instance.get_latest_materialization_event(context.asset_key)
+    written_before = (
+        last.asset_materialization.metadata.get("version") if last and last.asset_materialization else None
+    )
+    previous = str(written_before.value) if written_before is not None and written_before.value else None
+    result = write_back(
+        table, record_table.client(), record_table.table_name, version=current.name, previous_version=previous
+    )
+    context.log.info(
+        f"{result.written} records annotated from {current.name}, {result.unchanged} unchanged, "
+        f"{result.skipped} gone or reprocessed since (the next build writes those)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "version": current.name,
+            "compared_with": previous or "",
+            "written": result.written,
+            "unchanged": result.unchanged,
+            "skipped": result.skipped,
+            "table": record_table.table_name,
         }
     )
 

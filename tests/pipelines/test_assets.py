@@ -110,6 +110,18 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     assert flags["uploads/dogs/d.jpg"] == ["blurry"]
     assert manifest.loc["uploads/cats/b.jpg", "variant_small"].endswith("/small.jpg")
 
+    # The published version's annotations are on every record, for the upload API and the gallery.
+    annotated = metadata_of(result, "record_annotations")
+    assert (annotated["version"], annotated["written"], annotated["skipped"]) == (meta["version"], 8, 0)
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.table_name,
+        Key={"image_id": {"S": manifest.loc["uploads/cats/a-copy.png", "image_id"]}},
+    )["Item"]
+    assert item["dataset"]["M"]["dup_group"]["S"] == dup["dup_group"].iloc[0]
+    assert item["dataset"]["M"]["split"]["S"] == dup["split"].iloc[0]
+    # The next run compares with what it wrote: nothing changed, nothing is sent.
+    assert metadata_of(run_dataset_job(resources, instance), "record_annotations")["written"] == 0
+
     report = metadata_of(result, "dataset_report")
     assert report["class_balance"].startswith("![class_balance](data:image/png;base64,")
     assert "images: **8** (7 processed, 1 failed)" in report["summary"]

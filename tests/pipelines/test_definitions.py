@@ -25,7 +25,7 @@ def test_definitions_load_from_the_workspace_without_warnings() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "5"
+    assert out.stdout.strip() == "6"
 
 
 @pytest.mark.slow
@@ -53,6 +53,7 @@ def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_
         "published_manifest",
         "dataset_report",
         "imagefolder_export",
+        "record_annotations",
     }
     checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
     assert checks == {"variants_exist_check", "failed_rate_check", "split_leak_check", "row_count_check"}
