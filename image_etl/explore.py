@@ -302,7 +302,8 @@ def versions_to_compare(
     settings = settings or load_settings()
     known = versions(settings=settings)
     if old_version and new_version:
-        old, new = load_manifest(old_version, settings=settings), load_manifest(new_version, settings=settings)
+        old = load_manifest(old_version, settings=settings)
+        new = load_manifest(new_version, settings=settings)
         return Comparison(old, new, f"`{old_version}` against `{new_version}` (chosen).")
     need = (
         "A comparison needs two manifest versions: upload more images (or run `image-etl demo`, "
