@@ -18,4 +18,5 @@ import this package, so a rule lives in exactly one place. Modules by role:
 ``checks``      the logic of the blocking and warning checks, and summaries
 ``export``      Hugging Face ImageFolder metadata
 ``report``      plots and the markdown summary of a version
+``annotations`` a version's split, duplicate group and flags written back onto the DynamoDB records
 """
