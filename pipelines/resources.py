@@ -7,9 +7,11 @@ local stack and a deployed one.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import dagster as dg
@@ -163,6 +165,47 @@ class DatasetBucket(dg.ConfigurableResource):
         return keys
 
 
+@dataclass(frozen=True)
+class ManifestVersion:
+    """What ``dataset_manifest`` hands downstream: which version (tagged snapshot) it built."""
+
+    version: str
+    snapshot_id: int
+    rows: int
+    unchanged: bool  # nothing changed: no new snapshot, the current version stands
+
+
+#: The resource key of :class:`ManifestVersionIOManager` (the assets that hand on a version).
+MANIFEST_IO_MANAGER = "manifest_io_manager"
+
+
+class ManifestVersionIOManager(dg.ConfigurableIOManager):
+    """Hands a :class:`ManifestVersion` to the next steps as a small JSON object in the datasets
+    bucket, and gives the asset ``path``/``uri`` metadata that name the data: the Iceberg table's
+    location and its current metadata file (what any Iceberg reader opens), not that hand-off."""
+
+    datasets: DatasetBucket
+
+    def _key(self, asset_key: dg.AssetKey) -> str:
+        return f"{self.datasets.prefix}dagster/{'/'.join(asset_key.path)}.json"
+
+    def handle_output(self, context: dg.OutputContext, obj: ManifestVersion) -> None:
+        self.datasets.store().put(
+            self._key(context.asset_key), json.dumps(asdict(obj)).encode(), content_type="application/json"
+        )
+        table = self.datasets.table().table()
+        context.add_output_metadata(
+            {
+                "path": dg.MetadataValue.path(table.location()),
+                "uri": dg.MetadataValue.path(table.metadata_location),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> ManifestVersion:
+        key = self._key(context.upstream_output.asset_key if context.upstream_output else context.asset_key)
+        return ManifestVersion(**json.loads(self.datasets.store().read_bytes(key)))
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -248,26 +291,28 @@ def s3_resource(settings: Settings) -> S3Resource:
 def build_resources(settings: Settings | None = None, policy: DatasetPolicy | None = None) -> dict[str, Any]:
     """Return the code location's resources for ``settings`` (default ``load_settings()``).
 
-    The IO manager keeps Dagster's small hand-offs (the built version's id) next to the data,
-    in the datasets bucket, so runs in separate processes or machines see the same values.
+    The IO managers keep Dagster's small hand-offs (the built version's id, the retention facts)
+    next to the data, in the datasets bucket, so runs in separate processes or machines see them.
     """
     settings = settings or load_settings()
     s3 = s3_resource(settings)
+    datasets = DatasetBucket(
+        s3=s3,
+        bucket=settings.datasets_bucket,
+        prefix=settings.datasets_prefix,
+        variants_bucket=settings.variants_bucket,
+        variants_prefix=settings.variants_prefix,
+        glue_database=settings.glue_database,
+        region=settings.region,
+        endpoint_url=settings.aws_endpoint_url or "",
+        local_credentials=settings.is_local,
+        dataset_license=settings.dataset_license,
+    )
     return {
         "s3": s3,
         "record_table": ImageRecordTable.from_settings(settings),
-        "datasets": DatasetBucket(
-            s3=s3,
-            bucket=settings.datasets_bucket,
-            prefix=settings.datasets_prefix,
-            variants_bucket=settings.variants_bucket,
-            variants_prefix=settings.variants_prefix,
-            glue_database=settings.glue_database,
-            region=settings.region,
-            endpoint_url=settings.aws_endpoint_url or "",
-            local_credentials=settings.is_local,
-            dataset_license=settings.dataset_license,
-        ),
+        "datasets": datasets,
+        MANIFEST_IO_MANAGER: ManifestVersionIOManager(datasets=datasets),
         "policy": policy or DatasetPolicy.from_env(),
         "io_manager": S3PickleIOManager(
             s3_resource=s3, s3_bucket=settings.datasets_bucket, s3_prefix=f"{settings.datasets_prefix}dagster"

@@ -20,6 +20,7 @@ import this package, so a rule lives in exactly one place. Modules by role:
 ``card``        dataset cards: Hugging Face ``README.md`` and Croissant JSON-LD, from the export's schema
 ``loader``      :func:`load`: a split of a version as a ``datasets.Dataset`` (images read from S3)
 ``report``      plots and the markdown summary of a version
+``annotations`` a version's split, duplicate group and flags written back onto the DynamoDB records
 """
 
 from __future__ import annotations

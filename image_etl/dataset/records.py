@@ -39,13 +39,14 @@ _NUMERIC = {"source_bytes", "width", "height", "frame_count", "exif_orientation"
 VARIANT_PREFIX = "variant_"
 
 
-def upload_day(record: Mapping[str, Any]) -> str:
-    """Return a record's partition: its upload day (UTC, ``YYYY-MM-DD``), clamped to :data:`FIRST_DAY`.
+def upload_day(record: Mapping[str, Any], *, first_day: str = FIRST_DAY) -> str:
+    """Return a record's partition: its upload day (UTC, ``YYYY-MM-DD``), clamped to ``first_day``.
 
     :param record: a record with ``uploaded_at`` (else ``processed_at``) as an ISO timestamp.
+    :param first_day: the first partition (``Settings.first_day``); earlier uploads are filed under it.
     """
     stamp = str(record.get("uploaded_at") or record.get("processed_at") or "")
-    return max(stamp[:10], FIRST_DAY)
+    return max(stamp[:10], first_day)
 
 
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

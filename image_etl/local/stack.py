@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from image_etl.local.dagster import dagster_dev_command
 from image_etl.resources import LOCAL
-from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings
+from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings, local_first_day
 from image_etl.users import DEMO_PASSWORD_FILE
 
 _PR_SET_PDEATHSIG = 1
@@ -182,7 +182,9 @@ class LocalStack:
         # Apply the upload bucket's CORS rules (site origin only), as S3 does, instead of allowing all.
         ready = self._launch(emulator, {**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
         self._write_state_file(
-            user_pool_id=ready["user_pool_id"], user_pool_client_id=ready["user_pool_client_id"]
+            user_pool_id=ready["user_pool_id"],
+            user_pool_client_id=ready["user_pool_client_id"],
+            first_day=local_first_day(self.data_dir, has_records=bool(ready["restored_items"])),
         )
         settings = load_settings(self.data_dir)
         self.out.write(

@@ -85,6 +85,19 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     meta = metadata_of(result, "dataset_manifest")
     assert latest_version(stack) == meta["version"]
     assert meta["rows"] == 8 and meta["failed"] == 1 and "| cats |" in meta["class_balance"]
+    # The UI links the Iceberg table (location, and the metadata file of the build) and shows the
+    # version, not the object Dagster hands the version on in.
+    iceberg = manifest_table(stack).table()
+    built = [e for e in iceberg.metadata.metadata_log if e.metadata_file == meta["uri"]]
+    assert meta["path"] == iceberg.location() and built and meta["uri"].endswith(".metadata.json")
+    assert int(meta["snapshot_id"]) == manifest_table(stack).resolve(meta["version"]).snapshot_id
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["dataset_manifest"]
+    ]
+    assert event.materialization.tags["dagster/data_version"] == meta["version"]
+    published = metadata_of(result, "published_manifest")
+    assert (published["path"], published["uri"]) == (iceberg.location(), iceberg.metadata_location)
+    assert published["published"] == meta["version"]
     # The table is registered in (moto's) Glue where the CDK's database puts it.
     glue = stack.client("glue").get_table(DatabaseName=stack.glue_database, Name="manifest")["Table"]
     assert glue["Parameters"]["table_type"].upper() == "ICEBERG"
@@ -98,6 +111,18 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     assert flags["uploads/dogs/e.jpg"] == ["extreme_aspect"] and flags["uploads/dogs/c.jpg"] == []
     assert flags["uploads/dogs/d.jpg"] == ["blurry"]
     assert manifest.loc["uploads/cats/b.jpg", "variant_small"].endswith("/small.jpg")
+
+    # The published version's annotations are on every record, for the upload API and the gallery.
+    annotated = metadata_of(result, "record_annotations")
+    assert (annotated["version"], annotated["written"], annotated["skipped"]) == (meta["version"], 8, 0)
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.table_name,
+        Key={"image_id": {"S": manifest.loc["uploads/cats/a-copy.png", "image_id"]}},
+    )["Item"]
+    assert item["dataset"]["M"]["dup_group"]["S"] == dup["dup_group"].iloc[0]
+    assert item["dataset"]["M"]["split"]["S"] == dup["split"].iloc[0]
+    # The next run compares with what it wrote: nothing changed, nothing is sent.
+    assert metadata_of(run_dataset_job(resources, instance), "record_annotations")["written"] == 0
 
     report = metadata_of(result, "dataset_report")
     assert report["class_balance"].startswith("![class_balance](data:image/png;base64,")
