@@ -9,7 +9,22 @@ from dataclasses import asdict, dataclass, field
 STATUS_PROCESSED = "processed"
 STATUS_FAILED = "failed"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-FLAGS: tuple[str, ...] = ("tiny", "extreme_aspect", "too_dark", "too_bright", "blurry", "failed")
+FLAGS: tuple[str, ...] = (
+    "tiny",
+    "extreme_aspect",
+    "too_dark",
+    "too_bright",
+    "blurry",
+    "label_conflict",
+    "failed",
+)
+#: Source formats whose pixels are what the camera or editor produced (no lossy compression): the
+#: keeper of a duplicate group prefers them over a lossy copy of the same size. WebP, AVIF and HEIF
+#: can be either and are counted lossy (the record does not say which); GIF's palette is lossy.
+LOSSLESS_FORMATS: frozenset[str] = frozenset({"PNG", "BMP", "TIFF"})
+#: Bumped when what a build derives from the same records changes (new columns, another rule), so a
+#: table built before is rebuilt in full once instead of mixing rows of two rule sets.
+RULES_REVISION = 2
 #: First upload day (a table partition, and Dagster's first daily partition); earlier uploads are
 #: filed under it (clamped), not lost.
 FIRST_DAY = "2024-01-01"
@@ -57,7 +72,8 @@ class ManifestConfig:
 
     def fingerprint(self) -> str:
         """Return a short hash of these rules: a table built under other rules is rebuilt in full."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        rules = {"revision": RULES_REVISION, **asdict(self)}
+        return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
