@@ -166,6 +166,15 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"{name} must be 1/true/yes or 0/false/no, got {value!r}")
+    return value in ("1", "true", "yes")
+
+
 class DatasetPolicy(dg.ConfigurableResource):
     """The dataset's rules: duplicates, quality flags, split ratios, check thresholds, refresh windows.
 
@@ -184,6 +193,8 @@ class DatasetPolicy(dg.ConfigurableResource):
     test: float = 0.1
     #: The failed-image rate check warns above this share of failed records.
     max_failed_rate: float = 0.2
+    #: Label conflicts (one picture under two labels) stop publishing instead of only warning.
+    label_conflicts_block: bool = False
     #: The nightly schedule re-materializes this many days before today, and today.
     nightly_days: int = 3
     #: The sensor re-reads this many seconds before its cursor, for records that became visible late.
@@ -198,8 +209,8 @@ class DatasetPolicy(dg.ConfigurableResource):
     @classmethod
     def from_env(cls) -> DatasetPolicy:
         """Return the defaults, overridden by IMAGE_ETL_NEAR_DUP_DISTANCE, IMAGE_ETL_SPLIT_RATIOS
-        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S,
-        IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
+        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_LABEL_CONFLICTS_BLOCK (``1``/``true``),
+        IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S, IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
         """
         ratios = os.environ.get("IMAGE_ETL_SPLIT_RATIOS")
         train, val, test = (float(x) for x in ratios.split(",")) if ratios else (0.8, 0.1, 0.1)
@@ -210,6 +221,7 @@ class DatasetPolicy(dg.ConfigurableResource):
             val=val,
             test=test,
             max_failed_rate=_env_float("IMAGE_ETL_MAX_FAILED_RATE", 0.2),
+            label_conflicts_block=_env_bool("IMAGE_ETL_LABEL_CONFLICTS_BLOCK", False),
             nightly_days=int(os.environ.get("IMAGE_ETL_NIGHTLY_DAYS", "3")),
             sensor_overlap_s=_env_float("IMAGE_ETL_SENSOR_OVERLAP_S", 30.0),
             retain_days=int(os.environ.get("IMAGE_ETL_RETAIN_DAYS", str(RetentionPolicy.keep_days))),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from image_etl.dataset.checks import class_balance, markdown_table, summary
+from image_etl.dataset.checks import class_balance, label_conflicts, markdown_table, summary
 from image_etl.dataset.rules import SPLITS, STATUS_PROCESSED
 
 
@@ -72,12 +72,26 @@ def report_markdown(manifest: pd.DataFrame, version: str) -> str:
         "",
         f"- images: **{facts['rows']}** ({facts['processed']} processed, {facts['failed']} failed), "
         f"{facts['labels']} labels",
-        "- splits: " + ", ".join(f"{k} {v}" for k, v in facts["splits"].items()),
-        f"- duplicate groups: {facts['dup_groups']} ({facts['images_in_dup_groups']} images share a group)",
+        "- splits: "
+        + ", ".join(f"{k} {v}" for k, v in facts["splits"].items())
+        + " (failed images have none)",
+        f"- duplicate groups: {facts['dup_groups']} ({facts['images_in_dup_groups']} images share a group; "
+        f"{facts['kept']} kept, one per group)",
+        f"- label conflicts: {facts['label_conflict_groups']} groups with more than one label "
+        f"({facts['label_conflict_images']} images)",
         "- quality flags: " + ", ".join(f"{k} {v}" for k, v in facts["flags"].items()),
         "",
         "## Class balance (processed images)",
         "",
         markdown_table(balance) if len(balance) else "(no images)",
     ]
+    conflicts = label_conflicts(manifest) if "conflicting_labels" in manifest.columns else None
+    if conflicts is not None and len(conflicts):
+        shown = conflicts.head(20).assign(labels=conflicts["labels"].head(20).map(", ".join))
+        lines += [
+            "",
+            f"## Label conflicts ({len(conflicts)} groups; the first {len(shown)})",
+            "",
+            markdown_table(shown.set_index("dup_group")),
+        ]
     return "\n".join(lines) + "\n"
