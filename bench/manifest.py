@@ -119,7 +119,7 @@ class Corpus:
             "sha256": pa.array(_sha(content), mask=failed),
             "phash": pa.array(_u64_hex(phash), mask=failed),
             "brightness": pa.array(rng.random(n), mask=failed),
-            "blur_score": pa.array(rng.gamma(2.0, 300.0, size=n), mask=failed),
+            "blur_score": pa.array(rng.gamma(16.0, 0.15, size=n), mask=failed),
             "uploaded_at": stamp(uploaded),
             "processed_at": stamp(processed),
         }

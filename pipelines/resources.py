@@ -182,12 +182,13 @@ class DatasetPolicy(dg.ConfigurableResource):
     build ``dataset_manifest`` with ``resplit: true`` to re-split everything.
     """
 
-    near_dup_distance: int = 6
-    min_side: int = 64
-    max_aspect: float = 4.0
-    dark_below: float = 0.1
-    bright_above: float = 0.9
-    blurry_below: float = 50.0
+    near_dup_distance: int = ManifestConfig.near_dup_distance
+    #: Quality-flag bounds: the defaults (and what they mean) are in ``image_etl.dataset.rules``.
+    min_side: int = QualityThresholds.min_side
+    max_aspect: float = QualityThresholds.max_aspect
+    dark_below: float = QualityThresholds.dark_below
+    bright_above: float = QualityThresholds.bright_above
+    blurry_below: float = QualityThresholds.blurry_below
     train: float = 0.8
     val: float = 0.1
     test: float = 0.1

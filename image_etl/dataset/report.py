@@ -57,8 +57,8 @@ def report_plots(manifest: pd.DataFrame) -> dict[str, bytes]:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     left.hist(processed["brightness"].astype("float64").dropna(), bins=40, range=(0, 1))
     left.set_title("brightness")
-    right.hist(processed["blur_score"].astype("float64").clip(upper=3000).dropna(), bins=40)
-    right.set_title("blur score (variance of Laplacian, clipped at 3000)")
+    right.hist(processed["blur_score"].astype("float64").clip(upper=5).dropna(), bins=40, range=(0, 5))
+    right.set_title("blur score (higher is sharper; clipped at 5)")
     plots["quality_signals"] = _png(figure)
     return plots
 

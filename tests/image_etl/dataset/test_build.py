@@ -72,7 +72,7 @@ def test_quality_flags(tmp_path: Path) -> None:
             record("banner", "3" * 16, width=1000, height=200),
             record("dark", "4" * 16, brightness=0.05),
             record("bright", "5" * 16, brightness=0.95),
-            record("soft", "6" * 16, blur_score=10.0),
+            record("soft", "6" * 16, blur_score=0.9),
             fake_record("broken", processed_at="2026-11-26T10:00:00.000000Z", status="failed"),
         ],
     )
