@@ -63,6 +63,10 @@ def report_plots(manifest: pd.DataFrame) -> dict[str, bytes]:
     return plots
 
 
+def _count(n: int | None, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def report_markdown(manifest: pd.DataFrame, version: str) -> str:
     """Return the report's markdown summary (no images)."""
     facts = summary(manifest)
@@ -77,8 +81,8 @@ def report_markdown(manifest: pd.DataFrame, version: str) -> str:
         + " (failed images have none)",
         f"- duplicate groups: {facts['dup_groups']} ({facts['images_in_dup_groups']} images share a group; "
         f"{facts['kept']} kept, one per group)",
-        f"- label conflicts: {facts['label_conflict_groups']} groups with more than one label "
-        f"({facts['label_conflict_images']} images)",
+        f"- label conflicts: {_count(facts['label_conflict_groups'], 'group')} with more than one label "
+        f"({_count(facts['label_conflict_images'], 'image')})",
         "- quality flags: " + ", ".join(f"{k} {v}" for k, v in facts["flags"].items()),
         "",
         "## Class balance (processed images)",

@@ -109,6 +109,8 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     report = metadata_of(result, "dataset_report")
     assert report["class_balance"].startswith("![class_balance](data:image/png;base64,")
     assert "images: **8** (7 processed, 1 failed)" in report["summary"]
+    assert "(failed images have none)" in report["summary"]
+    assert "label conflicts: 0 groups" in report["summary"]
 
     exported = []
     for split in ("train", "val", "test"):
