@@ -9,7 +9,10 @@ table through its compact index (integer keys of image id, pHash, sha256 and gro
 an image, read as columns), with the same block search a full build uses. Only the duplicate
 groups a new or removed image touches are recomputed (their members are known from the index);
 a new image that bridges two groups renames the later one and rewrites the days of its rows, and
-no others. Splits stay sticky (:mod:`image_etl.dataset.groups`).
+no others. Splits stay sticky (:mod:`image_etl.dataset.groups`). A touched group's keeper and label
+conflicts (:mod:`image_etl.dataset.members`) are recomputed from its members' stored rows (read
+from their days, a few columns); old rows whose ``keep`` or ``conflicting_labels`` changed are
+rewritten like the rows of a renamed group.
 
 **Full rebuild** (``resplit``, changed rules, a restore): streams over the record days twice, first
 for the keys of every image, then one day at a time to build and compare its rows, so memory holds
