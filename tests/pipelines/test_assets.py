@@ -138,6 +138,9 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     downloaded_rows = pd.read_parquet(out)
     assert downloaded_rows["image_id"].tolist() == read_manifest(settings=stack)["image_id"].tolist()
     assert downloaded_rows.set_index("source_key").loc["uploads/cats/a.png", "dup_group_size"] == 3
+    # Nullable integers as in the record (the failed image has no size), not float64.
+    assert {str(downloaded_rows[c].dtype) for c in ("width", "height")} == {"Int64"}
+    assert pd.isna(downloaded_rows.set_index("source_key").loc["uploads/dogs/broken.jpg", "width"])
     assert meta["version"] in cli.output
     # An older version by its tag, and a clear error for one that does not exist.
     old = CliRunner().invoke(
