@@ -237,6 +237,7 @@ def download_manifest(out: Path, version: str | None = None, settings: Settings 
     import pyarrow.parquet as pq
 
     from image_etl.dataset.rows import INDEX_COLUMNS
+    from image_etl.dataset.table import pandas_metadata
 
     resolved, arrow = manifest_table(_settings(settings)).read_arrow(version)
     arrow = arrow.drop_columns([c for c in INDEX_COLUMNS if c in arrow.column_names])
@@ -244,7 +245,11 @@ def download_manifest(out: Path, version: str | None = None, settings: Settings 
     positions = groups.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     sizes = np.bincount(positions, minlength=len(groups.dictionary))[positions]
     arrow = arrow.add_column(arrow.schema.get_field_index("dup_group") + 1, "dup_group_size", pa.array(sizes))
-    arrow = arrow.sort_by("image_id").replace_schema_metadata({b"image_etl.version": resolved.name.encode()})
+    arrow = arrow.sort_by("image_id")
+    # pandas metadata: pd.read_parquet gives the integer columns back as nullable integers (Int64),
+    # as read_manifest does, not as float64 once a failed image leaves a null size.
+    metadata = {**pandas_metadata(arrow), b"image_etl.version": resolved.name.encode()}
+    arrow = arrow.replace_schema_metadata(metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     pq.write_table(arrow, tmp, compression="zstd")

@@ -128,7 +128,17 @@ def dataset_manifest(
     )
     manifest = table.read(
         result.version,
-        columns=["image_id", "label", "status", "split", "dup_group", "sha256", "quality_flags"],
+        columns=[
+            "image_id",
+            "label",
+            "status",
+            "split",
+            "dup_group",
+            "sha256",
+            "keep",
+            "quality_flags",
+            "conflicting_labels",
+        ],
     )
     facts = dataset_checks.summary(manifest)
     balance = dataset_checks.class_balance(manifest)
@@ -149,6 +159,9 @@ def dataset_manifest(
             "failed": facts["failed"],
             "dup_groups": facts["dup_groups"],
             "images_in_dup_groups": facts["images_in_dup_groups"],
+            "kept": facts["kept"],
+            "label_conflict_groups": facts["label_conflict_groups"],
+            "label_conflict_images": facts["label_conflict_images"],
             "splits": dg.MetadataValue.json(facts["splits"]),
             "quality_flags": dg.MetadataValue.json(facts["flags"]),
             "class_balance": dg.MetadataValue.md(

@@ -211,6 +211,15 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"{name} must be 1/true/yes or 0/false/no, got {value!r}")
+    return value in ("1", "true", "yes")
+
+
 class DatasetPolicy(dg.ConfigurableResource):
     """The dataset's rules: duplicates, quality flags, split ratios, check thresholds, refresh windows.
 
@@ -218,17 +227,20 @@ class DatasetPolicy(dg.ConfigurableResource):
     build ``dataset_manifest`` with ``resplit: true`` to re-split everything.
     """
 
-    near_dup_distance: int = 6
-    min_side: int = 64
-    max_aspect: float = 4.0
-    dark_below: float = 0.1
-    bright_above: float = 0.9
-    blurry_below: float = 50.0
+    near_dup_distance: int = ManifestConfig.near_dup_distance
+    #: Quality-flag bounds: the defaults (and what they mean) are in ``image_etl.dataset.rules``.
+    min_side: int = QualityThresholds.min_side
+    max_aspect: float = QualityThresholds.max_aspect
+    dark_below: float = QualityThresholds.dark_below
+    bright_above: float = QualityThresholds.bright_above
+    blurry_below: float = QualityThresholds.blurry_below
     train: float = 0.8
     val: float = 0.1
     test: float = 0.1
     #: The failed-image rate check warns above this share of failed records.
     max_failed_rate: float = 0.2
+    #: Label conflicts (one picture under two labels) stop publishing instead of only warning.
+    label_conflicts_block: bool = False
     #: The nightly schedule re-materializes this many days before today, and today.
     nightly_days: int = 3
     #: The sensor re-reads this many seconds before its cursor, for records that became visible late.
@@ -243,8 +255,8 @@ class DatasetPolicy(dg.ConfigurableResource):
     @classmethod
     def from_env(cls) -> DatasetPolicy:
         """Return the defaults, overridden by IMAGE_ETL_NEAR_DUP_DISTANCE, IMAGE_ETL_SPLIT_RATIOS
-        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S,
-        IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
+        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_LABEL_CONFLICTS_BLOCK (``1``/``true``),
+        IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S, IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
         """
         ratios = os.environ.get("IMAGE_ETL_SPLIT_RATIOS")
         train, val, test = (float(x) for x in ratios.split(",")) if ratios else (0.8, 0.1, 0.1)
@@ -255,6 +267,7 @@ class DatasetPolicy(dg.ConfigurableResource):
             val=val,
             test=test,
             max_failed_rate=_env_float("IMAGE_ETL_MAX_FAILED_RATE", 0.2),
+            label_conflicts_block=_env_bool("IMAGE_ETL_LABEL_CONFLICTS_BLOCK", False),
             nightly_days=int(os.environ.get("IMAGE_ETL_NIGHTLY_DAYS", "3")),
             sensor_overlap_s=_env_float("IMAGE_ETL_SENSOR_OVERLAP_S", 30.0),
             retain_days=int(os.environ.get("IMAGE_ETL_RETAIN_DAYS", str(RetentionPolicy.keep_days))),

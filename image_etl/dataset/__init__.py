@@ -9,6 +9,7 @@ import this package, so a rule lives in exactly one place. Modules by role:
 ``keys``        the 8-byte integer forms of ids, hashes and times that the compact index holds
 ``duplicates``  the block search for near-duplicate pHashes and the union-find over matches
 ``groups``      duplicate-group names and sticky splits
+``members``     what a group decides about its members: the keeper, label conflicts
 ``flags``       quality flags
 ``rows``        manifest rows and the table's Arrow schema
 ``table``       the Iceberg table: catalog, index, partitions, versions (tags), publishing

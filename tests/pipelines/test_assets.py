@@ -80,6 +80,7 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
         "failed_rate_check": True,
         "split_leak_check": True,
         "row_count_check": True,
+        "label_conflict_check": True,
     }
     store = DatasetStore.from_settings(stack)
     meta = metadata_of(result, "dataset_manifest")
@@ -106,6 +107,14 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     dup = manifest.loc[["uploads/cats/a.png", "uploads/cats/a-copy.png", "uploads/cats/a-small.jpg"]]
     assert dup["dup_group"].nunique() == 1 and dup["split"].nunique() == 1
     assert manifest.loc["uploads/cats/b.jpg", "dup_group"] != dup["dup_group"].iloc[0]
+    # One keeper per group: a full-size PNG (the two are the same bytes: the smaller image_id wins).
+    assert dup["keep"].sum() == 1 and not dup.loc["uploads/cats/a-small.jpg", "keep"]
+    assert dup.loc[dup["keep"], "image_id"].iloc[0] == min(
+        dup.loc[["uploads/cats/a.png", "uploads/cats/a-copy.png"], "image_id"]
+    )
+    broken = manifest.loc["uploads/dogs/broken.jpg"]
+    assert pd.isna(broken["split"]) and not broken["keep"] and broken["error_code"] == "not_an_image"
+    assert sum(meta["splits"].values()) == 7  # the failed image is in no split
     flags = {key: list(value) for key, value in manifest["quality_flags"].items()}
     assert flags["uploads/dogs/broken.jpg"] == ["failed"]
     assert flags["uploads/dogs/e.jpg"] == ["extreme_aspect"] and flags["uploads/dogs/c.jpg"] == []
@@ -127,6 +136,8 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     report = metadata_of(result, "dataset_report")
     assert report["class_balance"].startswith("![class_balance](data:image/png;base64,")
     assert "images: **8** (7 processed, 1 failed)" in report["summary"]
+    assert "(failed images have none)" in report["summary"]
+    assert "label conflicts: 0 groups" in report["summary"]
 
     exported = []
     for split in ("train", "val", "test"):
@@ -158,6 +169,9 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     downloaded_rows = pd.read_parquet(out)
     assert downloaded_rows["image_id"].tolist() == read_manifest(settings=stack)["image_id"].tolist()
     assert downloaded_rows.set_index("source_key").loc["uploads/cats/a.png", "dup_group_size"] == 3
+    # Nullable integers as in the record (the failed image has no size), not float64.
+    assert {str(downloaded_rows[c].dtype) for c in ("width", "height")} == {"Int64"}
+    assert pd.isna(downloaded_rows.set_index("source_key").loc["uploads/dogs/broken.jpg", "width"])
     assert meta["version"] in cli.output
     # An older version by its tag, and a clear error for one that does not exist.
     old = CliRunner().invoke(

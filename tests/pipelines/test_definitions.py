@@ -56,7 +56,13 @@ def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_
         "record_annotations",
     }
     checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
-    assert checks == {"variants_exist_check", "failed_rate_check", "split_leak_check", "row_count_check"}
+    assert checks == {
+        "variants_exist_check",
+        "failed_rate_check",
+        "split_leak_check",
+        "row_count_check",
+        "label_conflict_check",
+    }
     assert defs.resolve_sensor_def("new_images_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert (
         defs.resolve_schedule_def("nightly_refresh_schedule").default_status
