@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from image_etl.manifest import DatasetStore
 
 #: Manifest columns each exported image carries besides its file and label (types from the table).
-EXPORT_COLUMNS: tuple[str, ...] = ("image_id", "dup_group", "quality_flags")
+EXPORT_COLUMNS: tuple[str, ...] = ("image_id", "dup_group", "keep", "quality_flags", "conflicting_labels")
+#: The list columns among them: an empty list, never null, so every split has the same features.
+_LIST_COLUMNS = ("quality_flags", "conflicting_labels")
 METADATA_FILE = "metadata.parquet"
 CARD_FILE = "README.md"
 CROISSANT_FILE = "croissant.json"
@@ -96,9 +98,8 @@ def split_table(
         LABEL_COLUMN: [index.get(label) if isinstance(label, str) else None for label in part["label"]],
         **{name: part[name].tolist() for name in EXPORT_COLUMNS},
     }
-    columns["quality_flags"] = [
-        list(flags) if flags is not None else [] for flags in columns["quality_flags"]
-    ]
+    for name in _LIST_COLUMNS:
+        columns[name] = [list(values) if values is not None else [] for values in columns[name]]
     return pa.table(columns, schema=export_schema(names))
 
 
