@@ -30,13 +30,20 @@ from werkzeug.serving import make_server
 from image_etl.local.cognito import CognitoCors, UserPersistence, UserStore, patch_moto_cognito
 from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
-from image_etl.local.s3_disk import OBJECTS_DIR, BlobStore, install, uninstall
+from image_etl.local.s3_disk import BlobStore, install, uninstall
 from image_etl.resources import LOCAL, StackNames
-from image_etl.settings import DEFAULT_SITE_PORT, LOCAL_ACCOUNT_ID, LOCAL_HOST, Settings, local_settings
+from image_etl.settings import (
+    DEFAULT_SITE_PORT,
+    LOCAL_ACCOUNT_ID,
+    LOCAL_HOST,
+    OBJECTS_DIR,
+    STATE_DB,
+    Settings,
+    local_settings,
+)
 from image_etl.users import ensure_demo_user
 from lambda_resizer.records import image_id_for
 
-STATE_DB = "state.sqlite3"
 USERS_FILE = "users.json"
 #: moto settings of the local user pool: ids derived from the pool's definition (so they, and the
 #: tokens naming them, survive a restart) and TOTP codes really checked.

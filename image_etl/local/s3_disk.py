@@ -36,7 +36,6 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("image_etl.local.s3")
 
-OBJECTS_DIR = "objects"
 #: Writes are refused while less than this is free on the data dir's disk, so the state file (whose
 #: rows follow each body) can always be written and a full disk is a clear error, not a torn object.
 MIN_FREE_BYTES = 64 * 2**20

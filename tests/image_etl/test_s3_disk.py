@@ -15,9 +15,9 @@ import requests
 from botocore.exceptions import ClientError
 
 from image_etl.local import s3_disk
-from image_etl.local.emulator import STATE_DB, Emulator
-from image_etl.local.s3_disk import OBJECTS_DIR, BlobStore, DiskBuffer
-from image_etl.settings import local_settings
+from image_etl.local.emulator import Emulator
+from image_etl.local.s3_disk import BlobStore, DiskBuffer
+from image_etl.settings import OBJECTS_DIR, STATE_DB, local_settings
 
 
 def restart(emulator: Emulator, data_dir: Path) -> Emulator:
