@@ -94,6 +94,11 @@ class BlobStore:
     def __init__(self, root: Path, *, min_free_bytes: int = MIN_FREE_BYTES) -> None:
         self.root = root
         self.min_free_bytes = min_free_bytes
+        # free space as last asked (statvfs), and what was written since: asked again only when
+        # the writes since could have eaten half of the room above the reserve
+        self._free = 0
+        self._written = 0
+        self._free_lock = threading.Lock()
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         for shard in range(256):
@@ -104,9 +109,7 @@ class BlobStore:
 
     def write(self, data: bytes | bytearray | memoryview) -> str:
         """Store ``data`` in a new file and return its name; raises DataDirFull when the disk is full."""
-        free = shutil.disk_usage(self.root).free
-        if free - len(data) < self.min_free_bytes:
-            raise DataDirFull(len(data), free, self.root.parent)
+        self._check_room(len(data))
         name = uuid.uuid4().hex
         tmp = self._tmp / name
         try:
@@ -119,6 +122,14 @@ class BlobStore:
                 raise DataDirFull(len(data), shutil.disk_usage(self.root).free, self.root.parent) from error
             raise
         return name
+
+    def _check_room(self, size: int) -> None:
+        with self._free_lock:
+            if self._written + size > (self._free - self.min_free_bytes) / 2:
+                self._free, self._written = shutil.disk_usage(self.root).free, 0
+            if self._free - self._written - size < self.min_free_bytes:
+                raise DataDirFull(size, self._free - self._written, self.root.parent)
+            self._written += size
 
     def read(self, name: str, offset: int = 0, size: int = -1) -> bytes:
         with open(self.path(name), "rb") as body:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from image_etl.local.dagster import dagster_dev_command
+from image_etl.local.go import GO, WAIT_FOR_GO
 from image_etl.local.usage import data_dir_usage
 from image_etl.resources import LOCAL
 from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings
@@ -81,6 +82,7 @@ class Child:
         self.env = env
         self.process = subprocess.Popen(
             self.argv,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -180,19 +182,7 @@ class LocalStack:
                 str(self.site_port),
             ],
         )
-        # Apply the upload bucket's CORS rules (site origin only), as S3 does, instead of allowing all.
-        ready = self._launch(emulator, {**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
-        self._write_state_file(
-            user_pool_id=ready["user_pool_id"], user_pool_client_id=ready["user_pool_client_id"]
-        )
-        settings = load_settings(self.data_dir)
-        self.out.write(
-            f"AWS emulation ready on {settings.aws_endpoint_url} in {ready['seconds']:.1f}s: restored "
-            f"{ready['restored_objects']} objects, {ready['restored_items']} records and "
-            f"{ready['restored_users']} users, re-enqueued {ready['requeued']} unprocessed uploads\n"
-        )
-        # Workers, the site and Dagster do not depend on each other: start them together (each
-        # takes a second or two to import its libraries), then wait for each one's ready line.
+        # Workers and the site import their libraries meanwhile, and wait for a "go" (see go.py).
         children = [
             Child(f"worker-{index + 1}", [*module, "image_etl.local.worker", *data_dir])
             for index in range(self.workers)
@@ -204,8 +194,22 @@ class LocalStack:
         children.append(
             Child("site", [*module, "image_etl.local.site", *data_dir, "--port", str(self.site_port)])
         )
+        # Apply the upload bucket's CORS rules (site origin only), as S3 does, instead of allowing all.
+        self._spawn(emulator, {**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
         for child in children:
-            self._spawn(child, env)
+            self._spawn(child, {**env, WAIT_FOR_GO: "1"})
+        ready = self._await_ready(emulator)
+        self._write_state_file(
+            user_pool_id=ready["user_pool_id"], user_pool_client_id=ready["user_pool_client_id"]
+        )
+        settings = load_settings(self.data_dir)
+        self.out.write(
+            f"AWS emulation ready on {settings.aws_endpoint_url} in {ready['seconds']:.1f}s: restored "
+            f"{ready['restored_objects']} objects, {ready['restored_items']} records and "
+            f"{ready['restored_users']} users, re-enqueued {ready['requeued']} unprocessed uploads\n"
+        )
+        for child in children:
+            self._go(child)
         if self.dagster_port is not None:
             argv, dagster_env = dagster_dev_command(settings, port=self.dagster_port)
             children.append(Child("dagster", argv))
@@ -217,7 +221,15 @@ class LocalStack:
     def _launch(self, child: Child, env: dict[str, str]) -> dict[str, Any]:
         """Start ``child`` and wait for the JSON line it prints when ready; raise StackError if it fails."""
         self._spawn(child, env)
+        if env.get(WAIT_FOR_GO):
+            self._go(child)  # a restarted child: the emulator is up already
         return self._await_ready(child)
+
+    @staticmethod
+    def _go(child: Child) -> None:
+        assert child.process is not None and child.process.stdin is not None
+        child.process.stdin.write(GO)
+        child.process.stdin.close()
 
     def _spawn(self, child: Child, env: dict[str, str]) -> None:
         child.start(env)
@@ -272,7 +284,7 @@ class LocalStack:
             f"  variants in    s3://{settings.variants_bucket}/{settings.variants_prefix}\n"
             f"  records in     DynamoDB table {settings.table_name}\n"
             f"  workers        {self.workers} processes polling {settings.queue_url}\n"
-            f"  data dir       {self.data_dir}: {data_dir_usage(self.data_dir).summary()}\n"
+            f"  data dir       {self.data_dir}: {data_dir_usage(self.data_dir, walk=False).summary()}\n"
             "  try            image-etl demo | image-etl upload PATH --label L | image-etl info --json\n\n"
         )
         self.out.flush()

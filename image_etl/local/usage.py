@@ -21,7 +21,8 @@ class DataDirUsage:
     object_bytes: int
     records: int
     #: everything under the data dir: bodies, the state file and its WAL, users, Dagster's home
-    data_dir_bytes: int
+    #: (None when not measured: it walks every file)
+    data_dir_bytes: int | None
     free_bytes: int
 
     def to_json(self) -> dict[str, Any]:
@@ -34,7 +35,8 @@ class DataDirUsage:
         )
 
 
-def data_dir_usage(data_dir: Path) -> DataDirUsage:
+def data_dir_usage(data_dir: Path, *, walk: bool = True) -> DataDirUsage:
+    """Count from the state file; with ``walk``, also add up every file's size under the data dir."""
     objects = object_bytes = records = 0
     state = data_dir / STATE_DB
     if state.exists():
@@ -48,7 +50,11 @@ def data_dir_usage(data_dir: Path) -> DataDirUsage:
                 records = db.execute("SELECT count(*) FROM dynamodb_items").fetchone()[0]
     existing = data_dir if data_dir.exists() else data_dir.parent
     return DataDirUsage(
-        objects, object_bytes, records, _tree_bytes(data_dir), shutil.disk_usage(existing).free
+        objects,
+        object_bytes,
+        records,
+        _tree_bytes(data_dir) if walk else None,
+        shutil.disk_usage(existing).free,
     )
 
 
