@@ -77,12 +77,17 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the endpoints and resource names that the CLI, notebooks and Dagster use."""
+    from image_etl.local.usage import data_dir_usage
+
     settings = load_settings(data_dir)
+    usage = data_dir_usage(Path(settings.data_dir)) if settings.is_local else None
     if as_json:
-        print(json.dumps(settings.to_json(), indent=2))
+        print(json.dumps({**settings.to_json(), "data_dir_usage": usage and usage.to_json()}, indent=2))
         return
     state = "running" if settings.running else "not running (these are the settings it would start with)"
     console.print(f"local stack on {settings.data_dir}: {state}")
+    if usage:
+        console.print(f"  {'holds':<18} {usage.summary()}")
     for name, value in settings.to_json().items():
         console.print(f"  {name:<18} {value}")
 

@@ -22,7 +22,11 @@ DEFAULT_REGION = "us-east-1"
 #: moto's account id (any access key that is not an AWS key id maps to it).
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_HOST = "127.0.0.1"
+# The data dir's layout: the running stack's ports, the emulator's state file (object metadata and
+# records) and the object bodies' folder.
 STATE_FILE = "stack.json"
+STATE_DB = "state.sqlite3"
+OBJECTS_DIR = "objects"
 #: The local stack's first upload day, written once in its data dir (see :func:`local_first_day`).
 FIRST_DAY_FILE = "first-day"
 

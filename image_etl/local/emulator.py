@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+import moto.backends
 from moto.backends import get_backend
 from moto.core.utils import unix_time, unix_time_millis
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.s3.utils import cors_matches_origin
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.sqs.models import Message, Queue, SQSBackend
@@ -29,12 +31,20 @@ from werkzeug.serving import make_server
 from image_etl.local.cognito import CognitoCors, UserPersistence, UserStore, patch_moto_cognito
 from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
+from image_etl.local.s3_disk import BlobStore, install, uninstall
 from image_etl.resources import LOCAL, StackNames
-from image_etl.settings import DEFAULT_SITE_PORT, LOCAL_ACCOUNT_ID, LOCAL_HOST, Settings, local_settings
+from image_etl.settings import (
+    DEFAULT_SITE_PORT,
+    LOCAL_ACCOUNT_ID,
+    LOCAL_HOST,
+    OBJECTS_DIR,
+    STATE_DB,
+    Settings,
+    local_settings,
+)
 from image_etl.users import ensure_demo_user
-from lambda_resizer.records import from_item, image_id_for
+from lambda_resizer.records import image_id_for
 
-STATE_DB = "state.sqlite3"
 USERS_FILE = "users.json"
 #: moto settings of the local user pool: ids derived from the pool's definition (so they, and the
 #: tokens naming them, survive a restart) and TOTP codes really checked.
@@ -130,6 +140,32 @@ def speed_up_sqs() -> None:
     Queue.approximate_number_of_messages_not_visible = property(_count_in_flight)  # type: ignore[method-assign,assignment]
 
 
+_MOTO_MODULES = tuple(moto.backends.list_of_moto_modules())
+
+
+def speed_up_dispatch() -> None:
+    """Resolve each request's service without listing moto's package folder every time.
+
+    moto's dispatcher asks `list_of_moto_modules()` (a directory listing and ~150 `isdir` calls)
+    on every request, and then tries each service's URL patterns in turn: a quarter of the
+    emulator's CPU while the stack drains uploads. The modules do not change while it runs, and a
+    host always maps to the same service, so both answers are remembered.
+    """
+    moto.backends.list_of_moto_modules = lambda: _MOTO_MODULES  # type: ignore[assignment]
+    original = DomainDispatcherApplication.get_backend_for_host
+    if getattr(original, "remembers", False):
+        return
+    answers: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        if host not in answers:
+            answers[host] = original(self, host)
+        return answers[host]
+
+    get_backend_for_host.remembers = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
 class Emulator:
     """moto behind the persistence middleware, served by a threaded WSGI server on 127.0.0.1."""
 
@@ -144,8 +180,12 @@ class Emulator:
     ) -> None:
         self.data_dir = data_dir
         self.names = names
-        self.store = StateStore(data_dir / STATE_DB)
+        self.region = region
+        self.blobs = BlobStore(data_dir / OBJECTS_DIR)
+        install(self.blobs)
+        self.store = StateStore(data_dir / STATE_DB, self.blobs)
         speed_up_sqs()
+        speed_up_dispatch()
         os.environ.update(COGNITO_ENVIRONMENT)
         patch_moto_cognito()
         app = DomainDispatcherApplication(create_backend_app)
@@ -177,74 +217,66 @@ class Emulator:
         users = self.users.restore(self._cognito)
         self.settings = replace(self.settings, user_pool_id=pool_id, user_pool_client_id=client_id)
         ensure_demo_user(self.settings, self.data_dir, identity=self.names.identity)
-        objects, items = restore(self.store, s3=self._s3, dynamodb=self._dynamodb)
+        objects, items = restore(
+            self.store, s3=self._s3, dynamodb=self._dynamodb, account_id=LOCAL_ACCOUNT_ID, region=self.region
+        )
         connect_notifications(self.settings)
-        requeued = reconcile(self.settings)
+        requeued = self.reconcile()
         return StartupReport(objects, items, requeued, time.perf_counter() - began, users, pool_id, client_id)
+
+    def reconcile(self) -> int:
+        """Re-enqueue the uploads without an up-to-date record (see `reconcile`); return how many."""
+        return reconcile(self.settings, s3=self._s3, dynamodb=self._dynamodb)
 
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join(timeout=10)
         self.store.close()
+        uninstall()
 
 
-def reconcile(settings: Settings) -> int:
+def reconcile(settings: Settings, *, s3: Any, dynamodb: Any) -> int:
     """Enqueue an S3 event for every upload whose record is missing or older than the object.
 
     SQS messages do not survive a restart; this finds the work they carried by comparing the upload
-    prefix with the records (one BatchGetItem per 100 objects), and enqueues nothing else.
+    prefix with the records, and enqueues nothing else. It reads moto's backends directly (``s3``
+    and ``dynamodb``): over HTTP the same comparison cost a listing page per 1,000 uploads and a
+    BatchGetItem per 100, which made a restart grow with the dataset.
 
     :return: the number of uploads enqueued.
     """
-    s3, dynamodb, sqs = settings.client("s3"), settings.client("dynamodb"), settings.client("sqs")
-    pending: list[dict[str, Any]] = []
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.upload_bucket, Prefix=settings.upload_prefix
-    )
-    for page in pages:
-        objects = page.get("Contents", [])
-        for start in range(0, len(objects), 100):
-            chunk = objects[start : start + 100]
-            ids = {image_id_for(settings.upload_bucket, obj["Key"]): obj for obj in chunk}
-            done = _recorded_etags(dynamodb, settings.table_name, list(ids))
-            pending.extend(
-                obj for image_id, obj in ids.items() if done.get(image_id) != obj["ETag"].strip('"')
-            )
+    bucket = s3.buckets[settings.upload_bucket]
+    table = dynamodb.get_table(settings.table_name)
+    pending: list[Any] = []
+    for name in list(bucket.keys):
+        if not name.startswith(settings.upload_prefix):
+            continue
+        fake = bucket.keys.get(name)
+        if fake is None:
+            continue
+        item = table.get_item(DynamoType({"S": image_id_for(settings.upload_bucket, name)}))
+        recorded = item.attrs.get("source_etag") if item is not None else None
+        if recorded is None or recorded.value != fake.etag.strip('"'):
+            pending.append(fake)
+    sqs = settings.client("sqs")
     for start in range(0, len(pending), 10):
         entries = [
-            {"Id": str(i), "MessageBody": json.dumps(_s3_event(settings, obj))}
-            for i, obj in enumerate(pending[start : start + 10])
+            {"Id": str(i), "MessageBody": json.dumps(_s3_event(settings, fake))}
+            for i, fake in enumerate(pending[start : start + 10])
         ]
         sqs.send_message_batch(QueueUrl=settings.queue_url, Entries=entries)
     return len(pending)
 
 
-def _recorded_etags(dynamodb: Any, table: str, image_ids: list[str]) -> dict[str, str]:
-    request: dict[str, Any] = {
-        table: {
-            "Keys": [{"image_id": {"S": i}} for i in image_ids],
-            "ProjectionExpression": "image_id, source_etag",
-        }
-    }
-    found: dict[str, str] = {}
-    while request:
-        response = dynamodb.batch_get_item(RequestItems=request)
-        for item in response["Responses"].get(table, []):
-            record = from_item(item)
-            found[record["image_id"]] = record.get("source_etag", "")
-        request = response.get("UnprocessedKeys") or {}
-    return found
-
-
-def _s3_event(settings: Settings, obj: dict[str, Any]) -> dict[str, Any]:
-    """Return an S3 ObjectCreated notification for a listed object, as S3 itself would send it."""
+def _s3_event(settings: Settings, fake: Any) -> dict[str, Any]:
+    """Return an S3 ObjectCreated notification for one of moto's keys, as S3 itself would send it."""
     return {
         "Records": [
             {
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
                 "awsRegion": settings.region,
-                "eventTime": obj["LastModified"].isoformat().replace("+00:00", "Z"),
+                "eventTime": fake.last_modified.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "eventName": "ObjectCreated:Put",
                 "s3": {
                     "s3SchemaVersion": "1.0",
@@ -254,9 +286,9 @@ def _s3_event(settings: Settings, obj: dict[str, Any]) -> dict[str, Any]:
                         "arn": f"arn:aws:s3:::{settings.upload_bucket}",
                     },
                     "object": {
-                        "key": quote_plus(obj["Key"]),
-                        "size": obj["Size"],
-                        "eTag": obj["ETag"].strip('"'),
+                        "key": quote_plus(fake.name),
+                        "size": fake.size,
+                        "eTag": fake.etag.strip('"'),
                     },
                 },
             }

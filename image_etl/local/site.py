@@ -21,6 +21,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from image_etl.local.authorizer import CognitoAuthorizer, Unauthorized
+from image_etl.local.go import wait_for_go
 from image_etl.local.signals import exit_on_stop
 from image_etl.local.worker import FakeLambdaContext
 from image_etl.resources import LOCAL, site_config, upload_api_environment
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    wait_for_go()
     settings = load_settings(args.data_dir)
     try:
         server = make_server(LOCAL_HOST, args.port, SiteApp(settings), threaded=True)

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from image_etl.local.dagster import dagster_dev_command
+from image_etl.local.go import GO, WAIT_FOR_GO
+from image_etl.local.usage import data_dir_usage
 from image_etl.resources import LOCAL
 from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings, local_first_day
 from image_etl.users import DEMO_PASSWORD_FILE
@@ -80,6 +82,7 @@ class Child:
         self.env = env
         self.process = subprocess.Popen(
             self.argv,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -179,8 +182,23 @@ class LocalStack:
                 str(self.site_port),
             ],
         )
+        # Workers and the site import their libraries meanwhile, and wait for a "go" (see go.py).
+        children = [
+            Child(f"worker-{index + 1}", [*module, "image_etl.local.worker", *data_dir])
+            for index in range(self.workers)
+        ]
+        # The large-image tier: one worker with the large function's memory size and timeout.
+        children.append(
+            Child("worker-large", [*module, "image_etl.local.worker", *data_dir, "--tier", "large"])
+        )
+        children.append(
+            Child("site", [*module, "image_etl.local.site", *data_dir, "--port", str(self.site_port)])
+        )
         # Apply the upload bucket's CORS rules (site origin only), as S3 does, instead of allowing all.
-        ready = self._launch(emulator, {**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
+        self._spawn(emulator, {**env, "MOTO_DISABLE_GLOBAL_CORS": "1"})
+        for child in children:
+            self._spawn(child, {**env, WAIT_FOR_GO: "1"})
+        ready = self._await_ready(emulator)
         self._write_state_file(
             user_pool_id=ready["user_pool_id"],
             user_pool_client_id=ready["user_pool_client_id"],
@@ -192,23 +210,34 @@ class LocalStack:
             f"{ready['restored_objects']} objects, {ready['restored_items']} records and "
             f"{ready['restored_users']} users, re-enqueued {ready['requeued']} unprocessed uploads\n"
         )
-        for index in range(self.workers):
-            self._launch(Child(f"worker-{index + 1}", [*module, "image_etl.local.worker", *data_dir]), env)
-        # The large-image tier: one worker with the large function's memory size and timeout.
-        tier = ["--tier", "large"]
-        self._launch(Child("worker-large", [*module, "image_etl.local.worker", *data_dir, *tier]), env)
-        self._launch(
-            Child("site", [*module, "image_etl.local.site", *data_dir, "--port", str(self.site_port)]), env
-        )
+        for child in children:
+            self._go(child)
         if self.dagster_port is not None:
             argv, dagster_env = dagster_dev_command(settings, port=self.dagster_port)
-            self._launch(Child("dagster", argv), dagster_env)
+            children.append(Child("dagster", argv))
+            self._spawn(children[-1], dagster_env)
+        for child in children:
+            self._await_ready(child)
         return settings
 
     def _launch(self, child: Child, env: dict[str, str]) -> dict[str, Any]:
         """Start ``child`` and wait for the JSON line it prints when ready; raise StackError if it fails."""
+        self._spawn(child, env)
+        if env.get(WAIT_FOR_GO):
+            self._go(child)  # a restarted child: the emulator is up already
+        return self._await_ready(child)
+
+    @staticmethod
+    def _go(child: Child) -> None:
+        assert child.process is not None and child.process.stdin is not None
+        child.process.stdin.write(GO)
+        child.process.stdin.close()
+
+    def _spawn(self, child: Child, env: dict[str, str]) -> None:
         child.start(env)
         self.children.append(child)
+
+    def _await_ready(self, child: Child) -> dict[str, Any]:
         assert child.process is not None and child.process.stdout is not None
         first = child.process.stdout.readline()
         try:
@@ -257,7 +286,7 @@ class LocalStack:
             f"  variants in    s3://{settings.variants_bucket}/{settings.variants_prefix}\n"
             f"  records in     DynamoDB table {settings.table_name}\n"
             f"  workers        {self.workers} processes polling {settings.queue_url}\n"
-            f"  data dir       {self.data_dir}\n"
+            f"  data dir       {self.data_dir}: {data_dir_usage(self.data_dir, walk=False).summary()}\n"
             "  try            image-etl demo | image-etl upload PATH --label L | image-etl info --json\n\n"
         )
         self.out.flush()

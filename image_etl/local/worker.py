@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from image_etl.local.go import wait_for_go
 from image_etl.local.signals import STOP_SIGNALS, ignore_further_stops
 from image_etl.resources import LOCAL, QueueShape, ResizeFunctionShape, resizer_environment
 from image_etl.settings import Settings, load_settings
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--tier", choices=["standard", "large"], default="standard")
     args = parser.parse_args(argv)
+    wait_for_go()
     settings = load_settings(args.data_dir)
     if args.tier == "large":
         assert LOCAL.large_queue is not None

@@ -12,7 +12,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import sqs_backends
 
-from image_etl.local.emulator import Emulator, reconcile, speed_up_sqs
+from image_etl.local.emulator import Emulator, speed_up_sqs
 from image_etl.settings import Settings
 from lambda_resizer.records import image_id_for, to_item
 
@@ -142,7 +142,7 @@ def test_restart_requeues_only_uploads_without_an_up_to_date_record(emulator: di
     events = drain(emulator["current"].settings)
     keys = sorted(e["Records"][0]["s3"]["object"]["key"] for e in events)
     assert keys == ["uploads%2Fl%2Fchanged.jpg", "uploads%2Fl%2Fpending.jpg"]
-    assert reconcile(emulator["current"].settings) == 2  # nothing was processed meanwhile: same two again
+    assert emulator["current"].reconcile() == 2  # nothing was processed meanwhile: same two again
 
 
 def test_restored_objects_fire_no_events_but_new_uploads_do(emulator: dict, tmp_path: Path) -> None:
