@@ -208,8 +208,12 @@ def main() -> None:
         spy = None
         if os.environ.get("BENCH_PY_SPY"):  # sample the emulator during the first half
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(stack.pids("emulator")[0]), "-f", "raw", "-o", os.environ["BENCH_PY_SPY"], "-r", "50"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    *("py-spy", "record", "-p", str(stack.pids("emulator")[0])),
+                    *("-f", "raw", "-o", os.environ["BENCH_PY_SPY"], "-r", "50"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         began, cpu_before = time.perf_counter(), stack.cpu_seconds()
         etags = upload(stack, first, "first half: upload")
