@@ -250,6 +250,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--tier", choices=["standard", "large"], default="standard")
     args = parser.parse_args(argv)
+    # The heavy imports (numpy, Pillow, boto3: ~1 s) overlap the emulator's start; the handler
+    # itself is imported once its environment is set (see EventWorker).
+    import boto3  # noqa: F401
+
+    import lambda_resizer.core  # noqa: F401
+
     wait_for_go()
     settings = load_settings(args.data_dir)
     if args.tier == "large":
