@@ -131,7 +131,7 @@ def demo(
     ] = 300.0,
     data_dir: DataDir = None,
 ) -> None:
-    """Generate a small labelled demo set (3 classes, duplicates, broken files) and upload it.
+    """Upload a generated demo set: 3 classes, duplicates, a label conflict and broken files.
 
     With more than one round, each round's manifest version is built before the next upload:
     by the stack's Dagster sensor when it runs one (waited for), else here, in this process.
@@ -149,7 +149,7 @@ def demo(
         root = Path(tmp) / "demo"
         files = write_demo_dataset(root, per_class=per_class)
         console.print(
-            f"generated {len(files)} demo files (3 classes, 2 duplicates, 3 broken)"
+            f"generated {len(files)} demo files (3 classes, 2 duplicates, 1 label conflict, 3 broken)"
             + (f", uploaded in {rounds} rounds" if rounds > 1 else "")
         )
         for number, folder in enumerate(split_into_rounds(root, files, rounds), start=1):

@@ -14,6 +14,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from image_etl.settings import Settings
 
 CLASSES = ("circles", "squares", "stripes")
+#: Stem endings of the files that copy a demo picture: duplicates, and one filed under another label.
+COPY_SUFFIXES = ("_copy", "_near")
+MISLABELLED_SUFFIX = "_mislabelled"
 
 
 def _picture(kind: str, rng: random.Random, size: tuple[int, int]) -> Image.Image:
@@ -55,8 +58,9 @@ def write_demo_dataset(root: Path, *, per_class: int = 8, seed: int = 7) -> list
     """Write the demo set as ImageFolder (``root/<label>/<file>``) and return the files written.
 
     Each class gets ``per_class`` pictures in assorted sizes and formats; ``circles`` also gets an
-    exact copy and a near duplicate (smaller and re-compressed), and ``broken/`` holds a truncated
-    JPEG, a text file named .jpg and an empty PNG, which must end as failed records.
+    exact copy and a near duplicate (smaller and re-compressed), ``squares`` gets a copy of the
+    same picture (a label conflict: one picture under two labels), and ``broken/`` holds a
+    truncated JPEG, a text file named .jpg and an empty PNG, which must end as failed records.
     """
     rng = random.Random(seed)
     written: list[Path] = []
@@ -82,7 +86,9 @@ def write_demo_dataset(root: Path, *, per_class: int = 8, seed: int = 7) -> list
             (original.width * 3 // 4, original.height * 3 // 4), Image.Resampling.LANCZOS
         )
         near.write_bytes(_jpeg(smaller.filter(ImageFilter.SMOOTH), quality=70))
-    written += [exact, near]
+    mislabelled = root / "squares" / f"{first.stem}{MISLABELLED_SUFFIX}.jpg"
+    mislabelled.write_bytes(first.read_bytes())
+    written += [exact, near, mislabelled]
     broken = root / "broken"
     broken.mkdir(exist_ok=True)
     (broken / "truncated.jpg").write_bytes(first.read_bytes()[: first.stat().st_size // 3])
@@ -96,8 +102,9 @@ def split_into_rounds(root: Path, files: list[Path], rounds: int) -> list[Path]:
     """Move the demo set under ``root`` into ``rounds`` ImageFolder trees and return their roots.
 
     Each class's pictures are cut into consecutive chunks, one a round; the broken files come in
-    the first round and the exact copy and the near duplicate in the last, so a later version adds
-    pictures and a duplicate of one already there. The keys stay ``<label>/<file>``.
+    the first round and the copies (the exact copy, the near duplicate, the mislabelled copy) in
+    the last, so a later version adds pictures, a duplicate of one already there and a label
+    conflict. The keys stay ``<label>/<file>``.
 
     :param root: where :func:`write_demo_dataset` wrote ``files``.
     :param rounds: how many rounds (1 keeps one tree).
@@ -109,7 +116,7 @@ def split_into_rounds(root: Path, files: list[Path], rounds: int) -> list[Path]:
     for path in files:
         by_class.setdefault(path.parent.name, []).append(path)
     for label, paths in by_class.items():
-        pictures = [p for p in paths if not p.stem.endswith(("_copy", "_near"))]
+        pictures = [p for p in paths if not p.stem.endswith((*COPY_SUFFIXES, MISLABELLED_SUFFIX))]
         for path in paths:
             if label == "broken":
                 target = 0

@@ -16,6 +16,9 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from image_etl.dataset.checks import class_balance, groups_spanning_splits
+from image_etl.dataset.checks import (
+    label_conflicts as conflict_groups,
+)  # explore.label_conflicts pictures them
 from image_etl.dataset.rules import STATUS_FAILED, STATUS_PROCESSED
 from image_etl.manifest import list_versions, manifest_table, polars_storage_options, read_manifest
 from image_etl.settings import Settings, load_settings
@@ -36,6 +39,7 @@ __all__ = [
     "flags_table",
     "groups_spanning_splits",
     "iceberg_table",
+    "label_conflicts",
     "load_manifest",
     "polars_storage_options",
     "preview",
@@ -139,6 +143,88 @@ def duplicate_groups(manifest: pd.DataFrame, *, min_size: int = 2) -> pd.DataFra
     return groups.sort_values(["group_size", "dup_group", "image_id"], ascending=[False, True, True])
 
 
+@dataclass(frozen=True)
+class LabelConflict:
+    """One duplicate group whose members carry more than one label, and its members side by side."""
+
+    dup_group: str
+    #: the competing labels, sorted
+    labels: list[str]
+    #: the group's images, by label then file name
+    members: pd.DataFrame
+    #: one tile per member, its label and file name under it
+    sheet: Image.Image
+
+    @property
+    def heading(self) -> str:
+        """Return a Markdown line naming the group, its labels and its size."""
+        labels = " vs ".join(f"**{label}**" for label in self.labels)
+        return f"`{self.dup_group}`: {len(self.members)} images labelled {labels}"
+
+
+@dataclass(frozen=True)
+class LabelConflicts:
+    """The label-conflict groups of a manifest (the first ``limit``) and a sentence about all of them."""
+
+    groups: list[LabelConflict]
+    note: str
+
+
+def label_conflicts(
+    manifest: pd.DataFrame,
+    *,
+    variant: str = "small",
+    limit: int = 12,
+    cell: int = 192,
+    settings: Settings | None = None,
+) -> LabelConflicts:
+    """Return each duplicate group with competing labels (members flagged ``label_conflict``), most
+    images first, with a row of its ``variant`` images captioned with label and file name.
+
+    The groups and their labels are the pipeline's (``conflicting_labels``, read with
+    :func:`image_etl.dataset.checks.label_conflicts`); nothing is recomputed here.
+
+    :param limit: how many groups get a picture (the note counts them all).
+    :param cell: tile size in pixels (a ``small`` variant is 256 px; 192 keeps 6 in a row readable).
+    """
+    if "conflicting_labels" not in manifest.columns:
+        return LabelConflicts(
+            [],
+            "This manifest version has no `conflicting_labels` column: it was built before label "
+            "conflicts were checked, so they are not known (rebuild it to find them).",
+        )
+    table = conflict_groups(manifest)
+    if table.empty:
+        return LabelConflicts(
+            [], "No label conflicts: no duplicate group holds images with different labels."
+        )
+    images = int(table["images"].sum())
+    note = (
+        f"{len(table)} duplicate group{'s' if len(table) != 1 else ''} "
+        f"{'hold' if len(table) != 1 else 'holds'} the same picture under different labels "
+        f"({images} images, each flagged `label_conflict`): relabel or drop them before training"
+        + (f"; the first {limit} are shown." if len(table) > limit else ".")
+    )
+    competing = manifest["conflicting_labels"].map(lambda v: v is not None and len(v) > 0)
+    flagged = manifest[competing]
+    groups = []
+    for _, group in table.head(limit).iterrows():
+        members = flagged[flagged["dup_group"] == group["dup_group"]]
+        order = [c for c in ("label", "original_filename", "image_id") if c in members.columns]
+        members = members.sort_values(order, na_position="last").reset_index(drop=True)
+        sheet = contact_sheet(
+            members,
+            variant=variant,
+            columns=min(len(members), 6),
+            limit=len(members),
+            cell=cell,
+            caption=[c for c in ("label", "original_filename") if c in members.columns],
+            settings=settings,
+        )
+        groups.append(LabelConflict(str(group["dup_group"]), list(group["labels"]), members, sheet))
+    return LabelConflicts(groups, note)
+
+
 def fetch_variants(
     keys: Sequence[str | None], *, settings: Settings | None = None, max_workers: int = 16
 ) -> list[Image.Image | None]:
@@ -167,7 +253,7 @@ def contact_sheet(
     columns: int = 8,
     limit: int = 64,
     cell: int = 128,
-    caption: str | None = "label",
+    caption: str | Sequence[str] | None = "label",
     settings: Settings | None = None,
 ) -> Image.Image:
     """Return one picture tiling the ``variant`` of the first ``limit`` images, a caption under each.
@@ -176,13 +262,15 @@ def contact_sheet(
     :param variant: which variant to tile (``thumb`` is 128 px; ``small`` 256 px).
     :param columns: tiles per row.
     :param cell: tile size in pixels; images are fitted inside, aspect kept.
-    :param caption: column to print under each tile, or None for no captions.
+    :param caption: column to print under each tile, or several (one line each), or None for no
+        captions; a value wider than the tile ends in an ellipsis.
     """
     rows = manifest.head(limit)
     column = f"variant_{variant}"
     keys = list(rows[column]) if column in rows.columns else [None] * len(rows)
     images = fetch_variants(keys, settings=settings)
-    text_height = 16 if caption else 0
+    lines = [caption] if isinstance(caption, str) else list(caption or ())
+    text_height = CAPTION_LINE * len(lines) + (2 if lines else 0)
     count = max(len(images), 1)
     grid_columns = max(1, min(columns, count))
     grid_rows = -(-count // grid_columns)
@@ -202,10 +290,30 @@ def contact_sheet(
         else:
             image.thumbnail((cell, cell))
             sheet.paste(image, (x + (cell - image.width) // 2, y + (cell - image.height) // 2))
-        if caption:
-            text = str(row.get(caption, ""))[:22]
-            draw.text((x + 2, y + cell + 2), text, fill=(29, 35, 48), font=font)
+        for line, name in enumerate(lines):
+            text = _fit(_caption_text(row.get(name)), font, cell - 4)
+            draw.text((x + 2, y + cell + 2 + line * CAPTION_LINE), text, fill=(29, 35, 48), font=font)
     return sheet
+
+
+#: Height of one caption line under a contact-sheet tile, in pixels.
+CAPTION_LINE = 14
+
+
+def _caption_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def _fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
+    """Return ``text``, cut to ``width`` pixels with an ellipsis when it is wider (a clipped name
+    without one reads as the whole name)."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def contact_sheets_by_label(

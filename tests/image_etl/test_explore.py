@@ -207,3 +207,67 @@ def test_with_one_version_the_comparison_is_against_an_empty_one_and_says_what_i
     two = explore.versions_to_compare(settings=stack)
     assert (two.old.attrs["version"], two.new.attrs["version"]) == (only, second)
     assert explore.diff_versions(two.old, two.new).summary()["removed"] == 2
+
+
+def put_variants(stack: Settings, manifest: pd.DataFrame, variant: str, size: tuple[int, int]) -> None:
+    """Store a plain picture in each processed image's ``variant``, coloured by its label."""
+    s3 = stack.client("s3")
+    for _, row in manifest[manifest["status"] == "processed"].iterrows():
+        buffer = io.BytesIO()
+        Image.new("RGB", size, COLOURS[row["label"]]).save(buffer, "JPEG", quality=95)
+        s3.put_object(Bucket=stack.variants_bucket, Key=row[f"variant_{variant}"], Body=buffer.getvalue())
+
+
+def test_label_conflicts_show_each_group_side_by_side_with_label_and_file_name(
+    stack: Settings, records: list[dict[str, Any]], manifest_of: Any
+) -> None:
+    def small(row: dict[str, Any], name: str) -> dict[str, Any]:
+        key = f"variants/{row['image_id']}/small.jpg"
+        return {
+            **row,
+            "original_filename": name,
+            "variants": {"small": {"key": key, "width": 256, "height": 192}},
+        }
+
+    rows = [small(r, f"photo_{n:02d}.jpg") for n, r in enumerate(records[:12], start=1)]
+    # Record 1 again, byte for byte, filed as a dog under a name too long for its tile.
+    rows.append(
+        small(record(13, "dogs", sha256=rows[0]["sha256"], phash=rows[0]["phash"]), "x" * 60 + ".jpg")
+    )
+    manifest = manifest_of(rows, "v1")
+    put_variants(stack, manifest, "small", (256, 192))
+
+    conflicts = explore.label_conflicts(manifest, cell=128, settings=stack)
+
+    assert len(conflicts.groups) == 1 and "1 duplicate group holds" in conflicts.note
+    assert "(2 images, each flagged `label_conflict`)" in conflicts.note
+    group = conflicts.groups[0]
+    assert group.labels == ["cats", "dogs"] and "**cats** vs **dogs**" in group.heading
+    assert list(group.members["label"]) == ["cats", "dogs"]
+    assert set(group.members["image_id"]) == {f"{1:032x}", f"{13:032x}"}
+    assert all("label_conflict" in list(flags) for flags in group.members["quality_flags"])
+    # One row of two tiles, two caption lines (label, file name) under each.
+    caption = 2 * explore.CAPTION_LINE + 2
+    assert group.sheet.size == (2 * 132 + 4, 128 + caption + 4 + 4)
+    for index, label in enumerate(["cats", "dogs"]):
+        pixel = group.sheet.getpixel((4 + index * 132 + 64, 4 + 64))
+        assert all(abs(a - b) < 12 for a, b in zip(pixel, COLOURS[label], strict=True)), (label, pixel)
+        for line in range(2):  # something is written on each caption line
+            top = 4 + 128 + 2 + line * explore.CAPTION_LINE
+            strip = group.sheet.crop(
+                (4 + index * 132, top, 4 + index * 132 + 128, top + explore.CAPTION_LINE)
+            )
+            assert strip.convert("L").getextrema()[0] < 128, (label, line)
+    # The long name is cut inside its own tile (with an ellipsis), not drawn over the gap.
+    gap = group.sheet.crop((4 + 2 * 132 - 4, 4 + 128, 4 + 2 * 132, group.sheet.height))
+    assert gap.convert("L").getextrema() == (255, 255)
+
+
+def test_label_conflicts_say_so_when_there_are_none_or_the_version_cannot_tell(
+    records: list[dict[str, Any]], manifest_of: Any
+) -> None:
+    manifest = manifest_of(records, "v1")  # record 13 copies record 1 under the same label: no conflict
+    none = explore.label_conflicts(manifest)
+    assert none.groups == [] and none.note.startswith("No label conflicts")
+    older = explore.label_conflicts(manifest.drop(columns="conflicting_labels"))
+    assert older.groups == [] and "built before label conflicts were checked" in older.note

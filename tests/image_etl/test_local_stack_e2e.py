@@ -213,7 +213,7 @@ def test_kill_9_and_restart_keeps_all_data_without_reprocessing(
 def test_demo_uploads_a_labelled_set_and_reports_the_broken_files(shared_stack: RunningStack) -> None:
     result = image_etl_cli("demo", "--per-class", "4", "--data-dir", str(shared_stack.data_dir), timeout=240)
     assert result.returncode == 0, result.stderr
-    assert "processed 14, failed 3, still pending 0" in result.stderr
+    assert "processed 15, failed 3, still pending 0" in result.stderr  # 4 a class, 2 copies, 1 mislabelled
     labels = {
         r.get("label")
         for r in records(shared_stack.settings).values()

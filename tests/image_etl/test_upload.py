@@ -58,17 +58,19 @@ def test_files_named_explicitly_are_uploaded_even_if_not_images_and_missing_path
     assert plan.skipped == [(tmp_path / "nope", "no such file or folder")]
 
 
-def test_demo_dataset_has_classes_duplicates_and_broken_files(tmp_path: Path) -> None:
+def test_demo_dataset_has_classes_duplicates_a_label_conflict_and_broken_files(tmp_path: Path) -> None:
     files = write_demo_dataset(tmp_path, per_class=4)
     plan = plan_uploads([tmp_path], upload_prefix="uploads/")
     labels = {u.label for u in plan.uploads}
     assert labels == {*CLASSES, "broken"} and len(plan.uploads) == len(files)
-    copy = tmp_path / "circles" / "circles_00_copy.jpg"
-    assert copy.read_bytes() == (tmp_path / "circles" / "circles_00.jpg").read_bytes()
+    original = (tmp_path / "circles" / "circles_00.jpg").read_bytes()
+    assert (tmp_path / "circles" / "circles_00_copy.jpg").read_bytes() == original
+    # The same picture under another label: the manifest must flag it as a label conflict.
+    assert (tmp_path / "squares" / "circles_00_mislabelled.jpg").read_bytes() == original
     assert (tmp_path / "broken" / "empty.png").stat().st_size == 0
 
 
-def test_demo_rounds_keep_every_file_and_key_once_and_add_pictures_and_a_duplicate_later(
+def test_demo_rounds_keep_every_file_and_key_once_and_add_pictures_duplicates_and_a_conflict_later(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "demo"
@@ -81,6 +83,7 @@ def test_demo_rounds_keep_every_file_and_key_once_and_add_pictures_and_a_duplica
     assert all(plan.skipped == [] for plan in plans)
     assert {u.label for u in plans[1].uploads} == set(CLASSES)  # round 2 adds to every class
     assert "uploads/circles/circles_00.jpg" in keys[0] and "uploads/circles/circles_00_copy.jpg" in keys[1]
+    assert "uploads/squares/circles_00_mislabelled.jpg" in keys[1]  # the conflict arrives with version 2
     assert [
         folder.name
         for folder in split_into_rounds(

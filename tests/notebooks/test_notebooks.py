@@ -5,15 +5,17 @@ committed without outputs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from image_etl.dataset.checks import label_conflicts
 from image_etl.manifest import list_versions, read_manifest
 from image_etl.settings import Settings
 from pipelines.definitions import make_definitions
@@ -94,11 +96,34 @@ def test_compare_versions_with_one_version_shows_it_against_an_empty_one_and_say
     assert any(f"'added': {rows}" in text and "'removed': 0" in text for text in shown)
 
 
+@pytest.fixture(scope="module")
+def executed(seeded: RunningStack) -> Callable[[Path], nbformat.NotebookNode]:
+    """Run a notebook against the seeded stack once, for every test that reads its outputs."""
+    done: dict[Path, nbformat.NotebookNode] = {}
+
+    def run(path: Path) -> nbformat.NotebookNode:
+        if path not in done:
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                done[path] = run_notebook(path, seeded, monkeypatch)
+        return done[path]
+
+    return run
+
+
+def cell_outputs(notebook: nbformat.NotebookNode, starts: str) -> list[dict[str, Any]]:
+    """Return the outputs' data of the code cell that follows the markdown heading ``starts``."""
+    cells = notebook.cells
+    at = next(
+        i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and cell.source.startswith(starts)
+    )
+    return [output["data"] for output in cells[at + 1].get("outputs", []) if "data" in output]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_against_the_seeded_stack(
-    path: Path, seeded: RunningStack, monkeypatch: pytest.MonkeyPatch
+    path: Path, executed: Callable[[Path], nbformat.NotebookNode]
 ) -> None:
-    notebook = run_notebook(path, seeded, monkeypatch)
+    notebook = executed(path)
     images = sum(
         1
         for cell in notebook.cells
@@ -116,6 +141,39 @@ def test_notebook_runs_against_the_seeded_stack(
         if "image/png" not in output.get("data", {})  # a figure's own text beside its picture is fine
     ]
     assert not [t for t in texts if t.startswith(("<Axes", "<Figure", "<matplotlib"))]
+    # A warning printed by a library (a missing extra, a deprecation) is noise a reader cannot act on.
+    errors = [
+        output.text
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.output_type == "stream" and output.name == "stderr"
+    ]
+    assert not errors, errors
+
+
+def test_explore_shows_each_label_conflict_as_pictures_and_loads_the_train_split(
+    seeded: RunningStack, executed: Callable[[Path], nbformat.NotebookNode]
+) -> None:
+    notebook = executed(REPO / "notebooks" / "explore_dataset.ipynb")
+    published = read_manifest(None, seeded.settings)
+    expected = label_conflicts(published)
+    assert len(expected) >= 1, "the demo set holds a label conflict (a circle filed under squares)"
+
+    shown = cell_outputs(notebook, "## Label conflicts")
+    markdown = ["".join(data.get("text/markdown", "")) for data in shown]
+    assert f"{len(expected)} duplicate group" in markdown[0] and "label_conflict" in markdown[0]
+    for _, group in expected.iterrows():  # a heading per group, its row of pictures right after it
+        at = next(i for i, text in enumerate(markdown) if f"`{group['dup_group']}`" in text)
+        assert " vs ".join(f"**{label}**" for label in group["labels"]) in markdown[at]
+        assert "image/png" in shown[at + 1]
+
+    loaded = cell_outputs(notebook, "## The train split")
+    train = published[(published["status"] == "processed") & (published["split"] == "train")]
+    assert f"{len(train)} training images" in "".join(loaded[0].get("text/markdown", ""))
+    assert "image/png" in loaded[1]  # one decoded image
+    features = "".join(loaded[2].get("text/plain", ""))
+    assert "Image(" in features and "ClassLabel(names=" in features
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
