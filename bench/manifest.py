@@ -71,12 +71,17 @@ def _sha(content: np.ndarray) -> np.ndarray:
 class Corpus:
     """Synthetic records: 10 labels, 2% failed, 5% exact and 5% near duplicates (1-4 pHash bits
     flipped) of earlier images, day by day. Identity is arithmetic on an image index, so any image's
-    hashes can be recomputed without keeping them."""
+    hashes can be recomputed without keeping them. A copy has its original's label (5% of copies
+    another one: label conflicts); an exact copy its size, a near copy its size scaled by 0.25-1
+    (a re-encoded, resized copy), so a new copy rarely takes ``keep`` over."""
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
         self.phash = np.empty(0, dtype=np.uint64)  # every image's pHash (for near copies of copies)
         self.content = np.empty(0, dtype=np.int64)  # index of the original bytes (exact copies share it)
+        self.label = np.empty(0, dtype=np.int64)
+        self.width = np.empty(0, dtype=np.int64)
+        self.height = np.empty(0, dtype=np.int64)
 
     def day(self, day: int, n: int, *, dup_share: float = 0.05) -> pa.Table:
         rng = self.rng
@@ -85,6 +90,8 @@ class Corpus:
         content = index.copy()
         phash = _mix(index, 3)
         kind = rng.random(n)
+        label = rng.integers(0, 10, size=n)
+        width, height = rng.integers(16, 4000, size=n), rng.integers(16, 4000, size=n)
         if start:
             source = rng.integers(0, start, size=n)
             exact = kind < dup_share
@@ -96,8 +103,17 @@ class Corpus:
                 bit = rng.integers(0, 64, size=n).astype(np.uint64)
                 flips |= np.where(rng.random(n) < 0.7, np.uint64(1) << bit, np.uint64(0))
             phash[near] = self.phash[source[near]] ^ flips[near]
+            copy = exact | near
+            agree = copy & (rng.random(n) >= 0.05)
+            label[agree] = self.label[source[agree]]
+            scale = np.where(exact, 1.0, rng.uniform(0.25, 1.0, size=n))
+            width[copy] = np.maximum(1, (self.width[source[copy]] * scale[copy]).astype(np.int64))
+            height[copy] = np.maximum(1, (self.height[source[copy]] * scale[copy]).astype(np.int64))
         self.phash = np.concatenate([self.phash, phash])
         self.content = np.concatenate([self.content, content])
+        self.label = np.concatenate([self.label, label])
+        self.width = np.concatenate([self.width, width])
+        self.height = np.concatenate([self.height, height])
         image_id = np.char.add(_u64_hex(_mix(index, 1)), _u64_hex(_mix(index, 2)))
         failed = rng.random(n) < 0.02
         moment = (FIRST + np.timedelta64(day, "D")).astype("datetime64[us]")
@@ -112,14 +128,14 @@ class Corpus:
             "source_bucket": np.full(n, "image-etl-uploads"),
             "source_key": np.char.add("uploads/x/", image_id),
             "source_bytes": rng.integers(1000, 5_000_000, size=n).astype("float64"),
-            "label": np.asarray([f"class_{i}" for i in range(10)])[rng.integers(0, 10, size=n)],
-            "width": pa.array(rng.integers(16, 4000, size=n).astype("float64"), mask=failed),
-            "height": pa.array(rng.integers(16, 4000, size=n).astype("float64"), mask=failed),
+            "label": np.asarray([f"class_{i}" for i in range(10)])[label],
+            "width": pa.array(width.astype("float64"), mask=failed),
+            "height": pa.array(height.astype("float64"), mask=failed),
             "format": np.full(n, "JPEG"),
             "sha256": pa.array(_sha(content), mask=failed),
             "phash": pa.array(_u64_hex(phash), mask=failed),
             "brightness": pa.array(rng.random(n), mask=failed),
-            "blur_score": pa.array(rng.gamma(2.0, 300.0, size=n), mask=failed),
+            "blur_score": pa.array(rng.gamma(16.0, 0.15, size=n), mask=failed),
             "uploaded_at": stamp(uploaded),
             "processed_at": stamp(processed),
         }

@@ -43,22 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lambda_resizer.core import DEFAULT_RECIPE, Recipe, fit, process_image  # noqa: E402
+from lambda_resizer.sniffing import accepted_extensions  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "bench-corpus" / "photos"
 DEFAULT_LARGE = ROOT / ".." / "shared" / "bench-corpus" / "large" / "photo_8660x5773_50mp.jpg"
-IMAGE_SUFFIXES = {
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".webp",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".heic",
-    ".heif",
-    ".avif",
-}
+IMAGE_SUFFIXES = accepted_extensions()  # the resizer's own list (lambda_resizer.sniffing)
 EDGES = tuple(edge for _, edge in DEFAULT_RECIPE.sizes)
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 

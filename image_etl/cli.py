@@ -115,18 +115,65 @@ def upload(
 @app.command()
 def demo(
     per_class: Annotated[int, typer.Option("--per-class", min=1, max=200)] = 8,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds",
+            min=1,
+            max=10,
+            help="Upload in this many rounds, each followed by its manifest version (2: two versions "
+            "for compare_versions.ipynb; 1: one upload, the pipeline builds when it runs).",
+        ),
+    ] = 2,
     wait: Annotated[bool, typer.Option("--wait/--no-wait")] = True,
+    version_timeout: Annotated[
+        float, typer.Option("--version-timeout", help="Seconds to wait for each round's version.")
+    ] = 300.0,
     data_dir: DataDir = None,
 ) -> None:
-    """Generate a small labelled demo set (3 classes, duplicates, broken files) and upload it."""
-    from image_etl.demo import write_demo_dataset
+    """Generate a small labelled demo set (3 classes, duplicates, broken files) and upload it.
 
+    With more than one round, each round's manifest version is built before the next upload:
+    by the stack's Dagster sensor when it runs one (waited for), else here, in this process.
+    """
+    from image_etl.demo import build_version_here, split_into_rounds, wait_for_version, write_demo_dataset
+
+    if rounds > 1 and not wait:
+        console.print("[red]error:[/red] --rounds above 1 needs --wait: a round's version needs its records")
+        raise typer.Exit(2)
     settings = _settings_or_exit(data_dir)
+    # Who builds versions: the local stack's Dagster or a deployed pipeline; a local stack started
+    # with --no-dagster has nobody, so the demo builds them itself.
+    pipeline_builds = not settings.is_local or settings.dagster_url is not None
     with tempfile.TemporaryDirectory(prefix="image-etl-demo-") as tmp:
         root = Path(tmp) / "demo"
         files = write_demo_dataset(root, per_class=per_class)
-        console.print(f"generated {len(files)} demo files (3 classes, 2 duplicates, 3 broken)")
-        _upload(settings, [root], label=None, concurrency=8, wait=wait, timeout=180.0)
+        console.print(
+            f"generated {len(files)} demo files (3 classes, 2 duplicates, 3 broken)"
+            + (f", uploaded in {rounds} rounds" if rounds > 1 else "")
+        )
+        for number, folder in enumerate(split_into_rounds(root, files, rounds), start=1):
+            records = _upload(settings, [folder], label=None, concurrency=8, wait=wait, timeout=180.0)
+            if rounds == 1:
+                return
+            if pipeline_builds:
+                console.print(f"round {number}: waiting for the pipeline to build its manifest version")
+            else:
+                console.print(f"round {number}: building its manifest version here (no Dagster in the stack)")
+                try:
+                    build_version_here(settings)
+                except RuntimeError as error:
+                    console.print(f"[red]error:[/red] {error}")
+                    raise typer.Exit(1) from None
+            ids = [str(record["image_id"]) for record in records.values()]
+            version = wait_for_version(settings, ids, timeout_s=version_timeout if pipeline_builds else 0)
+            if version is None:
+                console.print(
+                    f"[red]error:[/red] no manifest version with round {number}'s images after "
+                    f"{version_timeout:.0f} s; is the Dagster sensor running ({settings.dagster_url})?"
+                )
+                raise typer.Exit(1)
+            console.print(f"round {number}: manifest version {version}")
 
 
 @app.command()
@@ -264,7 +311,8 @@ def _list_some(lines: list[str]) -> None:
 
 def _upload(
     settings: Settings, paths: list[Path], *, label: str | None, concurrency: int, wait: bool, timeout: float
-) -> None:
+) -> dict[str, dict[str, object]]:
+    """Upload ``paths`` with progress; return key -> record (empty without ``wait``), or exit on errors."""
     from image_etl.upload import plan_uploads, upload_all, wait_for_records
 
     try:
@@ -286,7 +334,7 @@ def _upload(
     if errors:
         raise typer.Exit(1)
     if not wait:
-        return
+        return {}
     with _progress() as progress:
         task = progress.add_task("processing", total=len(etags))
         records = wait_for_records(
@@ -301,6 +349,7 @@ def _upload(
     _list_some([f"  [yellow]no record yet[/yellow] {key}" for key in missing])
     if missing:
         raise typer.Exit(1)
+    return records
 
 
 if __name__ == "__main__":

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import io
 import random
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
+
+from image_etl.settings import Settings
 
 CLASSES = ("circles", "squares", "stripes")
 
@@ -85,3 +90,79 @@ def write_demo_dataset(root: Path, *, per_class: int = 8, seed: int = 7) -> list
     (broken / "empty.png").write_bytes(b"")
     written += [broken / "truncated.jpg", broken / "not_an_image.jpg", broken / "empty.png"]
     return written
+
+
+def split_into_rounds(root: Path, files: list[Path], rounds: int) -> list[Path]:
+    """Move the demo set under ``root`` into ``rounds`` ImageFolder trees and return their roots.
+
+    Each class's pictures are cut into consecutive chunks, one a round; the broken files come in
+    the first round and the exact copy and the near duplicate in the last, so a later version adds
+    pictures and a duplicate of one already there. The keys stay ``<label>/<file>``.
+
+    :param root: where :func:`write_demo_dataset` wrote ``files``.
+    :param rounds: how many rounds (1 keeps one tree).
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    folders = [root.parent / f"{root.name}-round-{n + 1}" for n in range(rounds)]
+    by_class: dict[str, list[Path]] = {}
+    for path in files:
+        by_class.setdefault(path.parent.name, []).append(path)
+    for label, paths in by_class.items():
+        pictures = [p for p in paths if not p.stem.endswith(("_copy", "_near"))]
+        for path in paths:
+            if label == "broken":
+                target = 0
+            elif path in pictures:
+                target = pictures.index(path) * rounds // len(pictures)
+            else:
+                target = rounds - 1
+            destination = folders[target] / label / path.name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(destination)
+    return [folder for folder in folders if folder.exists()]
+
+
+def wait_for_version(
+    settings: Settings, image_ids: Iterable[str], *, timeout_s: float = 300.0, poll_s: float = 2.0
+) -> str | None:
+    """Return the newest manifest version that holds every one of ``image_ids``, waiting up to
+    ``timeout_s`` for the pipeline to build it; None when none did in time."""
+    from image_etl.manifest import manifest_table  # pyiceberg: only once a round is uploaded
+
+    wanted = set(image_ids)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        table = manifest_table(settings)
+        newest = table.versions()[-1:] if table.exists() else []
+        if newest and wanted <= set(table.read(newest[0].name, columns=["image_id"])["image_id"]):
+            return newest[0].name
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll_s)
+
+
+def build_version_here(settings: Settings) -> None:
+    """Build, check and publish a manifest version of today's uploads in this process, as the
+    sensor's run would (for a local stack started without Dagster)."""
+    # The pipeline is imported only here: the rest of the toolkit does not need Dagster.
+    import dagster as dg
+
+    from pipelines.definitions import make_definitions
+    from pipelines.resources import build_resources
+
+    today = datetime.now(UTC).date().isoformat()
+    with dg.instance_for_test() as instance:  # an ephemeral instance: nothing of this run is kept
+        result = (
+            make_definitions(build_resources(settings))
+            .resolve_job_def("dataset_job")
+            .execute_in_process(
+                partition_key=today,
+                instance=instance,
+                raise_on_error=False,
+                # The CLI prints its own lines; Dagster's step events would bury them.
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+        )
+    if not result.success:
+        raise RuntimeError("the manifest build failed; run `image-etl up` with Dagster to see why")

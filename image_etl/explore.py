@@ -38,7 +38,10 @@ __all__ = [
     "iceberg_table",
     "load_manifest",
     "polars_storage_options",
+    "preview",
+    "split_sizes_plot",
     "versions",
+    "versions_to_compare",
 ]
 
 #: Columns whose change between versions means an image changed (not just its bookkeeping).
@@ -83,15 +86,50 @@ def flags_table(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def failed_images(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Return the failed images with their reasons, most common reason first."""
+    """Return the failed images by the name they were uploaded under, with their reasons, by reason.
+
+    The storage key is not shown: it is an id the uploader never saw (``image_id`` finds the record).
+    """
     failed = manifest[manifest["status"] == STATUS_FAILED]
     reason = "error" if "error" in failed.columns else "error_code"
     columns = [
-        c for c in ("source_key", "label", "error_code", reason, "source_bytes") if c in failed.columns
+        c
+        for c in ("original_filename", "label", "error_code", reason, "source_bytes", "image_id")
+        if c in failed.columns
     ]
-    return (
-        failed[list(dict.fromkeys(columns))].sort_values(["error_code", "source_key"]).reset_index(drop=True)
+    order = [c for c in ("error_code", "original_filename", "image_id") if c in failed.columns]
+    return failed[list(dict.fromkeys(columns))].sort_values(order).reset_index(drop=True)
+
+
+#: What a first look at a manifest needs, in this order (the rest is one ``manifest.columns`` away).
+PREVIEW_COLUMNS: tuple[str, ...] = (
+    "original_filename",
+    "label",
+    "status",
+    "split",
+    "keep",
+    "width",
+    "height",
+    "dup_group",
+    "quality_flags",
+)
+
+
+def preview(manifest: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """Return the first ``rows`` images with the columns that matter (:data:`PREVIEW_COLUMNS` present)."""
+    return manifest[[c for c in PREVIEW_COLUMNS if c in manifest.columns]].head(rows)
+
+
+def split_sizes_plot(manifest: pd.DataFrame) -> Figure:
+    """Return a figure of processed images per label, stacked by split."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 3.5), layout="constrained")
+    class_balance(manifest)[["train", "val", "test"]].plot.bar(
+        stacked=True, ax=axis, title="split sizes per label"
     )
+    plt.close(figure)  # returned, not left open: a notebook shows it once
+    return figure
 
 
 def duplicate_groups(manifest: pd.DataFrame, *, min_size: int = 2) -> pd.DataFrame:
@@ -231,6 +269,59 @@ class VersionDiff:
         }
 
 
+#: The version name an empty manifest stands in for, when there is no older version to compare with.
+EMPTY_VERSION = "(empty)"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two manifests to compare and a sentence on what was chosen (and what is missing, if anything)."""
+
+    old: pd.DataFrame
+    new: pd.DataFrame
+    note: str
+
+
+def empty_manifest(like: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return a manifest with no rows (the columns of ``like``, else those a comparison reads)."""
+    columns = list(like.columns) if like is not None else ["image_id", *COMPARED_COLUMNS]
+    empty = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    empty.attrs["version"] = EMPTY_VERSION
+    return empty
+
+
+def versions_to_compare(
+    old_version: str | None = None, new_version: str | None = None, *, settings: Settings | None = None
+) -> Comparison:
+    """Return the manifests to compare: the versions given, else the two newest.
+
+    With one version only (what there is right after the first build) it is compared with an
+    empty manifest, so everything shows as added; with none, two empty manifests. The note says so
+    and what would make a real comparison.
+    """
+    settings = settings or load_settings()
+    known = versions(settings=settings)
+    if old_version and new_version:
+        old = load_manifest(old_version, settings=settings)
+        new = load_manifest(new_version, settings=settings)
+        return Comparison(old, new, f"`{old_version}` against `{new_version}` (chosen).")
+    need = (
+        "A comparison needs two manifest versions: upload more images (or run `image-etl demo`, "
+        "which uploads in two rounds) and let the pipeline build another version, or set "
+        "OLD_VERSION and NEW_VERSION."
+    )
+    if not known:
+        return Comparison(empty_manifest(), empty_manifest(), f"No manifest version yet. {need}")
+    newest = load_manifest(new_version or known[-1], settings=settings)
+    name = str(newest.attrs.get("version"))
+    older = known[: known.index(name)] if name in known else [v for v in known if v != name]
+    if old_version or older:
+        old = load_manifest(old_version or older[-1], settings=settings)
+        return Comparison(old, newest, f"`{old.attrs['version']}` against `{newest.attrs['version']}`.")
+    note = f"Only one version, `{newest.attrs['version']}`: it is shown against an empty one. {need}"
+    return Comparison(empty_manifest(newest), newest, note)
+
+
 def _drift(old: pd.Series, new: pd.Series) -> pd.DataFrame:
     table = pd.DataFrame({"old": old, "new": new}).fillna(0).astype("int64")
     table["delta"] = table["new"] - table["old"]
@@ -281,7 +372,12 @@ def drift_plot(diff: VersionDiff) -> Figure:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
-    diff.labels[["old", "new"]].plot.barh(ax=axes[0], title="images per label")
+    labels = (
+        diff.labels[["old", "new"]]
+        if len(diff.labels)
+        else pd.DataFrame({"old": [0], "new": [0]}, index=["none"])
+    )
+    labels.plot.barh(ax=axes[0], title="images per label")
     flags = (
         diff.flags[["old", "new"]]
         if len(diff.flags)

@@ -6,7 +6,8 @@ Layout under ``s3://<datasets bucket>/<datasets prefix>``::
     iceberg/manifest/                                the manifest table (data/ and metadata/), in Glue as
                                                      <database>.manifest
     versions/<version>/report/...                    plots and summary (`dataset_report`)
-    versions/<version>/imagefolder-<variant>/<split>/metadata.jsonl   (`imagefolder_export`)
+    versions/<version>/imagefolder-<variant>/<split>/metadata.parquet (`imagefolder_export`)
+    versions/<version>/README.md, croissant.json     the version's dataset card (`imagefolder_export`)
 
 Every version is a snapshot tagged with its id (``YYYYMMDDTHHMMSSZ-<hash>``: they sort by build
 time); the ``published`` tag names the newest version that passed its checks.
@@ -15,7 +16,7 @@ time); the ``published`` tag names the newest version that passed its checks.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,29 +157,44 @@ class DatasetStore:
         variants_bucket: str,
         variants_prefix: str,
         variant: str = "small",
+        license: str | None = None,
     ) -> int:
-        """Download an ``imagefolder_export`` (metadata + the variant files) into ``out_dir/<split>/``.
+        """Download an ``imagefolder_export`` (metadata + the variant files) into ``out_dir/<split>/``,
+        with a dataset card (``README.md``, ``croissant.json``) describing the folder.
 
-        ``datasets.load_dataset("imagefolder", data_dir=out_dir)`` then reads it with its splits.
+        ``datasets.load_dataset("imagefolder", data_dir=out_dir)`` (or ``load_dataset(out_dir)``,
+        which reads the card) then reads it with its splits, labels as ``ClassLabel``.
 
+        :param license: the license the folder's card states; default the version card's (the
+            license the version was published under), else "unknown".
         :return: number of images written.
         """
-        prefix = f"{self.version_prefix(version)}imagefolder-{variant}/"
+        from image_etl.dataset.card import CardInfo, card_license, croissant, dataset_card
+        from image_etl.dataset.export import CARD_FILE, CROISSANT_FILE, METADATA_FILE, export_files, export_of
+
+        files = export_files(self, version, variant)
+        if license is None:
+            card_key = f"{self.version_prefix(version)}{CARD_FILE}"
+            stated = card_license(self.read_bytes(card_key).decode()) if self.exists(card_key) else None
+            license = stated or "unknown"
+        export = export_of(files, variant=variant, images_next_to_card=True)
         written = 0
-        for split in ("train", "val", "test"):
-            key = f"{prefix}{split}/metadata.jsonl"
-            if not self.exists(key):
-                raise ManifestNotFound(f"no ImageFolder export of variant {variant!r} for version {version}")
-            text = self.read_bytes(key).decode()
+        image_bytes: dict[str, int] = {}
+        for split, table in export.tables.items():
             folder = out_dir / split
             folder.mkdir(parents=True, exist_ok=True)
-            for line in text.splitlines():
-                name = json.loads(line)["file_name"]
+            image_bytes[split] = 0
+            for name in table.column("file_name").to_pylist():
                 target = folder / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(variants_bucket, f"{variants_prefix}{name}", str(target))
+                image_bytes[split] += target.stat().st_size
                 written += 1
-            (folder / "metadata.jsonl").write_text(text)
+            (folder / METADATA_FILE).write_bytes(files[split])
+        export = replace(export, image_bytes=image_bytes)
+        info = CardInfo(version=version, license=license)
+        (out_dir / CARD_FILE).write_text(dataset_card([export], info))
+        (out_dir / CROISSANT_FILE).write_text(json.dumps(croissant([export], info), indent=2))
         return written
 
 
@@ -221,6 +237,7 @@ def download_manifest(out: Path, version: str | None = None, settings: Settings 
     import pyarrow.parquet as pq
 
     from image_etl.dataset.rows import INDEX_COLUMNS
+    from image_etl.dataset.table import pandas_metadata
 
     resolved, arrow = manifest_table(_settings(settings)).read_arrow(version)
     arrow = arrow.drop_columns([c for c in INDEX_COLUMNS if c in arrow.column_names])
@@ -228,7 +245,11 @@ def download_manifest(out: Path, version: str | None = None, settings: Settings 
     positions = groups.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     sizes = np.bincount(positions, minlength=len(groups.dictionary))[positions]
     arrow = arrow.add_column(arrow.schema.get_field_index("dup_group") + 1, "dup_group_size", pa.array(sizes))
-    arrow = arrow.sort_by("image_id").replace_schema_metadata({b"image_etl.version": resolved.name.encode()})
+    arrow = arrow.sort_by("image_id")
+    # pandas metadata: pd.read_parquet gives the integer columns back as nullable integers (Int64),
+    # as read_manifest does, not as float64 once a failed image leaves a null size.
+    metadata = {**pandas_metadata(arrow), b"image_etl.version": resolved.name.encode()}
+    arrow = arrow.replace_schema_metadata(metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     pq.write_table(arrow, tmp, compression="zstd")

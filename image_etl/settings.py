@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from image_etl.dataset.rules import FIRST_DAY
 from image_etl.resources import LOCAL, StackNames, token_issuer
 
 DEFAULT_AWS_PORT = 4566
@@ -25,6 +27,8 @@ LOCAL_HOST = "127.0.0.1"
 STATE_FILE = "stack.json"
 STATE_DB = "state.sqlite3"
 OBJECTS_DIR = "objects"
+#: The local stack's first upload day, written once in its data dir (see :func:`local_first_day`).
+FIRST_DAY_FILE = "first-day"
 
 # Environment variables that override a setting; IMAGE_ETL_* win over the stack file.
 _ENV = {
@@ -46,9 +50,11 @@ _ENV = {
     "user_pool_client_id": "IMAGE_ETL_USER_POOL_CLIENT_ID",
     "glue_database": "IMAGE_ETL_GLUE_DATABASE",
     "athena_workgroup": "IMAGE_ETL_ATHENA_WORKGROUP",
+    "dataset_license": "IMAGE_ETL_DATASET_LICENSE",
+    "first_day": "IMAGE_ETL_FIRST_DAY",
 }
-#: What the running local stack writes into its stack file about its user pool.
-_STACK_FILE_FIELDS = ("user_pool_id", "user_pool_client_id")
+#: What the running local stack writes into its stack file about itself (user pool, first day).
+_STACK_FILE_FIELDS = ("user_pool_id", "user_pool_client_id", "first_day")
 
 
 def settings_variables(settings: Settings) -> dict[str, str]:
@@ -101,6 +107,12 @@ class Settings:
     #: The Glue database of the manifest table (and the Athena workgroup, deployed stacks only).
     glue_database: str = LOCAL.catalog.database
     athena_workgroup: str | None = None
+    #: The license the dataset cards state: a Hugging Face license id (``cc-by-4.0``, ``other``, ...).
+    #: "unknown" until someone who knows where the uploads come from says otherwise.
+    dataset_license: str = "unknown"
+    #: The first upload day (``YYYY-MM-DD``): where Dagster's daily partitions start; earlier uploads
+    #: are filed under it. The local stack's first start, a deployed stack's creation, or FIRST_DAY.
+    first_day: str = FIRST_DAY
     running: bool = False
 
     @property
@@ -201,6 +213,34 @@ def read_stack_file(data_dir: Path) -> dict[str, Any] | None:
     return state
 
 
+def local_first_day(data_dir: Path, *, has_records: bool, today: date | None = None) -> str:
+    """Return the local stack's first upload day, choosing it at the first start of ``data_dir``.
+
+    Uploads are stamped with the time they arrive, so none predates the stack: a new data dir starts
+    on ``today`` (UTC). A data dir that already holds records from before this file existed keeps
+    :data:`FIRST_DAY`, so none of them moves to another day.
+
+    :param has_records: whether the stack restored records at this start.
+    """
+    path = data_dir / FIRST_DAY_FILE
+    try:
+        return _checked_day(path.read_text().strip(), str(path))
+    except FileNotFoundError:
+        pass
+    day = FIRST_DAY if has_records else (today or datetime.now(UTC).date()).isoformat()
+    path.write_text(day + "\n")
+    return day
+
+
+def _checked_day(value: str, source: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(
+            f"{source}: the first upload day must be a day such as 2026-11-26, got {value!r}"
+        ) from None
+
+
 def deployed_stack_fields(prefix: str, *, region: str | None = None) -> dict[str, str]:
     """Return the Settings fields of the deployment ``prefix`` (``cdk deploy -c stackPrefix=...``),
     read from its CloudFormation stack outputs."""
@@ -210,10 +250,15 @@ def deployed_stack_fields(prefix: str, *, region: str | None = None) -> dict[str
 
     cloudformation = boto3.session.Session(region_name=region).client("cloudformation")
     outputs: dict[str, str] = {}
+    created: list[datetime] = []
     for name in stack_ids(prefix).all():
         for stack in cloudformation.describe_stacks(StackName=name)["Stacks"]:
             outputs.update({o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
-    return settings_fields_from_outputs(outputs)
+            created += [stack["CreationTime"]] if "CreationTime" in stack else []
+    fields = settings_fields_from_outputs(outputs)
+    if created:  # no upload predates the buckets: partitions start the day the first stack was made
+        fields["first_day"] = min(created).astimezone(UTC).date().isoformat()
+    return fields
 
 
 def load_settings(data_dir: Path | str | None = None) -> Settings:
@@ -232,7 +277,8 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
         fields.update(
             {f: os.environ[v] for f, v in _ENV.items() if os.environ.get(v) and f != "aws_endpoint_url"}
         )
-        return replace(base, **fields)
+        deployed = replace(base, **fields)
+        return replace(deployed, first_day=_checked_day(deployed.first_day, "IMAGE_ETL_FIRST_DAY"))
     state = read_stack_file(folder)
     ports = {
         "aws_port": os.environ.get("IMAGE_ETL_AWS_PORT", DEFAULT_AWS_PORT),
@@ -249,7 +295,9 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
         running=state is not None,
         **{name: (state or {}).get(name) for name in _STACK_FILE_FIELDS},
     )
+    settings = replace(settings, first_day=(state or {}).get("first_day") or FIRST_DAY)
     overrides: dict[str, Any] = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
     if str(overrides.get("aws_endpoint_url", "")).lower() == "aws":
         overrides["aws_endpoint_url"] = None  # AWS's own endpoints, credentials from the usual chain
-    return replace(settings, **overrides) if overrides else settings
+    settings = replace(settings, **overrides) if overrides else settings
+    return replace(settings, first_day=_checked_day(settings.first_day, "IMAGE_ETL_FIRST_DAY"))

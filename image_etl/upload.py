@@ -13,10 +13,10 @@ from typing import Any
 
 from image_etl.settings import Settings
 from lambda_resizer.records import from_item, image_id_for
+from lambda_resizer.sniffing import accepted_extensions
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"}
-)
+#: What a folder upload takes: the extensions of the formats the resizer opens (``.apng`` too).
+IMAGE_SUFFIXES = accepted_extensions()
 
 
 #: Longest label the CLI accepts (one folder level of the key; the API's own rule is stricter).

@@ -159,6 +159,6 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
         frame_count=frame_count,
         exif_orientation=orientation,
         brightness=brightness(grey),
-        blur_score=blur_score(grey),
+        blur_score=blur_score(signal),
     )
     return ResizeResult(info=info, variants=variants)

@@ -95,7 +95,7 @@ class ImageInfo:
     frame_count: int  # 1 for stills
     exif_orientation: int  # 1..8 (1 when absent)
     brightness: float  # mean luma 0..1 of the 256 px image
-    blur_score: float  # variance of the Laplacian of the 256 px grey image; higher = sharper
+    blur_score: float  # Laplacian variance / gradient energy of the 256 px image; higher = sharper
 
 
 @dataclass(frozen=True)

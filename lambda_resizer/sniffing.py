@@ -37,6 +37,10 @@ _FOREIGN_SIGNATURES = (
     (b"<svg", "SVG"),
 )
 _PLUGINS = {"WEBP": "PIL.WebPImagePlugin", "TIFF": "PIL.TiffImagePlugin", "AVIF": "PIL.AvifImagePlugin"}
+#: Pillow formats the resizer opens: every opener :func:`sniff` names, and MPO (multi-picture
+#: JPEGs, which the JPEG plugin opens). Tools that choose files (the CLI) take their extensions
+#: from here through :func:`accepted_extensions`, so they cannot drift from what is read.
+ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF", "HEIF")
 _BMFF_IMAGE_BRANDS = {
     b"heic",
     b"heix",
@@ -99,6 +103,18 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             f"{foreign} images are not supported; send JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC or AVIF",
         )
     raise ImageRejected("not_an_image", "the upload is not an image file: no known image format matches it")
+
+
+def accepted_extensions() -> frozenset[str]:
+    """Return the file extensions (lower case, with the dot) Pillow registers for the accepted formats.
+
+    That is every name Pillow itself would save or recognise them under: ``.apng`` is PNG, ``.jfif``
+    JPEG, ``.heic``/``.hif`` HEIF (once pillow-heif registers it). It loads every Pillow plugin,
+    which is fine for a tool choosing files and never done on the resize path.
+    """
+    for name in ACCEPTED_FORMATS:
+        load_plugin(name)
+    return frozenset(ext for ext, name in Image.registered_extensions().items() if name in ACCEPTED_FORMATS)
 
 
 def load_plugin(opener: str) -> None:

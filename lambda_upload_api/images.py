@@ -19,6 +19,10 @@ from lambda_upload_api.validation import (
 )
 
 _deserializer = TypeDeserializer()
+#: The record attribute the pipeline writes the dataset's annotations into, and what the API shows
+#: of it (the same names as image_etl.dataset.annotations; this Lambda imports nothing of the toolkit).
+DATASET_ATTRIBUTE = "dataset"
+DATASET_FIELDS = ("split", "dup_group", "dup_group_size", "quality_flags", "keep")
 _DONE = "done"
 
 
@@ -105,6 +109,7 @@ class ImageStore:
 
     def public(self, item: dict[str, Any]) -> dict[str, Any]:
         record = _plain({k: _deserializer.deserialize(v) for k, v in item.items()})
+        dataset = record.get(DATASET_ATTRIBUTE) or {}
         variants = {
             name: {
                 "width": variant.get("width"),
@@ -132,6 +137,8 @@ class ImageStore:
             "uploaded_at": record.get("uploaded_at"),
             "processed_at": record.get("processed_at"),
             "variants": variants,
+            # Written back by the pipeline from the published dataset version (absent until then).
+            **{name: dataset.get(name) for name in DATASET_FIELDS},
         }
 
     def recent(self, *, label: str | None, limit: int, state: dict[str, Any] | None) -> dict[str, Any]:

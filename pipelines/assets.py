@@ -11,42 +11,44 @@ in ``image_etl.dataset``; these functions only wire it to Dagster.
 
 import base64
 import warnings
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
 from image_etl.dataset import checks as dataset_checks
-from image_etl.dataset.export import imagefolder_metadata
+from image_etl.dataset.annotations import write_back
+from image_etl.dataset.export import export_prefix, write_imagefolder_export
 from image_etl.dataset.record_files import build_from_record_files, write_record_files
 from image_etl.dataset.records import upload_day
 from image_etl.dataset.report import report_markdown, report_plots
-from image_etl.dataset.rules import FIRST_DAY
-from pipelines.resources import DatasetBucket, DatasetPolicy, ImageRecordTable
+from image_etl.settings import load_settings
+from pipelines.resources import (
+    MANIFEST_IO_MANAGER,
+    DatasetBucket,
+    DatasetPolicy,
+    ImageRecordTable,
+    ManifestVersion,
+)
 
+#: Where the daily partitions start (``Settings.first_day``: the local stack's first start, a
+#: deployed stack's creation day, or IMAGE_ETL_FIRST_DAY), so a new dataset shows the days it has,
+#: not every day since a fixed date. Read once, when the code location loads.
+FIRST_UPLOAD_DAY = load_settings().first_day
 #: ``end_offset=1`` adds today's partition: images uploaded today must reach the manifest today.
-upload_days = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, end_offset=1, timezone="UTC")
+upload_days = dg.DailyPartitionsDefinition(start_date=FIRST_UPLOAD_DAY, end_offset=1, timezone="UTC")
 
 # A single-run backfill policy is what lets one run cover a partition range; it is marked beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+# An output's data version (the manifest version id, shown beside the asset in the UI) is beta too.
+warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
 
 GROUP = "datasets"
 #: Every run that writes record files carries this tag; the local run queue runs one at a time.
 DATASET_RUN_TAG = {"image-etl/dataset": "build"}
 
 
-__all__ = ["FIRST_DAY", "upload_day"]
-
-
-@dataclass(frozen=True)
-class ManifestVersion:
-    """What ``dataset_manifest`` hands downstream: which version (tagged snapshot) it built."""
-
-    version: str
-    snapshot_id: int
-    rows: int
-    unchanged: bool  # nothing changed: no new snapshot, the current version stands
+__all__ = ["FIRST_UPLOAD_DAY", "ManifestVersion", "upload_day"]
 
 
 @dg.asset(
@@ -61,17 +63,20 @@ def image_records(
 ) -> dg.MaterializeResult:
     """That upload day's image records (processed and failed), as parquet in the datasets bucket.
 
-    Records uploaded on day D are processed on or after D, so one index Query per shard for
-    ``processed_at`` after the range's first day finds every record of the range; it costs the
-    records processed since then, which for the sensor's and the nightly runs is a few days.
+    Partitions start on the first upload day of the settings (IMAGE_ETL_FIRST_DAY; by default the
+    day the local stack was first started, or the deployed stack was created); an older upload is
+    filed under the first partition. Records uploaded on day D are processed on or after D, so one
+    index Query per shard for ``processed_at`` after the range's first day finds every record of
+    the range; it costs the records processed since then, a few days for the sensor's and the
+    nightly runs.
     """
     days = list(context.partition_keys)
     first = days[0]
     # From the day before: a writer's clock a little behind S3's can stamp processed_at before uploaded_at.
-    since = "0" if first == FIRST_DAY else (date.fromisoformat(first) - timedelta(days=1)).isoformat()
+    since = "0" if first == FIRST_UPLOAD_DAY else (date.fromisoformat(first) - timedelta(days=1)).isoformat()
     records, items_read = record_table.records_processed_after(since)
     store = datasets.store()
-    counts = write_record_files(store, records, days)
+    counts = write_record_files(store, records, days, first_day=FIRST_UPLOAD_DAY)
     context.log.info(
         f"{sum(counts.values())} records in {len(counts)} of {len(days)} days ({items_read} read)"
     )
@@ -91,7 +96,12 @@ class ManifestBuildConfig(dg.Config):
     resplit: bool = False
 
 
-@dg.asset(deps=[image_records], group_name=GROUP, kinds={"iceberg", "s3", "glue"})
+@dg.asset(
+    deps=[image_records],
+    group_name=GROUP,
+    kinds={"iceberg", "s3", "glue"},
+    io_manager_key=MANIFEST_IO_MANAGER,
+)
 def dataset_manifest(
     context: AssetExecutionContext,
     config: ManifestBuildConfig,
@@ -118,16 +128,29 @@ def dataset_manifest(
     )
     manifest = table.read(
         result.version,
-        columns=["image_id", "label", "status", "split", "dup_group", "sha256", "quality_flags"],
+        columns=[
+            "image_id",
+            "label",
+            "status",
+            "split",
+            "dup_group",
+            "sha256",
+            "keep",
+            "quality_flags",
+            "conflicting_labels",
+        ],
     )
     facts = dataset_checks.summary(manifest)
     balance = dataset_checks.class_balance(manifest)
     return dg.Output(
         ManifestVersion(result.version, int(result.snapshot_id or 0), result.rows, result.unchanged),
+        # The UI shows the data version beside the asset: the manifest version this run built.
+        data_version=dg.DataVersion(result.version),
         metadata={
             "version": result.version,
             "snapshot_id": str(result.snapshot_id),
             "table": table.identifier,
+            "dagster/table_name": table.identifier,
             "mode": result.mode,
             "days_rewritten": dg.MetadataValue.json(result.days_rewritten[:60]),
             "bytes_written": result.bytes_written,
@@ -136,6 +159,9 @@ def dataset_manifest(
             "failed": facts["failed"],
             "dup_groups": facts["dup_groups"],
             "images_in_dup_groups": facts["images_in_dup_groups"],
+            "kept": facts["kept"],
+            "label_conflict_groups": facts["label_conflict_groups"],
+            "label_conflict_images": facts["label_conflict_images"],
             "splits": dg.MetadataValue.json(facts["splits"]),
             "quality_flags": dg.MetadataValue.json(facts["flags"]),
             "class_balance": dg.MetadataValue.md(
@@ -147,7 +173,7 @@ def dataset_manifest(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"iceberg"})
+@dg.asset(group_name=GROUP, kinds={"iceberg"}, io_manager_key=MANIFEST_IO_MANAGER)
 def published_manifest(
     context: AssetExecutionContext, dataset_manifest: ManifestVersion, datasets: DatasetBucket
 ) -> dg.Output[ManifestVersion]:
@@ -162,7 +188,14 @@ def published_manifest(
         )
     return dg.Output(
         dataset_manifest,
-        metadata={"published": current.name if current else "", "moved": moved, "table": table.identifier},
+        data_version=dg.DataVersion(current.name) if current else None,
+        metadata={
+            "published": current.name if current else "",
+            "snapshot_id": str(current.snapshot_id) if current else "",
+            "moved": moved,
+            "table": table.identifier,
+            "dagster/table_name": table.identifier,
+        },
     )
 
 
@@ -191,6 +224,45 @@ def dataset_report(published_manifest: ManifestVersion, datasets: DatasetBucket)
     )
 
 
+@dg.asset(group_name=GROUP, kinds={"dynamodb"})
+def record_annotations(
+    context: AssetExecutionContext,
+    published_manifest: ManifestVersion,
+    datasets: DatasetBucket,
+    record_table: ImageRecordTable,
+) -> dg.MaterializeResult:
+    """The published version's split, duplicate group, quality flags and keeper on each image's
+    DynamoDB record (attribute ``dataset``), where the upload API and the gallery read them. Only
+    rows changed since the version this asset wrote last are sent, each conditional on the record
+    still being the one the version was built from."""
+    table = datasets.table()
+    current = table.published()
+    if current is None:
+        return dg.MaterializeResult(metadata={"version": "", "written": 0})
+    last = context.instance.get_latest_materialization_event(context.asset_key)
+    written_before = (
+        last.asset_materialization.metadata.get("version") if last and last.asset_materialization else None
+    )
+    previous = str(written_before.value) if written_before is not None and written_before.value else None
+    result = write_back(
+        table, record_table.client(), record_table.table_name, version=current.name, previous_version=previous
+    )
+    context.log.info(
+        f"{result.written} records annotated from {current.name}, {result.unchanged} unchanged, "
+        f"{result.skipped} gone or reprocessed since (the next build writes those)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "version": current.name,
+            "compared_with": previous or "",
+            "written": result.written,
+            "unchanged": result.unchanged,
+            "skipped": result.skipped,
+            "table": record_table.table_name,
+        }
+    )
+
+
 class ImageFolderConfig(dg.Config):
     #: Variant the export points at (a recipe size name: large, medium, small, thumb).
     variant: str = "small"
@@ -200,23 +272,29 @@ class ImageFolderConfig(dg.Config):
 def imagefolder_export(
     config: ImageFolderConfig, published_manifest: ManifestVersion, datasets: DatasetBucket
 ) -> dg.MaterializeResult:
-    """Hugging Face ImageFolder ``metadata.jsonl`` per split, pointing at one variant, under
-    ``versions/<version>/imagefolder-<variant>/<split>/``."""
+    """Hugging Face ImageFolder ``metadata.parquet`` per split (features declared), pointing at one
+    variant, under ``versions/<version>/imagefolder-<variant>/<split>/``; and the version's dataset
+    card beside it (``versions/<version>/README.md``, ``croissant.json``)."""
     store = datasets.store()
     manifest = datasets.table().read(published_manifest.version)
-    per_split = imagefolder_metadata(
-        manifest, variant=config.variant, variants_prefix=datasets.variants_prefix
+    counts = write_imagefolder_export(
+        store,
+        manifest,
+        version=published_manifest.version,
+        variant=config.variant,
+        variants_bucket=datasets.variants_bucket,
+        variants_prefix=datasets.variants_prefix,
+        license=datasets.dataset_license,
     )
-    prefix = f"{store.version_prefix(published_manifest.version)}imagefolder-{config.variant}/"
-    counts = {}
-    for split, text in per_split.items():
-        store.put(f"{prefix}{split}/metadata.jsonl", text.encode(), content_type="application/jsonl")
-        counts[split] = text.count("\n")
+    prefix = export_prefix(store, published_manifest.version, config.variant)
     return dg.MaterializeResult(
         metadata={
             "variant": config.variant,
             "images": dg.MetadataValue.json(counts),
             "path": dg.MetadataValue.path(store.uri(prefix)),
+            "card": dg.MetadataValue.path(
+                store.uri(f"{store.version_prefix(published_manifest.version)}README.md")
+            ),
             "variants_bucket": datasets.variants_bucket,
         }
     )
@@ -224,8 +302,8 @@ def imagefolder_export(
 
 def recent_days(today: date, days: int) -> tuple[str, str]:
     """Return the partition range (first, last) of ``days`` days before ``today`` and today, clamped."""
-    first = max((today - timedelta(days=days)).isoformat(), FIRST_DAY)
-    return first, max(today.isoformat(), FIRST_DAY)
+    first = max((today - timedelta(days=days)).isoformat(), FIRST_UPLOAD_DAY)
+    return first, max(today.isoformat(), FIRST_UPLOAD_DAY)
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:

@@ -4,7 +4,8 @@ Blocking (a failure stops ``published_manifest``, ``dataset_report`` and ``image
 the same run, so consumers keep the previous ``published`` version): missing variants would hand out broken
 links, a split leak contaminates evaluation, a row count off means images were lost or doubled.
 The failed-image rate only warns: failed images are flagged in the manifest, so it stays correct,
-but a jump means the resizer or its inputs broke.
+but a jump means the resizer or its inputs broke. Label conflicts warn by default (every member is
+flagged, so a consumer can drop them) and block when the policy's ``label_conflicts_block`` is set.
 """
 
 from __future__ import annotations
@@ -109,5 +110,29 @@ def row_count_check(dataset_manifest: ManifestVersion, datasets: DatasetBucket) 
             "distinct_source_images": expected,
             "duplicate_rows": doubled,
             "missing_images": dg.MetadataValue.json(sorted(absent)[:10]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dataset_manifest,
+    # Blocking only takes effect on an ERROR result: the policy decides which severity it returns.
+    blocking=True,
+    description="No duplicate group carries two labels (warns; blocks with label_conflicts_block).",
+)
+def label_conflict_check(
+    dataset_manifest: ManifestVersion, datasets: DatasetBucket, policy: DatasetPolicy
+) -> dg.AssetCheckResult:
+    manifest = _version(datasets, dataset_manifest, ["image_id", "dup_group", "conflicting_labels"])
+    conflicts = mf.label_conflicts(manifest)
+    severity = dg.AssetCheckSeverity.ERROR if policy.label_conflicts_block else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        passed=conflicts.empty,
+        severity=severity,
+        metadata={
+            "conflict_groups": len(conflicts),
+            "conflict_images": int(conflicts["images"].sum()),
+            "blocking": policy.label_conflicts_block,
+            "examples": dg.MetadataValue.json(conflicts.head(10).to_dict("records")),
         },
     )

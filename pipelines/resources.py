@@ -7,9 +7,11 @@ local stack and a deployed one.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import dagster as dg
@@ -131,6 +133,8 @@ class DatasetBucket(dg.ConfigurableResource):
     #: Empty for AWS's own endpoints.
     endpoint_url: str = ""
     local_credentials: bool = False
+    #: The license the dataset cards state (``Settings.dataset_license``).
+    dataset_license: str = "unknown"
 
     def store(self) -> DatasetStore:
         return DatasetStore(self.s3.get_client(), self.bucket, self.prefix)
@@ -161,9 +165,59 @@ class DatasetBucket(dg.ConfigurableResource):
         return keys
 
 
+@dataclass(frozen=True)
+class ManifestVersion:
+    """What ``dataset_manifest`` hands downstream: which version (tagged snapshot) it built."""
+
+    version: str
+    snapshot_id: int
+    rows: int
+    unchanged: bool  # nothing changed: no new snapshot, the current version stands
+
+
+#: The resource key of :class:`ManifestVersionIOManager` (the assets that hand on a version).
+MANIFEST_IO_MANAGER = "manifest_io_manager"
+
+
+class ManifestVersionIOManager(dg.ConfigurableIOManager):
+    """Hands a :class:`ManifestVersion` to the next steps as a small JSON object in the datasets
+    bucket, and gives the asset ``path``/``uri`` metadata that name the data: the Iceberg table's
+    location and its current metadata file (what any Iceberg reader opens), not that hand-off."""
+
+    datasets: DatasetBucket
+
+    def _key(self, asset_key: dg.AssetKey) -> str:
+        return f"{self.datasets.prefix}dagster/{'/'.join(asset_key.path)}.json"
+
+    def handle_output(self, context: dg.OutputContext, obj: ManifestVersion) -> None:
+        self.datasets.store().put(
+            self._key(context.asset_key), json.dumps(asdict(obj)).encode(), content_type="application/json"
+        )
+        table = self.datasets.table().table()
+        context.add_output_metadata(
+            {
+                "path": dg.MetadataValue.path(table.location()),
+                "uri": dg.MetadataValue.path(table.metadata_location),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> ManifestVersion:
+        key = self._key(context.upstream_output.asset_key if context.upstream_output else context.asset_key)
+        return ManifestVersion(**json.loads(self.datasets.store().read_bytes(key)))
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"{name} must be 1/true/yes or 0/false/no, got {value!r}")
+    return value in ("1", "true", "yes")
 
 
 class DatasetPolicy(dg.ConfigurableResource):
@@ -173,17 +227,20 @@ class DatasetPolicy(dg.ConfigurableResource):
     build ``dataset_manifest`` with ``resplit: true`` to re-split everything.
     """
 
-    near_dup_distance: int = 6
-    min_side: int = 64
-    max_aspect: float = 4.0
-    dark_below: float = 0.1
-    bright_above: float = 0.9
-    blurry_below: float = 50.0
+    near_dup_distance: int = ManifestConfig.near_dup_distance
+    #: Quality-flag bounds: the defaults (and what they mean) are in ``image_etl.dataset.rules``.
+    min_side: int = QualityThresholds.min_side
+    max_aspect: float = QualityThresholds.max_aspect
+    dark_below: float = QualityThresholds.dark_below
+    bright_above: float = QualityThresholds.bright_above
+    blurry_below: float = QualityThresholds.blurry_below
     train: float = 0.8
     val: float = 0.1
     test: float = 0.1
     #: The failed-image rate check warns above this share of failed records.
     max_failed_rate: float = 0.2
+    #: Label conflicts (one picture under two labels) stop publishing instead of only warning.
+    label_conflicts_block: bool = False
     #: The nightly schedule re-materializes this many days before today, and today.
     nightly_days: int = 3
     #: The sensor re-reads this many seconds before its cursor, for records that became visible late.
@@ -198,8 +255,8 @@ class DatasetPolicy(dg.ConfigurableResource):
     @classmethod
     def from_env(cls) -> DatasetPolicy:
         """Return the defaults, overridden by IMAGE_ETL_NEAR_DUP_DISTANCE, IMAGE_ETL_SPLIT_RATIOS
-        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S,
-        IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
+        (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_LABEL_CONFLICTS_BLOCK (``1``/``true``),
+        IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S, IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
         """
         ratios = os.environ.get("IMAGE_ETL_SPLIT_RATIOS")
         train, val, test = (float(x) for x in ratios.split(",")) if ratios else (0.8, 0.1, 0.1)
@@ -210,6 +267,7 @@ class DatasetPolicy(dg.ConfigurableResource):
             val=val,
             test=test,
             max_failed_rate=_env_float("IMAGE_ETL_MAX_FAILED_RATE", 0.2),
+            label_conflicts_block=_env_bool("IMAGE_ETL_LABEL_CONFLICTS_BLOCK", False),
             nightly_days=int(os.environ.get("IMAGE_ETL_NIGHTLY_DAYS", "3")),
             sensor_overlap_s=_env_float("IMAGE_ETL_SENSOR_OVERLAP_S", 30.0),
             retain_days=int(os.environ.get("IMAGE_ETL_RETAIN_DAYS", str(RetentionPolicy.keep_days))),
@@ -246,25 +304,28 @@ def s3_resource(settings: Settings) -> S3Resource:
 def build_resources(settings: Settings | None = None, policy: DatasetPolicy | None = None) -> dict[str, Any]:
     """Return the code location's resources for ``settings`` (default ``load_settings()``).
 
-    The IO manager keeps Dagster's small hand-offs (the built version's id) next to the data,
-    in the datasets bucket, so runs in separate processes or machines see the same values.
+    The IO managers keep Dagster's small hand-offs (the built version's id, the retention facts)
+    next to the data, in the datasets bucket, so runs in separate processes or machines see them.
     """
     settings = settings or load_settings()
     s3 = s3_resource(settings)
+    datasets = DatasetBucket(
+        s3=s3,
+        bucket=settings.datasets_bucket,
+        prefix=settings.datasets_prefix,
+        variants_bucket=settings.variants_bucket,
+        variants_prefix=settings.variants_prefix,
+        glue_database=settings.glue_database,
+        region=settings.region,
+        endpoint_url=settings.aws_endpoint_url or "",
+        local_credentials=settings.is_local,
+        dataset_license=settings.dataset_license,
+    )
     return {
         "s3": s3,
         "record_table": ImageRecordTable.from_settings(settings),
-        "datasets": DatasetBucket(
-            s3=s3,
-            bucket=settings.datasets_bucket,
-            prefix=settings.datasets_prefix,
-            variants_bucket=settings.variants_bucket,
-            variants_prefix=settings.variants_prefix,
-            glue_database=settings.glue_database,
-            region=settings.region,
-            endpoint_url=settings.aws_endpoint_url or "",
-            local_credentials=settings.is_local,
-        ),
+        "datasets": datasets,
+        MANIFEST_IO_MANAGER: ManifestVersionIOManager(datasets=datasets),
         "policy": policy or DatasetPolicy.from_env(),
         "io_manager": S3PickleIOManager(
             s3_resource=s3, s3_bucket=settings.datasets_bucket, s3_prefix=f"{settings.datasets_prefix}dagster"

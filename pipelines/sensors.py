@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 from dagster import SensorEvaluationContext
 
-from pipelines.assets import dataset_job, range_tags, upload_day
+from pipelines.assets import FIRST_UPLOAD_DAY, dataset_job, range_tags, upload_day
 from pipelines.resources import DatasetPolicy, ImageRecordTable
 
 
@@ -83,7 +83,7 @@ def new_images_sensor(
         return dg.SensorResult(
             skip_reason=f"no new records ({items_read} items read)", cursor=next_cursor.encode()
         )
-    days = sorted({upload_day(r) for r in fresh})
+    days = sorted({upload_day(r, first_day=FIRST_UPLOAD_DAY) for r in fresh})
     newest = max(str(r["processed_at"]) for r in fresh)
     context.log.info(f"{len(fresh)} new records in {len(days)} upload days; {items_read} items read")
     # The key is a function of the work (days, newest record): a tick repeated after a crash, before

@@ -11,6 +11,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from image_etl.dataset.rules import FIRST_DAY
 from image_etl.local.cognito import patch_moto_cognito
 from image_etl.local.emulator import COGNITO_ENVIRONMENT
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
@@ -28,6 +29,9 @@ for name, value in {
 }.items():
     os.environ[name] = value
 os.environ.pop("AWS_PROFILE", None)
+# Dagster's partitions are fixed when `pipelines` is imported, from the settings: a developer's running
+# stack (whose partitions start the day it was first started) must not move the tests' days.
+os.environ.setdefault("IMAGE_ETL_FIRST_DAY", FIRST_DAY)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,10 @@ table through its compact index (integer keys of image id, pHash, sha256 and gro
 an image, read as columns), with the same block search a full build uses. Only the duplicate
 groups a new or removed image touches are recomputed (their members are known from the index);
 a new image that bridges two groups renames the later one and rewrites the days of its rows, and
-no others. Splits stay sticky (:mod:`image_etl.dataset.groups`).
+no others. Splits stay sticky (:mod:`image_etl.dataset.groups`). A touched group's keeper and label
+conflicts (:mod:`image_etl.dataset.members`) are recomputed from its members' stored rows (read
+from their days, a few columns); old rows whose ``keep`` or ``conflicting_labels`` changed are
+rewritten like the rows of a renamed group.
 
 **Full rebuild** (``resplit``, changed rules, a restore): streams over the record days twice, first
 for the keys of every image, then one day at a time to build and compare its rows, so memory holds
@@ -37,10 +40,12 @@ import pyarrow as pa
 
 from image_etl.dataset import keys
 from image_etl.dataset.duplicates import duplicate_components, near_duplicate_query
+from image_etl.dataset.flags import flag_lists, quality_flag_matrix
 from image_etl.dataset.groups import NO_SPLIT, assign_groups
+from image_etl.dataset.members import keepers, label_codes, label_conflicts
 from image_etl.dataset.records import latest_per_image, normalize_records, variant_names
-from image_etl.dataset.rows import PARTITION_COLUMN, manifest_rows, to_arrow
-from image_etl.dataset.rules import ManifestConfig
+from image_etl.dataset.rows import PARTITION_COLUMN, manifest_rows, split_names, to_arrow
+from image_etl.dataset.rules import LOSSLESS_FORMATS, STATUS_PROCESSED, ManifestConfig, QualityThresholds
 from image_etl.dataset.table import (
     RECORD_FILES_PROPERTY,
     RULES_PROPERTY,
@@ -454,25 +459,38 @@ def _incremental_changes(
             ),
         ]
     )
-    ids = np.concatenate([np.full(count_m, "", dtype=object), new["image_id"].to_numpy(dtype=object)])
-    name, split = assign_groups(components, times, order_keys, ids, previous, config.ratios)
+    # The keeper and the label conflicts of a touched group depend on every member: the old members'
+    # rows come from their days (the groups' days, a few partitions), projected to what is needed.
+    old = _member_rows(mt, index, members)
+    ids = np.concatenate([old["image_id"].to_numpy(dtype=object), new["image_id"].to_numpy(dtype=object)])
+    facts = pd.concat([old[list(_MEMBER_FACTS)], new[list(_MEMBER_FACTS)]], ignore_index=True)
+    processed = (facts["status"] == STATUS_PROCESSED).to_numpy(dtype=bool, na_value=False)
+    name, split = assign_groups(
+        components, times, order_keys, ids, previous, config.ratios, splittable=processed
+    )
     group_key = order_keys[name]
-    # Group names that are old images: their id strings come from their days (a few partitions).
-    old_names = np.unique(name[name < count_m])
-    if len(old_names):
-        rows = members[old_names]
-        found = mt.read_days(
-            sorted({day_name(d) for d in index.day[rows]}), columns=["image_id", "image_key"]
-        )
-        found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
-        needed = np.flatnonzero(_member(found_keys, index.image_key[rows]))
-        by_key = dict(zip(found_keys[needed].tolist(), found["image_id"].iloc[needed].tolist(), strict=True))
-        for position, row in zip(old_names, rows, strict=True):
-            ids[position] = by_key[int(index.image_key[row])]
     names = ids[name]
+    keep = keepers(
+        components,
+        processed=processed,
+        pixels=_pixels(facts),
+        lossless=_lossless(facts),
+        uploaded_us=times,
+        ids=ids,
+    )
+    label_names: dict[str, int] = {}
+    conflicts = label_conflicts(components, label_codes(facts["label"], label_names), label_names)
+    competing = conflicts.lists()
 
-    changed_members = (group_key[:count_m] != index.group_key[members]) | (
-        split[:count_m] != index.split[members]
+    changed_members = (
+        (group_key[:count_m] != index.group_key[members])
+        | (split[:count_m] != index.split[members])
+        | (keep[:count_m] != old["keep"].to_numpy(dtype=bool, na_value=False))
+        | np.fromiter(
+            (a != _labels(b) for a, b in zip(competing[:count_m], old["conflicting_labels"], strict=True)),
+            dtype=bool,
+            count=count_m,
+        )
     )
     rewrite = set(changed_days)
     rewrite |= {day_name(d) for d in np.unique(index.day[removed & ~replaced])}
@@ -486,6 +504,10 @@ def _incremental_changes(
             "dup_group": names[:count_m][changed_members],
             "group_key": keys.as_signed(group_key[:count_m][changed_members]),
             "split_code": split[:count_m][changed_members],
+            "keep": keep[:count_m][changed_members],
+            "conflicting_labels": pd.Series(
+                [competing[i] for i in np.flatnonzero(changed_members)], dtype="object"
+            ),
         }
     )
     removed_keys = set(index.image_key[removed & ~replaced].tolist())
@@ -501,10 +523,12 @@ def _incremental_changes(
                 dup_group=names[count_m + mine],
                 group_key=group_key[count_m + mine],
                 split=split[count_m + mine],
+                keep=keep[count_m + mine],
+                conflicting_labels=[competing[count_m + i] for i in mine],
                 thresholds=config.thresholds,
             )
         else:
-            after = _apply_updates(before, update, removed_keys)
+            after = _apply_updates(before, update, removed_keys, config.thresholds)
         if len(after) == 0 and len(before) == 0:
             continue
         if not _frames_equal(after, before, _widest(schema, after)):
@@ -512,10 +536,11 @@ def _incremental_changes(
     return _Changes(result, indexed=len(index))
 
 
-def _apply_updates(rows: pd.DataFrame, update: pd.DataFrame, removed_keys: set[int]) -> pd.DataFrame:
-    """Return a day's stored rows without the removed images, with new group names and splits."""
-    from image_etl.dataset.rules import SPLITS
-
+def _apply_updates(
+    rows: pd.DataFrame, update: pd.DataFrame, removed_keys: set[int], thresholds: QualityThresholds
+) -> pd.DataFrame:
+    """Return a day's stored rows without the removed images, with new group names, splits, keepers
+    and label conflicts (and the flags that follow from them)."""
     rows = rows.copy()
     image_key = keys.as_unsigned(rows["image_key"].to_numpy(dtype=np.int64))
     if removed_keys:
@@ -528,10 +553,47 @@ def _apply_updates(rows: pd.DataFrame, update: pd.DataFrame, removed_keys: set[i
             picked = by_key.loc[image_key[hit]]
             rows.loc[hit, "dup_group"] = picked["dup_group"].to_numpy()
             rows.loc[hit, "group_key"] = picked["group_key"].to_numpy()
-            rows.loc[hit, "split"] = np.asarray(SPLITS, dtype=object)[
-                picked["split_code"].to_numpy(dtype=np.int64)
-            ]
+            rows.loc[hit, "split"] = split_names(picked["split_code"].to_numpy(dtype=np.int64))
+            rows.loc[hit, "keep"] = picked["keep"].to_numpy(dtype=bool)
+            competing = list(rows["conflicting_labels"])
+            for at, labels in zip(np.flatnonzero(hit), picked["conflicting_labels"], strict=True):
+                competing[at] = list(labels)
+            rows["conflicting_labels"] = pd.Series(competing, index=rows.index, dtype="object")
+            rows["quality_flags"] = flag_lists(quality_flag_matrix(rows, thresholds))
     return rows.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+#: The record facts the keeper and label-conflict rules read (:mod:`image_etl.dataset.members`).
+_MEMBER_FACTS: tuple[str, ...] = ("status", "label", "width", "height", "format")
+
+
+def _labels(value: Any) -> list[str]:
+    """Return a stored ``conflicting_labels`` value as a list (a null reads as no conflict)."""
+    return [] if value is None else [str(v) for v in value]
+
+
+def _pixels(facts: pd.DataFrame) -> np.ndarray:
+    width = facts["width"].to_numpy(dtype="float64", na_value=0.0)
+    height = facts["height"].to_numpy(dtype="float64", na_value=0.0)
+    return (width * height).astype(np.int64)
+
+
+def _lossless(facts: pd.DataFrame) -> np.ndarray:
+    return facts["format"].astype("object").str.upper().isin(LOSSLESS_FORMATS).to_numpy(dtype=bool)
+
+
+def _member_rows(mt: ManifestTable, index: Index, members: np.ndarray) -> pd.DataFrame:
+    """Return the stored facts of the old ``members`` (positions into the index), in that order."""
+    columns = ["image_key", "image_id", *_MEMBER_FACTS, "keep", "conflicting_labels"]
+    if not len(members):
+        return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
+    found = mt.read_days(sorted({day_name(d) for d in np.unique(index.day[members])}), columns=columns)
+    found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
+    order = np.argsort(found_keys, kind="stable")
+    at = _lookup(found_keys[order], order, index.image_key[members])
+    if (at < 0).any():
+        raise RuntimeError(f"{mt.identifier}: {int((at < 0).sum())} indexed images have no row in their day")
+    return found.iloc[at].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- full rebuild
@@ -592,9 +654,11 @@ def _rebuild_changes(
 ) -> _Changes:
     index = Index.empty() if resplit else mt.read_index()
     parts: dict[str, list[np.ndarray]] = {
-        n: [] for n in ("key", "phash", "pv", "sha", "sv", "up", "proc", "day", "pos")
+        n: []
+        for n in ("key", "phash", "pv", "sha", "sv", "up", "proc", "day", "pos", "ok", "px", "ll", "label")
     }
     ids: list[np.ndarray] = []
+    label_names: dict[str, int] = {}  # labels as codes: 10M label strings would not fit beside the keys
     variants: set[str] = set()
     for number, day in enumerate(days):
         records = latest_per_image(normalize_records(load_day(day)))
@@ -610,6 +674,10 @@ def _rebuild_changes(
         parts["proc"].append(keys.time_keys(records["processed_at"]))
         parts["day"].append(np.full(len(records), number, dtype=np.int32))
         parts["pos"].append(np.arange(len(records), dtype=np.int64))
+        parts["ok"].append((records["status"] == STATUS_PROCESSED).to_numpy(dtype=bool, na_value=False))
+        parts["px"].append(_pixels(records))
+        parts["ll"].append(_lossless(records))
+        parts["label"].append(label_codes(records["label"], label_names))
         ids.append(records["image_id"].to_numpy(dtype=object))
         if number % 50 == 49:
             progress(f"read keys of {number + 1}/{len(days)} days")
@@ -637,9 +705,25 @@ def _rebuild_changes(
         at = _lookup(index.image_key[old_order], old_order, joined["key"][winners])
         previous = np.where(at >= 0, index.split[np.maximum(at, 0)], NO_SPLIT).astype(np.int8)
     win_ids = all_ids[winners]
+    processed = joined["ok"][winners].astype(bool)
     name, split = assign_groups(
-        components, joined["up"][winners], joined["key"][winners], win_ids, previous, config.ratios
+        components,
+        joined["up"][winners],
+        joined["key"][winners],
+        win_ids,
+        previous,
+        config.ratios,
+        splittable=processed,
     )
+    keep = keepers(
+        components,
+        processed=processed,
+        pixels=joined["px"][winners].astype(np.int64),
+        lossless=joined["ll"][winners].astype(bool),
+        uploaded_us=joined["up"][winners].astype(np.int64),
+        ids=win_ids,
+    )
+    conflicts = label_conflicts(components, joined["label"][winners].astype(np.int32), label_names)
     names = win_ids[name]
     group_key = joined["key"][winners][name]
     win_day = joined["day"][winners]
@@ -658,6 +742,8 @@ def _rebuild_changes(
             dup_group=names[mine],
             group_key=group_key[mine],
             split=split[mine],
+            keep=keep[mine],
+            conflicting_labels=conflicts.lists(mine),
             thresholds=config.thresholds,
         )
         before = mt.read_days([day])

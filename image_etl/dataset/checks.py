@@ -1,7 +1,9 @@
 """The logic of the manifest checks, and the summaries a reader looks at first (no Dagster here).
 
 Blocking in the pipeline: missing variants, split leaks, a row count off. Warning only: the
-failed-image rate. The notebooks' helpers show the same numbers from the same functions.
+failed-image rate, and label conflicts unless the policy makes them blocking. The notebooks'
+helpers show the same numbers from the same functions. Split counts leave failed images out:
+they have no split.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def summary(manifest: pd.DataFrame) -> dict[str, Any]:
-    """Return counts a reader checks first: rows, statuses, splits, groups, flags."""
+    """Return counts a reader checks first: rows, statuses, splits (failed images have none), groups,
+    keepers, label conflicts, flags."""
     flags = manifest["quality_flags"].explode().value_counts()
     groups = manifest["dup_group_size"]
+    conflicts = label_conflicts(manifest) if "conflicting_labels" in manifest.columns else None
     return {
         "rows": len(manifest),
         "processed": int((manifest["status"] == STATUS_PROCESSED).sum()),
@@ -47,8 +51,31 @@ def summary(manifest: pd.DataFrame) -> dict[str, Any]:
         "splits": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
         "dup_groups": int(manifest["dup_group"].nunique()),
         "images_in_dup_groups": int((groups > 1).sum()),
+        "kept": int(manifest["keep"].fillna(False).astype(bool).sum())
+        if "keep" in manifest.columns
+        else None,
+        "label_conflict_groups": len(conflicts) if conflicts is not None else None,
+        "label_conflict_images": int(conflicts["images"].sum()) if conflicts is not None else None,
         "flags": {f: int(flags.get(f, 0)) for f in FLAGS},
     }
+
+
+def label_conflicts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Return the duplicate groups whose members carry more than one label, most images first.
+
+    :return: one row per group: ``dup_group``, ``labels`` (the competing labels, sorted), ``images``.
+    """
+    competing = manifest["conflicting_labels"].map(lambda v: tuple(v) if v is not None else ())
+    conflicted = manifest.assign(labels=competing)[competing.map(len) > 0]
+    table = (
+        conflicted.groupby("dup_group", sort=True)
+        .agg(labels=("labels", "first"), images=("image_id", "size"))
+        .reset_index()
+    )
+    table["labels"] = table["labels"].map(list)
+    return table.sort_values(["images", "dup_group"], ascending=[False, True], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def split_leaks(manifest: pd.DataFrame) -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
-"""Quality flags: tiny, extreme aspect, too dark, too bright, blurry, failed (missing signals raise none)."""
+"""Quality flags: tiny, extreme aspect, too dark, too bright, blurry, label conflict, failed (missing
+signals raise none). What each means in numbers: :class:`~image_etl.dataset.rules.QualityThresholds`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def quality_flag_matrix(frame: pd.DataFrame, thresholds: QualityThresholds) -> p
     with np.errstate(divide="ignore", invalid="ignore"):
         aspect = long / short
     failed = (frame["status"] == STATUS_FAILED).to_numpy(dtype=bool, na_value=False)
+    conflict = np.zeros(len(frame), dtype=bool)
+    if "conflicting_labels" in frame:
+        conflict = np.fromiter(
+            (v is not None and len(v) > 0 for v in frame["conflicting_labels"]), dtype=bool, count=len(frame)
+        )
     return pd.DataFrame(
         {
             "tiny": short < thresholds.min_side,
@@ -25,6 +31,7 @@ def quality_flag_matrix(frame: pd.DataFrame, thresholds: QualityThresholds) -> p
             "too_dark": brightness < thresholds.dark_below,
             "too_bright": brightness > thresholds.bright_above,
             "blurry": blur < thresholds.blurry_below,
+            "label_conflict": conflict,
             "failed": failed,
         },
         index=frame.index,

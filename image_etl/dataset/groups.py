@@ -5,6 +5,9 @@ arrives later joins an existing group without renaming it. A group that already 
 split keeps the split of its earliest such member, so a rebuild, a backfill, a late record or a
 new near-copy never moves an image; only a new image that bridges two groups from different splits
 moves the later group. A group with no earlier split gets one from a stable hash of its name.
+
+Failed images get no split (they are not in any training set): they stay in the manifest with
+their reason, and a failed image that is later processed gets its group's split then.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ def assign_groups(
     ids: np.ndarray,
     previous_split: np.ndarray,
     ratios: SplitRatios,
+    *,
+    splittable: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return each image's group name (as the position of the naming image) and split code.
 
@@ -64,6 +69,8 @@ def assign_groups(
     :param ids: image id strings (object array): the group's name is its naming image's id.
     :param previous_split: the image's split code in the version before (-1 for none).
     :param ratios: train/val/test fractions for groups that have no split yet.
+    :param splittable: per image, whether it gets a split (False: failed images, which get
+        :data:`NO_SPLIT` and whose old split no longer counts); default all.
     :return: (name position int64, split code int8) per image.
     """
     n = len(components)
@@ -76,6 +83,8 @@ def assign_groups(
     group_first = order[first]  # naming image of each group
     name = np.empty(n, dtype=np.int64)
     name[order] = group_first[group_of_sorted]
+    if splittable is not None:
+        previous_split = np.where(splittable, previous_split, NO_SPLIT).astype(np.int8)
     # The earliest member that had a split decides the group's split.
     had = previous_split[order] != NO_SPLIT
     group_split = np.full(len(group_first), NO_SPLIT, dtype=np.int8)
@@ -88,4 +97,6 @@ def assign_groups(
         group_split[fresh] = split_for(unit_interval(ids[group_first[fresh]]), ratios)
     split = np.empty(n, dtype=np.int8)
     split[order] = group_split[group_of_sorted]
+    if splittable is not None:
+        split[~splittable] = NO_SPLIT
     return name, split

@@ -15,7 +15,7 @@ import pandas as pd
 
 from image_etl.dataset.build import BuildResult, rebuild_manifest, update_manifest
 from image_etl.dataset.records import normalize_records, records_frame, upload_day
-from image_etl.dataset.rules import ManifestConfig
+from image_etl.dataset.rules import FIRST_DAY, ManifestConfig
 from image_etl.dataset.table import ManifestTable
 
 if TYPE_CHECKING:
@@ -23,19 +23,24 @@ if TYPE_CHECKING:
 
 
 def write_record_files(
-    store: DatasetStore, records: Iterable[Mapping[str, Any]], days: Iterable[str]
+    store: DatasetStore,
+    records: Iterable[Mapping[str, Any]],
+    days: Iterable[str],
+    *,
+    first_day: str = FIRST_DAY,
 ) -> dict[str, int]:
     """Write one record file per upload day in ``days`` (deleting the file of a day left empty).
 
     :param store: the datasets bucket.
     :param records: records of (at least) those days; others are ignored.
     :param days: the upload days this run covers.
+    :param first_day: the first partition: records uploaded before it are filed under it.
     :return: day -> records written (days with none are absent).
     """
     wanted = set(days)
     by_day: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
-        day = upload_day(record)
+        day = upload_day(record, first_day=first_day)
         if day in wanted:
             by_day.setdefault(day, []).append(record)
     counts: dict[str, int] = {}

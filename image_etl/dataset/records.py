@@ -35,17 +35,20 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "processed_at",
     "processed_shard",
 )
-_NUMERIC = {"source_bytes", "width", "height", "frame_count", "exif_orientation", "brightness", "blur_score"}
+#: Integer attributes (nullable: a failed record has no size) and float ones.
+_INTEGER = {"source_bytes", "width", "height", "frame_count", "exif_orientation"}
+_FLOAT = {"brightness", "blur_score"}
 VARIANT_PREFIX = "variant_"
 
 
-def upload_day(record: Mapping[str, Any]) -> str:
-    """Return a record's partition: its upload day (UTC, ``YYYY-MM-DD``), clamped to :data:`FIRST_DAY`.
+def upload_day(record: Mapping[str, Any], *, first_day: str = FIRST_DAY) -> str:
+    """Return a record's partition: its upload day (UTC, ``YYYY-MM-DD``), clamped to ``first_day``.
 
     :param record: a record with ``uploaded_at`` (else ``processed_at``) as an ISO timestamp.
+    :param first_day: the first partition (``Settings.first_day``); earlier uploads are filed under it.
     """
     stamp = str(record.get("uploaded_at") or record.get("processed_at") or "")
-    return max(stamp[:10], FIRST_DAY)
+    return max(stamp[:10], first_day)
 
 
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -69,7 +72,8 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def normalize_records(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``frame`` with every record column present and typed (strings, floats), so days concat.
+    """Return ``frame`` with every record column present and typed (strings, nullable integers as the
+    record has them, floats), so days concat.
 
     :param frame: records as read from a day's record file, or from :func:`records_frame`.
     """
@@ -78,10 +82,14 @@ def normalize_records(frame: pd.DataFrame) -> pd.DataFrame:
         if name not in frame.columns:
             frame[name] = None
     for name in frame.columns:
-        numeric = name in _NUMERIC or (
-            name.startswith(VARIANT_PREFIX) and name.endswith(("_width", "_height"))
-        )
-        frame[name] = pd.to_numeric(frame[name]).astype("float64") if numeric else frame[name].astype("str")
+        variant_size = name.startswith(VARIANT_PREFIX) and name.endswith(("_width", "_height"))
+        integer = name in _INTEGER or variant_size
+        if integer:
+            frame[name] = pd.to_numeric(frame[name]).astype("Int64")
+        elif name in _FLOAT:
+            frame[name] = pd.to_numeric(frame[name]).astype("float64")
+        else:
+            frame[name] = frame[name].astype("str")
     ordered = list(RECORD_COLUMNS) + sorted(c for c in frame.columns if c not in RECORD_COLUMNS)
     return frame[ordered].reset_index(drop=True)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from image_etl.dataset.checks import class_balance, markdown_table, summary
+from image_etl.dataset.checks import class_balance, label_conflicts, markdown_table, summary
 from image_etl.dataset.rules import SPLITS, STATUS_PROCESSED
 
 
@@ -57,10 +57,14 @@ def report_plots(manifest: pd.DataFrame) -> dict[str, bytes]:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     left.hist(processed["brightness"].astype("float64").dropna(), bins=40, range=(0, 1))
     left.set_title("brightness")
-    right.hist(processed["blur_score"].astype("float64").clip(upper=3000).dropna(), bins=40)
-    right.set_title("blur score (variance of Laplacian, clipped at 3000)")
+    right.hist(processed["blur_score"].astype("float64").clip(upper=5).dropna(), bins=40, range=(0, 5))
+    right.set_title("blur score (higher is sharper; clipped at 5)")
     plots["quality_signals"] = _png(figure)
     return plots
+
+
+def _count(n: int | None, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def report_markdown(manifest: pd.DataFrame, version: str) -> str:
@@ -72,12 +76,26 @@ def report_markdown(manifest: pd.DataFrame, version: str) -> str:
         "",
         f"- images: **{facts['rows']}** ({facts['processed']} processed, {facts['failed']} failed), "
         f"{facts['labels']} labels",
-        "- splits: " + ", ".join(f"{k} {v}" for k, v in facts["splits"].items()),
-        f"- duplicate groups: {facts['dup_groups']} ({facts['images_in_dup_groups']} images share a group)",
+        "- splits: "
+        + ", ".join(f"{k} {v}" for k, v in facts["splits"].items())
+        + " (failed images have none)",
+        f"- duplicate groups: {facts['dup_groups']} ({facts['images_in_dup_groups']} images share a group; "
+        f"{facts['kept']} kept, one per group)",
+        f"- label conflicts: {_count(facts['label_conflict_groups'], 'group')} with more than one label "
+        f"({_count(facts['label_conflict_images'], 'image')})",
         "- quality flags: " + ", ".join(f"{k} {v}" for k, v in facts["flags"].items()),
         "",
         "## Class balance (processed images)",
         "",
         markdown_table(balance) if len(balance) else "(no images)",
     ]
+    conflicts = label_conflicts(manifest) if "conflicting_labels" in manifest.columns else None
+    if conflicts is not None and len(conflicts):
+        shown = conflicts.head(20).assign(labels=conflicts["labels"].head(20).map(", ".join))
+        lines += [
+            "",
+            f"## Label conflicts ({len(conflicts)} groups; the first {len(shown)})",
+            "",
+            markdown_table(shown.set_index("dup_group")),
+        ]
     return "\n".join(lines) + "\n"

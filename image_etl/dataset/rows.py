@@ -1,4 +1,4 @@
-"""Manifest rows: one per distinct source image, with its group, split, flags and compact keys.
+"""Manifest rows: one per distinct source image, with its group, keeper, split, flags and compact keys.
 
 The table holds the manifest columns a reader uses, the ``upload_day`` partition column, and the
 compact index (``image_key``, ``phash_key``, ``sha256_key``, ``group_key``, ``uploaded_us``: 8-byte
@@ -35,7 +35,9 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "phash",
     "dup_group",
     "dup_group_size",
+    "keep",
     "quality_flags",
+    "conflicting_labels",
     "split",
     "brightness",
     "blur_score",
@@ -56,7 +58,9 @@ _TYPES: dict[str, pa.DataType] = {
     "source_bytes": pa.int64(),
     "brightness": pa.float64(),
     "blur_score": pa.float64(),
+    "keep": pa.bool_(),
     "quality_flags": pa.list_(pa.string()),
+    "conflicting_labels": pa.list_(pa.string()),
     PARTITION_COLUMN: pa.date32(),
     **dict.fromkeys(INDEX_COLUMNS, pa.int64()),
 }
@@ -84,6 +88,8 @@ def manifest_rows(
     dup_group: np.ndarray,
     group_key: np.ndarray,
     split: np.ndarray,
+    keep: np.ndarray,
+    conflicting_labels: Sequence[Sequence[str]],
     thresholds: QualityThresholds,
 ) -> pd.DataFrame:
     """Return the stored rows of one upload day's images, sorted by image id.
@@ -92,12 +98,16 @@ def manifest_rows(
     :param day: the partition, ``YYYY-MM-DD``.
     :param dup_group: group name per record (an image id).
     :param group_key: uint64 key of each group name.
-    :param split: split code per record (index into :data:`~image_etl.dataset.rules.SPLITS`).
+    :param split: split code per record (index into :data:`~image_etl.dataset.rules.SPLITS`, -1 none).
+    :param keep: whether the record is its group's keeper (:func:`image_etl.dataset.members.keepers`).
+    :param conflicting_labels: per record, the competing labels of its group (empty: no conflict).
     :param thresholds: quality-flag bounds.
     """
     frame = records.reset_index(drop=True).copy()
     frame["dup_group"] = pd.Series(dup_group, dtype="object").astype("str")
-    frame["split"] = np.asarray(SPLITS, dtype=object)[np.asarray(split, dtype=np.int64)]
+    frame["split"] = split_names(split)
+    frame["keep"] = np.asarray(keep, dtype=bool)
+    frame["conflicting_labels"] = pd.Series([list(c) for c in conflicting_labels], dtype="object")
     frame["quality_flags"] = flag_lists(quality_flag_matrix(frame, thresholds))
     phash_key, phash_valid = keys.hex_keys(frame["phash"], length=16)
     sha_key, sha_valid = keys.digest_keys(frame["sha256"], length=64)
@@ -116,6 +126,13 @@ def manifest_rows(
     for name in ("width", "height", "source_bytes"):
         rows[name] = rows[name].astype("Int64")
     return rows.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def split_names(codes: np.ndarray) -> np.ndarray:
+    """Return split names for split codes (None for -1, no split: a failed image)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    names = np.asarray([*SPLITS, None], dtype=object)
+    return names[np.where(codes >= 0, codes, len(SPLITS))]
 
 
 def to_arrow(rows: pd.DataFrame, schema: pa.Schema) -> pa.Table:

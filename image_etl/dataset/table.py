@@ -574,6 +574,12 @@ def latest_metadata_file(catalog: Catalog, location: str) -> str | None:
     return f"{scheme}://{newest}" if scheme != "file" else f"file://{newest}"
 
 
+def pandas_metadata(arrow: pa.Table) -> dict[bytes, bytes]:
+    """Return the ``pandas`` schema metadata that makes ``pd.read_parquet`` of ``arrow`` give the
+    dtypes :meth:`ManifestTable.read` gives (nullable integers, not float64 where a value is null)."""
+    return pa.Schema.from_pandas(_to_pandas(arrow.slice(0, 0)), preserve_index=False).metadata or {}
+
+
 def _to_pandas(arrow: pa.Table) -> pd.DataFrame:
     """Return an Arrow manifest as pandas with nullable integers and plain lists (what readers expect)."""
     frame = arrow.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)

@@ -29,7 +29,7 @@ from image_etl.local.dagster import dagster_dev_command
 from image_etl.local.go import GO, WAIT_FOR_GO
 from image_etl.local.usage import data_dir_usage
 from image_etl.resources import LOCAL
-from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings
+from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings, local_first_day
 from image_etl.users import DEMO_PASSWORD_FILE
 
 _PR_SET_PDEATHSIG = 1
@@ -200,7 +200,9 @@ class LocalStack:
             self._spawn(child, {**env, WAIT_FOR_GO: "1"})
         ready = self._await_ready(emulator)
         self._write_state_file(
-            user_pool_id=ready["user_pool_id"], user_pool_client_id=ready["user_pool_client_id"]
+            user_pool_id=ready["user_pool_id"],
+            user_pool_client_id=ready["user_pool_client_id"],
+            first_day=local_first_day(self.data_dir, has_records=bool(ready["restored_items"])),
         )
         settings = load_settings(self.data_dir)
         self.out.write(

@@ -60,6 +60,8 @@ def records() -> list[dict[str, Any]]:
             "status": "failed",
             "error": "image file is truncated",
             "error_code": "truncated",
+            "original_filename": "holiday.jpg",
+            "source_key": "uploads/dogs/2f9c0d1e-holiday.jpg",
             "variants": {},
         }
     )
@@ -79,9 +81,24 @@ def test_failed_images_and_duplicate_groups(records: list[dict[str, Any]], manif
     manifest = manifest_of(records, "v1")
     failed = explore.failed_images(manifest)
     assert list(failed["error_code"]) == ["truncated"]
+    # The name the uploader knows, not the storage key.
+    assert list(failed["original_filename"]) == ["holiday.jpg"] and "source_key" not in failed.columns
     groups = explore.duplicate_groups(manifest)
     assert set(groups["image_id"]) == {f"{1:032x}", f"{13:032x}"} and set(groups["group_size"]) == {2}
     assert explore.groups_spanning_splits(manifest).empty
+
+
+def test_preview_shows_the_columns_that_matter_and_the_split_plot_is_one_figure(
+    records: list[dict[str, Any]], manifest_of: Any
+) -> None:
+    from matplotlib.figure import Figure
+
+    manifest = manifest_of(records, "v1")
+    preview = explore.preview(manifest)
+    assert len(preview) == 5 and len(preview.columns) < len(manifest.columns) / 2
+    assert {"original_filename", "label", "status", "split", "quality_flags"} <= set(preview.columns)
+    figure = explore.split_sizes_plot(manifest)
+    assert isinstance(figure, Figure) and [a.get_title() for a in figure.axes] == ["split sizes per label"]
 
 
 def test_a_group_split_across_splits_is_reported() -> None:
@@ -165,3 +182,28 @@ def test_load_manifest_reads_the_published_or_a_given_version(
     assert latest.attrs["version"] == built[1] and len(latest) == len(records)
     assert len(first) == 5
     assert json.loads(json.dumps(explore.diff_versions(first, latest).summary()))["added"] == len(records) - 5
+
+
+def test_with_one_version_the_comparison_is_against_an_empty_one_and_says_what_it_needs(
+    stack: Settings, records: list[dict[str, Any]]
+) -> None:
+    nothing = explore.versions_to_compare(settings=stack)
+    assert "No manifest version yet" in nothing.note and len(nothing.new) == 0
+    assert explore.diff_versions(nothing.old, nothing.new).summary()["added"] == 0
+    explore.drift_plot(explore.diff_versions(nothing.old, nothing.new))  # draws, with nothing in it
+
+    store = DatasetStore.from_settings(stack)
+    write_record_files(store, records, ["2026-11-26"])
+    only = build_from_record_files(manifest_table(stack), store, config=ManifestConfig()).version
+    one = explore.versions_to_compare(settings=stack)
+    assert one.new.attrs["version"] == only and one.old.attrs["version"] == explore.EMPTY_VERSION
+    assert "Only one version" in one.note and "two manifest versions" in one.note
+    diff = explore.diff_versions(one.old, one.new)
+    assert diff.summary()["added"] == len(records) and diff.summary()["removed"] == 0
+    assert diff.labels["old"].sum() == 0 and diff.labels["new"].sum() == len(records)
+
+    write_record_files(store, records[:-2], ["2026-11-26"])
+    second = build_from_record_files(manifest_table(stack), store, config=ManifestConfig()).version
+    two = explore.versions_to_compare(settings=stack)
+    assert (two.old.attrs["version"], two.new.attrs["version"]) == (only, second)
+    assert explore.diff_versions(two.old, two.new).summary()["removed"] == 2

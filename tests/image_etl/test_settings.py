@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from image_etl.settings import load_settings, project_root
+from image_etl.dataset.rules import FIRST_DAY
+from image_etl.settings import FIRST_DAY_FILE, load_settings, local_first_day, project_root
 
 
 def test_defaults_describe_the_local_stack_that_would_start(
@@ -41,6 +43,29 @@ def test_environment_points_everything_at_aws(tmp_path: Path, monkeypatch: pytes
     settings = load_settings(tmp_path)
     assert settings.aws_endpoint_url is None and not settings.is_local
     assert (settings.upload_bucket, settings.table_name) == ("prod-uploads-1a2b", "ImageProcessing-Images")
+
+
+def test_the_first_upload_day_is_the_stacks_first_start_kept_across_restarts_or_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMAGE_ETL_FIRST_DAY", raising=False)
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir(), old.mkdir()
+    assert local_first_day(new, has_records=False, today=date(2026, 12, 1)) == "2026-12-01"
+    # A later start keeps the day the data dir began with, records or not.
+    assert local_first_day(new, has_records=True, today=date(2026, 12, 9)) == "2026-12-01"
+    # A data dir with records from before the day was kept must not move them: the old fixed start.
+    assert local_first_day(old, has_records=True) == FIRST_DAY
+    assert (old / FIRST_DAY_FILE).read_text().strip() == FIRST_DAY
+
+    (new / "stack.json").write_text(json.dumps({"pid": os.getpid(), "first_day": "2026-12-01"}))
+    assert load_settings(new).first_day == "2026-12-01"
+    assert load_settings(tmp_path).first_day == FIRST_DAY  # no stack running: the fixed default
+    monkeypatch.setenv("IMAGE_ETL_FIRST_DAY", "2026-11-20")
+    assert load_settings(new).first_day == "2026-11-20"
+    monkeypatch.setenv("IMAGE_ETL_FIRST_DAY", "last tuesday")
+    with pytest.raises(ValueError, match=r"IMAGE_ETL_FIRST_DAY.*2026-11-26.*last tuesday"):
+        load_settings(new)
 
 
 def test_project_root_is_found_from_a_sub_folder() -> None:
@@ -78,6 +103,7 @@ def test_one_setting_points_everything_at_a_deployed_stack(
                 "Outputs": {key: {"Value": value} for key, value in values.items()},
             }
             cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+        monkeypatch.delenv("IMAGE_ETL_FIRST_DAY", raising=False)
         monkeypatch.setenv("IMAGE_ETL_STACK", "Prod")
         monkeypatch.setenv("AWS_REGION", "eu-west-1")
         settings = load_settings(tmp_path)
@@ -89,3 +115,5 @@ def test_one_setting_points_everything_at_a_deployed_stack(
         "eu-west-1",
     )
     assert settings.api_url.endswith("/prod") and settings.site_url == "https://d111.cloudfront.net"
+    # No upload predates the stacks: partitions start the day they were created (moto: today).
+    assert settings.first_day == datetime.now(UTC).date().isoformat()

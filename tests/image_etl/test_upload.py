@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from image_etl.demo import CLASSES, write_demo_dataset
+from image_etl.demo import CLASSES, split_into_rounds, write_demo_dataset
 from image_etl.settings import Settings
 from image_etl.upload import plan_uploads, upload_all, wait_for_records
+from lambda_resizer.core import process_image
 from lambda_resizer.records import image_id_for, to_item
 
 
@@ -64,6 +66,27 @@ def test_demo_dataset_has_classes_duplicates_and_broken_files(tmp_path: Path) ->
     copy = tmp_path / "circles" / "circles_00_copy.jpg"
     assert copy.read_bytes() == (tmp_path / "circles" / "circles_00.jpg").read_bytes()
     assert (tmp_path / "broken" / "empty.png").stat().st_size == 0
+
+
+def test_demo_rounds_keep_every_file_and_key_once_and_add_pictures_and_a_duplicate_later(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "demo"
+    files = write_demo_dataset(root, per_class=4)
+    everything = sorted(u.key for u in plan_uploads([root], upload_prefix="uploads/").uploads)
+    first, second = split_into_rounds(root, files, 2)
+    plans = [plan_uploads([folder], upload_prefix="uploads/") for folder in (first, second)]
+    keys = [sorted(u.key for u in plan.uploads) for plan in plans]
+    assert sorted(keys[0] + keys[1]) == everything and not set(keys[0]) & set(keys[1])
+    assert all(plan.skipped == [] for plan in plans)
+    assert {u.label for u in plans[1].uploads} == set(CLASSES)  # round 2 adds to every class
+    assert "uploads/circles/circles_00.jpg" in keys[0] and "uploads/circles/circles_00_copy.jpg" in keys[1]
+    assert [
+        folder.name
+        for folder in split_into_rounds(
+            tmp_path / "one", write_demo_dataset(tmp_path / "one", per_class=2), 1
+        )
+    ] == ["one-round-1"]
 
 
 def test_nothing_in_a_folder_is_left_out_without_a_reason(tmp_path: Path) -> None:
@@ -149,3 +172,24 @@ def test_waiting_ignores_the_record_of_an_earlier_upload_of_the_same_key(
     assert wait_for_records(stack, etags, timeout_s=1.5) == {}
     record(etags[key], "processed")
     assert wait_for_records(stack, etags, timeout_s=5)[key]["status"] == "processed"
+
+
+@pytest.mark.parametrize(
+    ("name", "save"),
+    [
+        ("spin.apng", {"format": "PNG", "save_all": True}),
+        ("photo.jfif", {"format": "JPEG"}),
+        ("scan.tif", {"format": "TIFF"}),
+        ("anim.gif", {"format": "GIF", "save_all": True}),
+    ],
+)
+def test_a_folder_upload_takes_the_files_the_resizer_reads_apng_included(
+    tmp_path: Path, name: str, save: dict[str, object]
+) -> None:
+    frames = [Image.new("RGB", (96, 72), colour) for colour in ("red", "navy")]
+    path = tmp_path / "moving" / name
+    path.parent.mkdir()
+    frames[0].save(path, append_images=frames[1:], **save)  # type: ignore[arg-type]
+    plan = plan_uploads([tmp_path / "moving"], upload_prefix="uploads/")
+    assert [u.key for u in plan.uploads] == [f"uploads/moving/{name}"] and plan.skipped == []
+    assert process_image(path.read_bytes()).info.width == 96  # and the resizer does read it

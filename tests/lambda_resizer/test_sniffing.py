@@ -14,6 +14,7 @@ from lambda_resizer.core import (
     Recipe,
     process_image,
 )
+from lambda_resizer.sniffing import ACCEPTED_FORMATS, accepted_extensions, sniff
 from tests.lambda_resizer.images import (
     encode,
     jpeg_segments,
@@ -107,3 +108,20 @@ def test_rejection_is_a_value_error_and_leaves_pillow_settings_alone():
     assert issubclass(ImageRejected, ValueError)
     reject(encode(photo(64, 64), "JPEG")[:300])
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_every_format_sniffing_can_name_is_an_accepted_format_with_extensions():
+    samples = {
+        "JPEG": encode(photo(40, 30), "JPEG"),
+        "PNG": encode(photo(40, 30), "PNG"),
+        "GIF": encode(photo(40, 30), "GIF"),
+        "WEBP": encode(photo(40, 30), "WEBP"),
+        "TIFF": encode(photo(40, 30), "TIFF"),
+        "BMP": encode(photo(40, 30), "BMP"),
+    }
+    for data in samples.values():
+        sniffed = sniff(data)
+        assert sniffed is not None and set(sniffed[1]) <= set(ACCEPTED_FORMATS)
+    extensions = accepted_extensions()
+    assert {".jpg", ".jpeg", ".png", ".apng", ".gif", ".webp", ".tif", ".bmp", ".heic", ".avif"} <= extensions
+    assert not {".psd", ".ico", ".pdf", ".jp2"} & extensions

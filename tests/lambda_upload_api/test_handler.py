@@ -14,10 +14,14 @@ from urllib.parse import unquote
 import pytest
 import requests
 
+from image_etl.dataset.annotations import write_back
+from image_etl.dataset.record_files import build_from_record_files, write_record_files
+from image_etl.dataset.rules import ManifestConfig
+from image_etl.manifest import DatasetStore, manifest_table
 from image_etl.resources import ACCEPTED_IMAGE_TYPES
 from image_etl.settings import Settings
+from lambda_resizer.records import from_item, to_item
 from lambda_resizer.records import image_id_for as resizer_image_id_for
-from lambda_resizer.records import to_item
 from lambda_upload_api import handler
 from lambda_upload_api.images import image_id_for
 from lambda_upload_api.validation import IMAGE_TYPES
@@ -259,3 +263,40 @@ def test_aws_outage_is_a_json_503(stack: Settings, call, monkeypatch: pytest.Mon
 def test_image_ids_and_types_agree_with_the_resizer_and_the_site() -> None:
     assert image_id_for("b", "uploads/x y.jpg") == resizer_image_id_for("b", "uploads/x y.jpg")
     assert tuple(IMAGE_TYPES) == ACCEPTED_IMAGE_TYPES
+
+
+def test_after_a_build_the_api_returns_the_dataset_annotations(stack: Settings, call) -> None:
+    keys = ["uploads/cats/a.jpg", "uploads/cats/a-copy.jpg", "uploads/cats/b.jpg", "uploads/cats/bad.jpg"]
+    same = {"sha256": "ab" * 32, "phash": "0f0f0f0f0f0f0f0f"}
+    looks = [same, same, {"sha256": "cd" * 32, "phash": "f0f0f0f0f0f0f0f0"}, {}]
+    ids = [
+        put_record(
+            stack,
+            key,
+            label="cats",
+            width=640,
+            height=480,
+            brightness=0.5,
+            blur_score=500.0,
+            uploaded_at="2026-11-26T09:00:00.000000Z",
+            **(look or {"status": "failed", "error": "truncated", "error_code": "truncated"}),
+        )
+        for key, look in zip(keys, looks, strict=True)
+    ]
+    before = call("GET", f"/images/{ids[0]}")[2]
+    assert before["split"] is None and before["quality_flags"] is None  # no build has seen it yet
+
+    table, store = manifest_table(stack), DatasetStore.from_settings(stack)
+    records = [from_item(i) for i in stack.client("dynamodb").scan(TableName=stack.table_name)["Items"]]
+    write_record_files(store, records, ["2026-11-26"])
+    version = build_from_record_files(table, store, config=ManifestConfig()).version
+    table.publish(version)
+    write_back(table, stack.client("dynamodb"), stack.table_name, version=version)
+
+    listed = {item["image_id"]: item for item in call("GET", "/images")[2]["items"]}
+    one = call("GET", f"/images/{ids[0]}")[2]
+    manifest = table.read(version).set_index("image_id")
+    assert one["split"] == manifest.loc[ids[0], "split"] and one["split"] in ("train", "val", "test")
+    assert one["dup_group"] == listed[ids[1]]["dup_group"] and one["dup_group_size"] == 2
+    assert listed[ids[2]]["dup_group_size"] == 1 and listed[ids[2]]["quality_flags"] == []
+    assert listed[ids[3]]["quality_flags"] == ["failed"]

@@ -82,7 +82,7 @@ def fake_record(
                 "sha256": sha256 or (image_id * 2),
                 "phash": phash,
                 "brightness": 0.5,
-                "blur_score": 300.0,
+                "blur_score": 2.5,
                 "variants": {
                     n: {
                         "key": f"variants/{image_id}/{n}.jpg",

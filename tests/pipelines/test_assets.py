@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from PIL import ImageFilter
 from typer.testing import CliRunner
@@ -78,11 +80,25 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
         "failed_rate_check": True,
         "split_leak_check": True,
         "row_count_check": True,
+        "label_conflict_check": True,
     }
     store = DatasetStore.from_settings(stack)
     meta = metadata_of(result, "dataset_manifest")
     assert latest_version(stack) == meta["version"]
     assert meta["rows"] == 8 and meta["failed"] == 1 and "| cats |" in meta["class_balance"]
+    # The UI links the Iceberg table (location, and the metadata file of the build) and shows the
+    # version, not the object Dagster hands the version on in.
+    iceberg = manifest_table(stack).table()
+    built = [e for e in iceberg.metadata.metadata_log if e.metadata_file == meta["uri"]]
+    assert meta["path"] == iceberg.location() and built and meta["uri"].endswith(".metadata.json")
+    assert int(meta["snapshot_id"]) == manifest_table(stack).resolve(meta["version"]).snapshot_id
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["dataset_manifest"]
+    ]
+    assert event.materialization.tags["dagster/data_version"] == meta["version"]
+    published = metadata_of(result, "published_manifest")
+    assert (published["path"], published["uri"]) == (iceberg.location(), iceberg.metadata_location)
+    assert published["published"] == meta["version"]
     # The table is registered in (moto's) Glue where the CDK's database puts it.
     glue = stack.client("glue").get_table(DatabaseName=stack.glue_database, Name="manifest")["Table"]
     assert glue["Parameters"]["table_type"].upper() == "ICEBERG"
@@ -91,29 +107,55 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     dup = manifest.loc[["uploads/cats/a.png", "uploads/cats/a-copy.png", "uploads/cats/a-small.jpg"]]
     assert dup["dup_group"].nunique() == 1 and dup["split"].nunique() == 1
     assert manifest.loc["uploads/cats/b.jpg", "dup_group"] != dup["dup_group"].iloc[0]
+    # One keeper per group: a full-size PNG (the two are the same bytes: the smaller image_id wins).
+    assert dup["keep"].sum() == 1 and not dup.loc["uploads/cats/a-small.jpg", "keep"]
+    assert dup.loc[dup["keep"], "image_id"].iloc[0] == min(
+        dup.loc[["uploads/cats/a.png", "uploads/cats/a-copy.png"], "image_id"]
+    )
+    broken = manifest.loc["uploads/dogs/broken.jpg"]
+    assert pd.isna(broken["split"]) and not broken["keep"] and broken["error_code"] == "not_an_image"
+    assert sum(meta["splits"].values()) == 7  # the failed image is in no split
     flags = {key: list(value) for key, value in manifest["quality_flags"].items()}
     assert flags["uploads/dogs/broken.jpg"] == ["failed"]
     assert flags["uploads/dogs/e.jpg"] == ["extreme_aspect"] and flags["uploads/dogs/c.jpg"] == []
     assert flags["uploads/dogs/d.jpg"] == ["blurry"]
     assert manifest.loc["uploads/cats/b.jpg", "variant_small"].endswith("/small.jpg")
 
+    # The published version's annotations are on every record, for the upload API and the gallery.
+    annotated = metadata_of(result, "record_annotations")
+    assert (annotated["version"], annotated["written"], annotated["skipped"]) == (meta["version"], 8, 0)
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.table_name,
+        Key={"image_id": {"S": manifest.loc["uploads/cats/a-copy.png", "image_id"]}},
+    )["Item"]
+    assert item["dataset"]["M"]["dup_group"]["S"] == dup["dup_group"].iloc[0]
+    assert item["dataset"]["M"]["split"]["S"] == dup["split"].iloc[0]
+    # The next run compares with what it wrote: nothing changed, nothing is sent.
+    assert metadata_of(run_dataset_job(resources, instance), "record_annotations")["written"] == 0
+
     report = metadata_of(result, "dataset_report")
     assert report["class_balance"].startswith("![class_balance](data:image/png;base64,")
     assert "images: **8** (7 processed, 1 failed)" in report["summary"]
+    assert "(failed images have none)" in report["summary"]
+    assert "label conflicts: 0 groups" in report["summary"]
 
     exported = []
     for split in ("train", "val", "test"):
-        key = f"{store.version_prefix(meta['version'])}imagefolder-small/{split}/metadata.jsonl"
-        exported += [json.loads(line) for line in store.read_bytes(key).decode().splitlines()]
+        key = f"{store.version_prefix(meta['version'])}imagefolder-small/{split}/metadata.parquet"
+        if store.exists(key):  # a split with no images has no file
+            exported += pq.read_table(io.BytesIO(store.read_bytes(key))).to_pylist()
     assert len(exported) == 7  # the processed images; the failed one has no variant
+    card = store.read_bytes(f"{store.version_prefix(meta['version'])}README.md").decode()
+    assert "license: unknown" in card and "- image-classification" in card
+    assert metadata_of(result, "imagefolder_export")["card"].endswith(f"{meta['version']}/README.md")
     folder = tmp_path / "imagefolder"
     downloaded = store.download_imagefolder(
         folder, meta["version"], variants_bucket=stack.variants_bucket, variants_prefix=stack.variants_prefix
     )
     assert downloaded == 7
-    for split in ("train", "val", "test"):
-        for line in (folder / split / "metadata.jsonl").read_text().splitlines():
-            assert (folder / split / json.loads(line)["file_name"]).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
+    for row in exported:
+        [path] = folder.glob(f"*/{row['file_name']}")
+        assert path.read_bytes()[:2] == b"\xff\xd8"  # a JPEG
 
     # The CLI downloads what the pointer names.
     data_dir = Path(stack.data_dir)
@@ -127,6 +169,9 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     downloaded_rows = pd.read_parquet(out)
     assert downloaded_rows["image_id"].tolist() == read_manifest(settings=stack)["image_id"].tolist()
     assert downloaded_rows.set_index("source_key").loc["uploads/cats/a.png", "dup_group_size"] == 3
+    # Nullable integers as in the record (the failed image has no size), not float64.
+    assert {str(downloaded_rows[c].dtype) for c in ("width", "height")} == {"Int64"}
+    assert pd.isna(downloaded_rows.set_index("source_key").loc["uploads/dogs/broken.jpg", "width"])
     assert meta["version"] in cli.output
     # An older version by its tag, and a clear error for one that does not exist.
     old = CliRunner().invoke(

@@ -15,7 +15,7 @@ from pipelines.checks import row_count_check, split_leak_check
 from pipelines.resources import DatasetPolicy, build_resources
 from tests.imaging import encode, photo_like
 from tests.pipelines.conftest import upload_and_process
-from tests.pipelines.test_assets import CORE, run_dataset_job
+from tests.pipelines.test_assets import CORE, metadata_of, run_dataset_job
 
 pytestmark = pytest.mark.slow  # each test runs the job in process
 
@@ -58,6 +58,52 @@ def test_a_high_failed_rate_warns_but_publishes(stack: Settings, instance: dg.Da
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["failed_rate"].value == round(2 / 3, 4)
     assert result.success and latest_version(stack) is not None
+
+
+def test_label_conflicts_warn_by_default_and_block_when_the_policy_says_so(
+    stack: Settings, instance: dg.DagsterInstance
+) -> None:
+    picture = encode(photo_like(7))
+    upload_and_process(
+        stack,
+        [
+            ("uploads/cats/x.jpg", picture),
+            ("uploads/dogs/x.jpg", picture),
+            ("uploads/cats/y.jpg", encode(photo_like(8))),
+        ],
+    )
+
+    warned = run_dataset_job(build_resources(stack, DatasetPolicy()), instance, assets=CORE)
+    evaluation = checks_of(warned)["label_conflict_check"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert (
+        evaluation.metadata["conflict_groups"].value == 1
+        and evaluation.metadata["conflict_images"].value == 2
+    )
+    assert evaluation.metadata["examples"].value[0]["labels"] == ["cats", "dogs"]
+    assert warned.success and latest_version(stack) is not None
+    meta = metadata_of(warned, "dataset_manifest")
+    assert (meta["label_conflict_groups"], meta["label_conflict_images"]) == (1, 2)
+
+    published = latest_version(stack)
+    upload_and_process(stack, [("uploads/emus/x.jpg", picture)])  # a third label: a new version
+    blocked = run_dataset_job(
+        build_resources(stack, DatasetPolicy(label_conflicts_block=True)), instance, assets=CORE
+    )
+    evaluation = checks_of(blocked)["label_conflict_check"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["examples"].value[0]["labels"] == ["cats", "dogs", "emus"]
+    materialized = {e.asset_key.to_user_string() for e in blocked.get_asset_materialization_events()}
+    assert "published_manifest" not in materialized and latest_version(stack) == published
+
+
+def test_the_blocking_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not DatasetPolicy.from_env().label_conflicts_block
+    monkeypatch.setenv("IMAGE_ETL_LABEL_CONFLICTS_BLOCK", "true")
+    assert DatasetPolicy.from_env().label_conflicts_block
+    monkeypatch.setenv("IMAGE_ETL_LABEL_CONFLICTS_BLOCK", "maybe")
+    with pytest.raises(ValueError, match="IMAGE_ETL_LABEL_CONFLICTS_BLOCK"):
+        DatasetPolicy.from_env()
 
 
 def write_version(stack: Settings, rows: pd.DataFrame) -> ManifestVersion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -24,7 +25,23 @@ def test_definitions_load_from_the_workspace_without_warnings() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "5"
+    assert out.stdout.strip() == "6"
+
+
+@pytest.mark.slow
+def test_partitions_start_on_the_settings_first_upload_day() -> None:
+    # A fresh interpreter: the partitions are fixed when the code location loads.
+    code = (
+        "from pipelines.assets import upload_days, recent_days; from datetime import date; "
+        "print(upload_days.get_first_partition_key(), recent_days(date(2026, 12, 2), 3)[0])"
+    )
+    env = {**os.environ, "IMAGE_ETL_FIRST_DAY": "2026-11-30"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    # A dataset begun on 2026-11-30 has its days from then, and the nightly refresh stays inside them.
+    assert out.stdout.split() == ["2026-11-30", "2026-11-30"]
 
 
 def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_default() -> None:
@@ -36,9 +53,16 @@ def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_
         "published_manifest",
         "dataset_report",
         "imagefolder_export",
+        "record_annotations",
     }
     checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
-    assert checks == {"variants_exist_check", "failed_rate_check", "split_leak_check", "row_count_check"}
+    assert checks == {
+        "variants_exist_check",
+        "failed_rate_check",
+        "split_leak_check",
+        "row_count_check",
+        "label_conflict_check",
+    }
     assert defs.resolve_sensor_def("new_images_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert (
         defs.resolve_schedule_def("nightly_refresh_schedule").default_status

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -62,12 +63,14 @@ def stack_with_dagster(
     data_dir.mkdir()
     port = free_port()
     log = (data_dir.parent / "up.log").open("wb")
+    # A new stack as a newcomer starts it: its partitions start on its own first day, not the tests' pin.
+    env = {k: v for k, v in os.environ.items() if k != "IMAGE_ETL_FIRST_DAY"}
     process = subprocess.Popen(
         [
             sys.executable, "-m", "image_etl.cli", "up", "--data-dir", str(data_dir),
             "--aws-port", str(free_port()), "--site-port", str(free_port()), "--dagster-port", str(port),
         ],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO, env=env,
     )  # fmt: skip
     yield process, data_dir, port
     if process.poll() is None:
@@ -96,13 +99,16 @@ def test_uploaded_images_reach_the_latest_manifest_by_themselves_and_up_stops_da
     process, data_dir, port = stack_with_dagster
     log = data_dir.parent / "up.log"
     _wait_for_ui(port, process, log)
+    env = {k: v for k, v in os.environ.items() if k != "IMAGE_ETL_FIRST_DAY"}
     info = json.loads(
         subprocess.run(
             [sys.executable, "-m", "image_etl.cli", "info", "--json", "--data-dir", str(data_dir)],
-            capture_output=True, text=True, check=True, cwd=REPO,
+            capture_output=True, text=True, check=True, cwd=REPO, env=env,
         ).stdout
     )  # fmt: skip
     assert info["dagster_url"] == f"http://127.0.0.1:{port}"
+    # A new data dir: Dagster's daily partitions start today, not on a fixed day years ago.
+    assert info["first_day"] == datetime.now(UTC).date().isoformat()
     folder = tmp_path / "cats"
     folder.mkdir()
     for seed in range(3):
@@ -125,6 +131,18 @@ def test_uploaded_images_reach_the_latest_manifest_by_themselves_and_up_stops_da
     manifest = read_manifest(settings=settings)
     assert sorted(manifest["source_key"]) == [f"uploads/cats/{seed}.jpg" for seed in range(3)]
     assert set(manifest["label"]) == {"cats"}
+    # The same run writes the published version's annotations back onto the records.
+    dynamodb = settings.client("dynamodb")
+    while True:
+        items = [
+            dynamodb.get_item(TableName=settings.table_name, Key={"image_id": {"S": i}})["Item"]
+            for i in manifest["image_id"]
+        ]
+        if all("dataset" in item for item in items):
+            break
+        assert time.monotonic() - processed < MANIFEST_DEADLINE_S + 30, log.read_text()[-3000:]
+        time.sleep(1)
+    assert {item["dataset"]["M"]["split"]["S"] for item in items} <= {"train", "val", "test"}
 
     # A clean stop: SIGTERM to `image-etl up` leaves no Dagster process behind.
     dagster_home = (data_dir / "dagster").resolve()

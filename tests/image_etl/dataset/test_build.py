@@ -72,7 +72,7 @@ def test_quality_flags(tmp_path: Path) -> None:
             record("banner", "3" * 16, width=1000, height=200),
             record("dark", "4" * 16, brightness=0.05),
             record("bright", "5" * 16, brightness=0.95),
-            record("soft", "6" * 16, blur_score=10.0),
+            record("soft", "6" * 16, blur_score=0.9),
             fake_record("broken", processed_at="2026-11-26T10:00:00.000000Z", status="failed"),
         ],
     )
@@ -86,6 +86,103 @@ def test_quality_flags(tmp_path: Path) -> None:
         "soft": ["blurry"],
         "broken": ["failed"],
     }
+
+
+def test_failed_images_stay_with_their_reason_but_get_no_split_and_are_never_kept(tmp_path: Path) -> None:
+    manifest = build_once(
+        tmp_path,
+        [
+            record("ok", "1" * 16),
+            fake_record("broken", processed_at="2026-11-26T10:00:00.000000Z", status="failed"),
+        ],
+    )
+    rows = named(manifest)
+    broken = rows["broken"]
+    assert pd.isna(broken.split) and not broken.keep
+    assert (broken.error_code, list(broken.quality_flags)) == ("not_an_image", ["failed"])
+    assert rows["ok"].split in SPLITS and rows["ok"].keep
+    facts = checks.summary(manifest)
+    assert sum(facts["splits"].values()) == 1 and facts["failed"] == 1
+
+
+def test_the_same_picture_under_two_labels_is_a_label_conflict(tmp_path: Path) -> None:
+    manifest = build_once(
+        tmp_path,
+        [
+            record("cat", BASE, sha256="1" * 64, label="cats"),
+            record("dog", BASE, sha256="1" * 64, label="dogs"),  # the same bytes
+            record("emu", flip(BASE, 3), label="emus"),  # a near copy of both
+            record("unlabelled", flip(BASE, 2), label=None),
+            record("alone", "0123456789abcdef", label="cats"),
+            record("twin-a", "fedcba9876543210", label="cats"),
+            record("twin-b", flip("fedcba9876543210", 1), label="cats"),  # same label: no conflict
+        ],
+    )
+    rows = named(manifest)
+    for name in ("cat", "dog", "emu", "unlabelled"):
+        assert list(rows[name].conflicting_labels) == ["cats", "dogs", "emus"]
+        assert "label_conflict" in rows[name].quality_flags
+    for name in ("alone", "twin-a", "twin-b"):
+        assert list(rows[name].conflicting_labels) == [] and "label_conflict" not in rows[name].quality_flags
+    assert checks.summary(manifest)["flags"]["label_conflict"] == 4
+
+
+def test_a_better_copy_arriving_later_takes_keep_over_and_rewrites_only_the_days_that_change(
+    table: ManifestTable,
+) -> None:
+    a = record("a", BASE, at="2026-11-20T10:00:00", width=640, height=480, format="JPEG")
+    b = record("b", "0123456789abcdef", at="2026-11-21T10:00:00")
+    rebuild(table, by_day([a, b]))
+    assert named(head(table))["a"].keep
+
+    smaller = record("smaller", flip(BASE, 2), at="2026-11-24T10:00:00", width=320, height=240)
+    result = incremental(table, by_day([smaller]))
+    assert result.days_rewritten == ["2026-11-24"]  # a stays the keeper: its day is untouched
+    rows = named(head(table))
+    assert rows["a"].keep and not rows["smaller"].keep
+
+    # Same size as a but lossless: it takes over, and a's row (day 20) is rewritten with keep False.
+    png = record("png", flip(BASE, 3), at="2026-11-26T10:00:00", width=640, height=480, format="PNG")
+    result = incremental(table, by_day([png]))
+    assert result.days_rewritten == ["2026-11-20", "2026-11-26"]
+    rows = named(head(table))
+    assert [rows[n].keep for n in ("a", "smaller", "png", "b")] == [False, False, True, True]
+
+    # A copy under another label: every member's row gets the conflict, b's day stays as it was.
+    dog = record("dog", flip(BASE, 1), at="2026-11-27T10:00:00", label="dogs", width=10, height=10)
+    result = incremental(table, by_day([dog]))
+    assert result.days_rewritten == ["2026-11-20", "2026-11-24", "2026-11-26", "2026-11-27"]
+    rows = named(head(table))
+    for name in ("a", "smaller", "png", "dog"):
+        assert list(rows[name].conflicting_labels) == ["cats", "dogs"]
+        assert "label_conflict" in rows[name].quality_flags
+    assert list(rows["b"].conflicting_labels) == [] and rows["png"].keep
+
+    # Relabelled (the same key re-processed with the group's label): the conflict is gone again.
+    fixed = dict(dog, label="cats", processed_at="2026-11-27T11:00:00.000000Z")
+    incremental(table, by_day([fixed]))
+    rows = named(head(table))
+    assert all(list(rows[n].conflicting_labels) == [] for n in ("a", "smaller", "png", "dog"))
+    assert all("label_conflict" not in rows[n].quality_flags for n in ("a", "smaller", "png", "dog"))
+
+
+def test_width_and_height_are_nullable_integers_as_in_the_record(table: ManifestTable) -> None:
+    rebuild(
+        table,
+        by_day(
+            [
+                record("ok", "1" * 16, width=641, height=479),
+                fake_record("broken", processed_at="2026-11-26T10:00:00.000000Z", status="failed"),
+            ]
+        ),
+    )
+    manifest = head(table)
+    assert str(manifest["width"].dtype) == "Int64" and str(manifest["height"].dtype) == "Int64"
+    rows = named(manifest)
+    assert (rows["ok"].width, rows["ok"].height) == (641, 479) and pd.isna(rows["broken"].width)
+    schema = table.table().schema().as_arrow()
+    assert str(schema.field("width").type) == "int64" and str(schema.field("keep").type) == "bool"
+    assert str(by_day([record("x", "1" * 16)])["2026-11-26"]["width"].dtype) == "Int64"
 
 
 def test_latest_record_of_an_image_wins_even_across_days(tmp_path: Path) -> None:
@@ -191,12 +288,25 @@ class World:
         return (f"2026-11-{10 + day:02d}T10:{self.clock // 60:02d}:{self.clock % 60:02d}.000000Z",
                 f"2026-11-{20:02d}T10:{self.clock // 60:02d}:{self.clock % 60:02d}.000000Z")  # fmt: skip
 
-    def add(self, phash: str | None, day: int, *, sha256: str | None = None, failed: bool = False) -> None:
+    def add(
+        self,
+        phash: str | None,
+        day: int,
+        *,
+        sha256: str | None = None,
+        failed: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         self.count += 1
         uploaded, processed = self.stamp(day)
         status = "failed" if failed else "processed"
-        r = fake_record(f"img{self.count}", processed_at=processed, uploaded_at=uploaded,
+        # Copies differ in label, size and format, so keepers and label conflicts move between runs.
+        label = str(rng.choice(["cats", "dogs"])) if rng is not None else "cats"
+        r = fake_record(f"img{self.count}", processed_at=processed, uploaded_at=uploaded, label=label,
                         phash=phash or "0" * 16, sha256=sha256, status=status)  # fmt: skip
+        if rng is not None and not failed:
+            side = int(rng.choice([320, 640]))
+            r.update(width=side, height=side * 3 // 4, format=str(rng.choice(["JPEG", "PNG"])))
         self.records[r["image_id"]] = r
 
     def apply(self, run: list[tuple[str, int, int]], rng: np.random.Generator) -> dict[str, pd.DataFrame]:
@@ -208,14 +318,14 @@ class World:
             if kind == "new" or pick is None:
                 # Pairs 7 bits apart (two groups) so a later "bridge" can join them.
                 base = int(rng.integers(0, 2**63))
-                self.add(f"{base:016x}", day)
-                self.add(f"{base ^ 0b1111111 << 20:016x}", day)
+                self.add(f"{base:016x}", day, rng=rng)
+                self.add(f"{base ^ 0b1111111 << 20:016x}", day, rng=rng)
             elif kind == "duplicate":
-                self.add(pick["phash"], day, sha256=pick["sha256"])
+                self.add(pick["phash"], day, sha256=pick["sha256"], rng=rng)
             elif kind == "near":
-                self.add(f"{int(pick['phash'], 16) ^ 0b101 << 40:016x}", day)
+                self.add(f"{int(pick['phash'], 16) ^ 0b101 << 40:016x}", day, rng=rng)
             elif kind == "bridge":
-                self.add(f"{int(pick['phash'], 16) ^ 0b1111 << 20:016x}", day)
+                self.add(f"{int(pick['phash'], 16) ^ 0b1111 << 20:016x}", day, rng=rng)
             elif kind == "failed":
                 self.add(None, day, failed=True)
             else:
@@ -259,6 +369,10 @@ def test_incremental_runs_equal_a_full_rebuild_after_every_run(
         got, want = head(inc), head(full)
         got.attrs, want.attrs = {}, {}
         pd.testing.assert_frame_equal(got, want)
+        # One keeper per group that has a processed member, after every run.
+        processed = got[got["status"] == "processed"]
+        assert (processed.groupby("dup_group")["keep"].sum() == 1).all()
+        assert not got.loc[got["status"] == "failed", "keep"].any()
     assert checks.split_leaks(head(inc)) == {"sha256": [], "dup_group": []}
 
 
