@@ -230,8 +230,8 @@ class ManifestTable:
         return self.table()
 
     def _create(self) -> Table:
-        # The catalog lost the table but its files are there (the local stack's Glue is not durable,
-        # its S3 is): register the newest metadata file instead of starting over.
+        # The catalog lost the table but its files are there (a local data dir from before the
+        # emulator kept its Glue catalog): register the newest metadata file instead of starting over.
         if self.location and (latest := latest_metadata_file(self.catalog, self.location)):
             self.catalog.create_namespace_if_not_exists(self.database)
             return self.catalog.register_table(self.identifier, latest)

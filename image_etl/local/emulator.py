@@ -29,7 +29,7 @@ from moto.sqs.models import Message, Queue, SQSBackend
 from werkzeug.serving import make_server
 
 from image_etl.local.cognito import CognitoCors, UserPersistence, UserStore, patch_moto_cognito
-from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore
+from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore, restore_glue
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
 from image_etl.local.s3_disk import BlobStore, install, uninstall
 from image_etl.resources import LOCAL, StackNames
@@ -192,9 +192,11 @@ class Emulator:
         self._s3 = get_backend("s3")[LOCAL_ACCOUNT_ID]["aws"]
         self._dynamodb = get_backend("dynamodb")[LOCAL_ACCOUNT_ID][region]
         self._cognito = get_backend("cognito-idp")[LOCAL_ACCOUNT_ID][region]
+        self._glue = get_backend("glue")[LOCAL_ACCOUNT_ID][region]
         self.users = UserStore(data_dir / USERS_FILE)
         middleware = FormUploadCors(
-            PersistenceMiddleware(app, self.store, s3=self._s3, dynamodb=self._dynamodb), self._s3
+            PersistenceMiddleware(app, self.store, s3=self._s3, dynamodb=self._dynamodb, glue=self._glue),
+            self._s3,
         )
         middleware = CognitoCors(
             UserPersistence(middleware, self.users, self._cognito),
@@ -211,6 +213,9 @@ class Emulator:
     def start(self) -> StartupReport:
         """Serve, provision, restore, connect events, re-enqueue unprocessed uploads; return what was done."""
         began = time.perf_counter()
+        # The catalog first: provisioning creates the Glue database, and that write would otherwise
+        # be recorded over the stored catalog before it is read.
+        restore_glue(self._glue, self.store.glue())
         self._thread.start()
         create_resources(self.settings, self.names)
         pool_id, client_id = create_identity(self.settings, self.names.identity)
@@ -218,7 +223,11 @@ class Emulator:
         self.settings = replace(self.settings, user_pool_id=pool_id, user_pool_client_id=client_id)
         ensure_demo_user(self.settings, self.data_dir, identity=self.names.identity)
         objects, items = restore(
-            self.store, s3=self._s3, dynamodb=self._dynamodb, account_id=LOCAL_ACCOUNT_ID, region=self.region
+            self.store,
+            s3=self._s3,
+            dynamodb=self._dynamodb,
+            account_id=LOCAL_ACCOUNT_ID,
+            region=self.region,
         )
         connect_notifications(self.settings)
         requeued = self.reconcile()

@@ -47,11 +47,22 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS s3_keys (
     bucket TEXT NOT NULL, key TEXT NOT NULL, body_file TEXT, size INTEGER NOT NULL, etag TEXT NOT NULL,
     metadata TEXT NOT NULL, last_modified TEXT NOT NULL, PRIMARY KEY (bucket, key));
+CREATE TABLE IF NOT EXISTS glue_catalog (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dynamodb_items (
     table_name TEXT NOT NULL, item_key TEXT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (table_name, item_key));
 """
 
 _DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+#: Glue calls that change databases or tables (the Iceberg catalog's commits are UpdateTable).
+_GLUE_WRITES = {
+    "CreateDatabase",
+    "UpdateDatabase",
+    "DeleteDatabase",
+    "CreateTable",
+    "UpdateTable",
+    "DeleteTable",
+    "BatchDeleteTable",
+}
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,14 @@ class StateStore:
                 (table, json.dumps(key, sort_keys=True)),
             )
 
+    def put_glue(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO glue_catalog VALUES (1, ?)", (json.dumps(state),))
+
+    def glue(self) -> dict[str, Any]:
+        row = self._db.execute("SELECT state FROM glue_catalog WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else {}
+
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for table, item in self._db.execute("SELECT table_name, item FROM dynamodb_items"):
             yield table, json.loads(item)
@@ -198,12 +217,17 @@ class _KeyLocks:
 class PersistenceMiddleware:
     """WSGI middleware that mirrors what each successful S3/DynamoDB write changed into a StateStore."""
 
-    def __init__(self, app: Callable[..., Any], store: StateStore, *, s3: Any, dynamodb: Any) -> None:
-        """:param s3: moto's S3 backend; :param dynamodb: moto's DynamoDB backend for the stack's region."""
+    def __init__(
+        self, app: Callable[..., Any], store: StateStore, *, s3: Any, dynamodb: Any, glue: Any = None
+    ) -> None:
+        """:param s3: moto's S3 backend; :param dynamodb: and :param glue: its DynamoDB and Glue
+        backends for the stack's region."""
         self.app = app
         self.store = store
         self.s3 = s3
         self.dynamodb = dynamodb
+        self.glue = glue
+        self._glue_lock = threading.Lock()
         self._locks = _KeyLocks()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -229,6 +253,8 @@ class PersistenceMiddleware:
             try:
                 if target.startswith("DynamoDB_"):
                     self._mirror_dynamodb(target.split(".", 1)[-1], body)
+                elif target.startswith("AWSGlue."):
+                    self._mirror_glue(target.split(".", 1)[-1])
                 else:
                     self._mirror_s3(environ, body)
             except (sqlite3.OperationalError, DataDirFull) as error:
@@ -290,6 +316,14 @@ class PersistenceMiddleware:
     def _remove_body(self, name: str | None) -> None:
         if name:
             self.store.blobs.remove(name)
+
+    # --- Glue -----------------------------------------------------------------------------------
+    def _mirror_glue(self, operation: str) -> None:
+        """Keep the whole catalog (a few databases and tables: small) after each change to it."""
+        if operation not in _GLUE_WRITES or self.glue is None:
+            return
+        with self._glue_lock:
+            self.store.put_glue(glue_state(self.glue))
 
     # --- DynamoDB -------------------------------------------------------------------------------
     def _mirror_dynamodb(self, operation: str, body: bytes) -> None:
@@ -377,6 +411,37 @@ def _restore(store: StateStore, *, s3: Any, dynamodb: Any, account_id: str, regi
         _put_item(tables[table_name], attrs)
         items += 1
     return objects, items
+
+
+def glue_state(glue: Any) -> dict[str, Any]:
+    """Return moto's Glue catalog as JSON: each database's input and each table's current version
+    (its number matters: an Iceberg commit is an UpdateTable conditional on it)."""
+    return {
+        name: {
+            "input": database.input,
+            "tables": {
+                table.name: {
+                    "version": table._current_version,
+                    "input": table.get_version(str(table._current_version)),
+                }
+                for table in database.tables.values()
+            },
+        }
+        for name, database in glue.databases.items()
+    }
+
+
+def restore_glue(glue: Any, state: dict[str, Any]) -> None:
+    """Put the databases and tables of :func:`glue_state` back (a database provisioned already is kept)."""
+    for name, database in state.items():
+        if name not in glue.databases:
+            glue.create_database(name, database["input"])
+        for table_name, table in database["tables"].items():
+            if table_name in glue.databases[name].tables:
+                glue.delete_table(name, table_name)
+            fake = glue.create_table(name, table_name, table["input"])
+            fake._current_version = table["version"]
+            fake.versions = {str(table["version"]): table["input"]}
 
 
 def _put_item(table: Any, attrs: dict[str, Any]) -> None:
