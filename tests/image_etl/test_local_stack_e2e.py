@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -213,7 +214,11 @@ def test_kill_9_and_restart_keeps_all_data_without_reprocessing(
 def test_demo_uploads_a_labelled_set_and_reports_the_broken_files(shared_stack: RunningStack) -> None:
     result = image_etl_cli("demo", "--per-class", "4", "--data-dir", str(shared_stack.data_dir), timeout=240)
     assert result.returncode == 0, result.stderr
-    assert "processed 15, failed 3, still pending 0" in result.stderr  # 4 a class, 2 copies, 1 mislabelled
+    # two rounds, each with its own summary and manifest version: 4 a class, 2 copies, 1 mislabelled
+    rounds = re.findall(r"processed (\d+), failed (\d+), still pending (\d+)", result.stderr)
+    assert len(rounds) == 2, result.stderr
+    assert [sum(int(r[i]) for r in rounds) for i in range(3)] == [15, 3, 0], result.stderr
+    assert len(set(re.findall(r"round \d: manifest version (\S+)", result.stderr))) == 2, result.stderr
     labels = {
         r.get("label")
         for r in records(shared_stack.settings).values()
