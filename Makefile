@@ -60,16 +60,18 @@ bench: setup
 	$(PY) bench/manifest.py
 	$(PY) bench/local_stack.py
 
+## Ruff (style, imports, bugbear) and mypy over the packages ([tool.mypy]); ~70 s cold, ~1 s warm.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
 
 # --- AWS (infra/, see README "Deploying to AWS") ---------------------------------------------------
 # `synth` needs no CDK CLI, no Docker and (once the wheelhouse is filled) no network. The others run
