@@ -45,9 +45,9 @@ test: setup $(CHROMIUM)
 	@$(BYTECODE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Unit tests only (no local stack processes).
+## The quick tests, on both cores (~1 min): no e2e, nothing marked slow (see README "Tests").
 test-fast: setup
-	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not e2e and not slow" -n 2 $(PYTEST_ARGS)
 
 ## JupyterLab on 127.0.0.1:8888 with the project's environment as its kernel (notebooks/).
 notebook: setup
