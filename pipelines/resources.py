@@ -22,7 +22,7 @@ from image_etl.dataset.table import ManifestTable, glue_catalog
 from image_etl.manifest import DatasetStore
 from image_etl.resources import LOCAL, manifest_table_location
 from image_etl.settings import Settings, load_settings
-from lambda_resizer.records import from_item, to_item
+from lambda_resizer.records import from_item, shard_names, to_item
 
 #: moto takes any key; never hand a developer's real credentials to the emulator.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -83,7 +83,7 @@ class ImageRecordTable(dg.ConfigurableResource):
         :return: (records as plain dicts, items read).
         """
         client = self.client()
-        shards = [f"{i:02d}" for i in range(self.index_shards)]
+        shards = shard_names(self.index_shards)
         with ThreadPoolExecutor(max_workers=min(8, len(shards))) as pool:
             results = list(pool.map(lambda s: self._query_shard(client, s, after), shards))
         return [r for records, _ in results for r in records], sum(read for _, read in results)
