@@ -31,7 +31,7 @@ from image_etl.dataset.table import (
     is_version_id,
     new_version_id,
 )
-from image_etl.resources import LOCAL, manifest_table_location
+from image_etl.resources import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,8 +79,7 @@ def polars_storage_options(settings: Settings) -> dict[str, str]:
             {
                 "aws_endpoint_url": settings.aws_endpoint_url,
                 "aws_allow_http": "true",
-                "aws_access_key_id": "testing",
-                "aws_secret_access_key": "testing",
+                **LOCAL_CREDENTIALS,
             }
         )
     return options

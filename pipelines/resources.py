@@ -20,12 +20,9 @@ from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from image_etl.dataset.rules import ManifestConfig, QualityThresholds, RetentionPolicy, SplitRatios
 from image_etl.dataset.table import ManifestTable, glue_catalog
 from image_etl.manifest import DatasetStore
-from image_etl.resources import LOCAL, manifest_table_location
+from image_etl.resources import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
 from image_etl.settings import Settings, load_settings
 from lambda_resizer.records import from_item, shard_names, to_item
-
-#: moto takes any key; never hand a developer's real credentials to the emulator.
-_LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 class ImageRecordTable(dg.ConfigurableResource):
@@ -55,7 +52,7 @@ class ImageRecordTable(dg.ConfigurableResource):
     def client(self) -> Any:
         import boto3
 
-        keys = _LOCAL_CREDENTIALS if self.local_credentials else {}
+        keys = LOCAL_CREDENTIALS if self.local_credentials else {}
         return boto3.session.Session(region_name=self.region, **keys).client(
             "dynamodb", endpoint_url=self.endpoint_url or None
         )
@@ -313,7 +310,7 @@ class DatasetPolicy(dg.ConfigurableResource):
 
 def s3_resource(settings: Settings) -> S3Resource:
     """Return dagster-aws's S3 resource for a deployment (the emulator's endpoint when local)."""
-    keys = _LOCAL_CREDENTIALS if settings.is_local else {}
+    keys = LOCAL_CREDENTIALS if settings.is_local else {}
     return S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.region, **keys)
 
 

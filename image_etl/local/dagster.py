@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from image_etl.local.signals import die_with_parent
+from image_etl.resources import LOCAL_CREDENTIAL_VARIABLES
 from image_etl.settings import DEFAULT_DAGSTER_PORT, LOCAL_HOST, Settings, project_root, settings_variables
 
 #: The start of the warning `dagster dev` prints at every start (see :func:`supervise`).
@@ -74,7 +75,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     env["IMAGE_ETL_AWS_ENDPOINT_URL"] = settings.aws_endpoint_url or "aws"
     if settings.is_local:
         # Runs use boto3's default chain too (dagster-aws); the emulator takes any key.
-        env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        env.update(LOCAL_CREDENTIAL_VARIABLES)
         env.setdefault("AWS_DEFAULT_REGION", settings.region)
     return env
 
