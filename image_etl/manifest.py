@@ -85,6 +85,11 @@ def polars_storage_options(settings: Settings) -> dict[str, str]:
     return options
 
 
+#: S3's error codes for a missing object: GetObject says NoSuchKey, HeadObject (no body) only the HTTP
+#: status "404", some S3-compatible stores "NotFound". (The resize Lambda, deployed alone, keeps a copy.)
+S3_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
 @dataclass(frozen=True)
 class DatasetStore:
     """The datasets bucket of one deployment: record files and each version's report and export."""
@@ -126,7 +131,7 @@ class DatasetStore:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if error.response.get("Error", {}).get("Code") in S3_NOT_FOUND_CODES:
                 return False
             raise
         return True
