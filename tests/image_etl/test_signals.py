@@ -14,7 +14,8 @@ ARMED_CHILD = (
 # The parent starts the child, waits until it is armed, hands over its pid and exits at once.
 PARENT = (
     "import subprocess, sys; "
-    f"child = subprocess.Popen([sys.executable, '-c', {ARMED_CHILD!r}], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True); "
+    f"child = subprocess.Popen([sys.executable, '-c', {ARMED_CHILD!r}], "
+    "stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True); "
     "assert child.stdout.readline() == 'armed\\n'; print(child.pid, flush=True)"
 )
 
