@@ -19,7 +19,7 @@ from image_etl.dataset.checks import class_balance, groups_spanning_splits
 from image_etl.dataset.checks import (
     label_conflicts as conflict_groups,
 )  # explore.label_conflicts pictures them
-from image_etl.dataset.rules import STATUS_FAILED, STATUS_PROCESSED
+from image_etl.dataset.rules import SPLITS, STATUS_FAILED, STATUS_PROCESSED
 from image_etl.manifest import list_versions, manifest_table, polars_storage_options, read_manifest
 from image_etl.settings import Settings, load_settings
 
@@ -129,9 +129,7 @@ def split_sizes_plot(manifest: pd.DataFrame) -> Figure:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 3.5), layout="constrained")
-    class_balance(manifest)[["train", "val", "test"]].plot.bar(
-        stacked=True, ax=axis, title="split sizes per label"
-    )
+    class_balance(manifest)[list(SPLITS)].plot.bar(stacked=True, ax=axis, title="split sizes per label")
     plt.close(figure)  # returned, not left open: a notebook shows it once
     return figure
 

@@ -31,7 +31,7 @@ from image_etl.dataset.table import (
     is_version_id,
     new_version_id,
 )
-from image_etl.resources import LOCAL, manifest_table_location
+from image_etl.resources import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,11 +79,15 @@ def polars_storage_options(settings: Settings) -> dict[str, str]:
             {
                 "aws_endpoint_url": settings.aws_endpoint_url,
                 "aws_allow_http": "true",
-                "aws_access_key_id": "testing",
-                "aws_secret_access_key": "testing",
+                **LOCAL_CREDENTIALS,
             }
         )
     return options
+
+
+#: S3's error codes for a missing object: GetObject says NoSuchKey, HeadObject (no body) only the HTTP
+#: status "404", some S3-compatible stores "NotFound". (The resize Lambda, deployed alone, keeps a copy.)
+S3_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ class DatasetStore:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if error.response.get("Error", {}).get("Code") in S3_NOT_FOUND_CODES:
                 return False
             raise
         return True

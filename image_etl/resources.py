@@ -16,6 +16,14 @@ VARIANTS_PREFIX = "variants/"
 #: Datasets: daily record files, the manifest's Iceberg table (``<prefix>iceberg/manifest``) and the
 #: report and ImageFolder export of each version (``<prefix>versions/<version>/``).
 DATASETS_PREFIX = "datasets/"
+#: The keys everything signs with on the local stack (boto3's keyword names): the emulator takes any,
+#: and a developer's real keys must never be sent to it.
+LOCAL_CREDENTIALS: dict[str, str] = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+#: The same keys as the environment variables boto3's default chain reads (child processes, handlers).
+LOCAL_CREDENTIAL_VARIABLES: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+    "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+}
 #: S3 events that start a resize; the filter is the upload prefix, so variants (written to their
 #: own bucket) can never trigger the function again.
 NOTIFICATION_EVENTS: tuple[str, ...] = ("s3:ObjectCreated:*",)

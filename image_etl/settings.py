@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from image_etl.dataset.rules import FIRST_DAY
-from image_etl.resources import LOCAL, StackNames, token_issuer
+from image_etl.resources import LOCAL, LOCAL_CREDENTIAL_VARIABLES, LOCAL_CREDENTIALS, StackNames, token_issuer
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_SITE_PORT = 8000
@@ -142,8 +142,7 @@ class Settings:
         the region and throwaway credentials (the emulator accepts any)."""
         return {
             "AWS_ENDPOINT_URL": self.aws_endpoint_url or "",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **LOCAL_CREDENTIAL_VARIABLES,
             "AWS_DEFAULT_REGION": self.region,
         }
 
@@ -160,9 +159,7 @@ def _client(service: str, endpoint_url: str | None, region: str, is_local: bool,
 
     if is_local:
         # moto accepts any credentials; never send a user's real keys to the emulator.
-        session = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
-        )
+        session = boto3.session.Session(**LOCAL_CREDENTIALS, region_name=region)
     else:
         session = boto3.session.Session(region_name=region)
     return session.client(service, endpoint_url=endpoint_url, region_name=region)

@@ -44,7 +44,10 @@ logger = Logger(child=True)
 # Variant uploads are network-bound: a few threads hide the round trips (4 sizes x formats).
 _uploads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="variant-put")
 
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+#: S3's error codes for a missing object: GetObject says NoSuchKey, HeadObject (no body) only the
+#: HTTP status "404", some S3-compatible stores "NotFound". The toolkit's own copy
+#: (`image_etl.manifest.S3_NOT_FOUND_CODES`: this package is deployed alone) is tested to agree.
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ class ImageProcessor:
             try:
                 estimate = self._estimate(source)
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in _NOT_FOUND | {"InvalidRange"}:
+                if error.response.get("Error", {}).get("Code") not in NOT_FOUND_CODES | {"InvalidRange"}:
                     raise
             if estimate is not None:
                 refused = self._route_by_memory(source, image_id, estimate, memory_mb)
@@ -180,7 +183,7 @@ class ImageProcessor:
         try:
             response = self.s3.get_object(Bucket=source.bucket, Key=source.key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
                 return self._fail(
                     source, image_id, {}, "missing", "the object was deleted before it was processed"
                 )
@@ -307,7 +310,7 @@ class ImageProcessor:
         try:
             return self.s3.head_object(Bucket=source.bucket, Key=source.key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
                 return {}
             raise
 

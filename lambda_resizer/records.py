@@ -48,9 +48,19 @@ def image_id_for(bucket: str, key: str) -> str:
     return hashlib.sha256(f"s3://{bucket}/{key}".encode()).hexdigest()[:32]
 
 
+def shard_name(shard: int) -> str:
+    """Return the `by_processed_at` index partition key of shard number ``shard`` (``"00"``, ``"01"``...)."""
+    return f"{shard:02d}"
+
+
+def shard_names(shards: int) -> list[str]:
+    """Return every `by_processed_at` partition key of a table with ``shards`` shards: one Query each."""
+    return [shard_name(shard) for shard in range(shards)]
+
+
 def processed_shard(image_id: str, shards: int) -> str:
     """Return the `by_processed_at` index partition of an image: a stable hash into ``shards`` values."""
-    return f"{int(image_id[:8], 16) % shards:02d}"
+    return shard_name(int(image_id[:8], 16) % shards)
 
 
 def decode_key(raw_key: str) -> str:

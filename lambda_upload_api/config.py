@@ -1,11 +1,32 @@
 """Settings of the upload API function, read once from the environment that the CDK stack and the
-local site server both set (see `image_etl.resources.upload_api_environment`)."""
+local site server both set (see `image_etl.resources.upload_api_environment`).
+
+Every value the resource module sets is required here, with no fallback of its own: a default
+written in two places drifts, and a function started without its environment should say so at once.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+
+class MissingSetting(KeyError):
+    """An environment variable the function needs is not set."""
+
+    def __str__(self) -> str:  # KeyError's own str() would print the message quoted
+        return str(self.args[0])
+
+
+def required(env: Mapping[str, str], name: str) -> str:
+    """Return ``env[name]``; raise :class:`MissingSetting` naming the variable when it is not set."""
+    if name not in env:
+        raise MissingSetting(
+            f"environment variable {name} is not set: the upload API's environment comes from "
+            "image_etl.resources.upload_api_environment"
+        )
+    return env[name]
 
 
 @dataclass(frozen=True)
@@ -28,28 +49,31 @@ class ApiConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiConfig:
-        """Return the config from environment variables; a missing required one raises KeyError naming it."""
+        """Return the config from environment variables.
+
+        :raises MissingSetting: a variable `upload_api_environment` sets is missing (named in the message).
+        """
         env = os.environ if env is None else env
-        expiry = int(env.get("VARIANT_URL_EXPIRY_S", "900"))
+        expiry = int(required(env, "VARIANT_URL_EXPIRY_S"))
         if not 0 < expiry <= MAX_VARIANT_URL_EXPIRY_S:
             raise ValueError(
                 f"VARIANT_URL_EXPIRY_S={expiry}: variant links may live 1 to {MAX_VARIANT_URL_EXPIRY_S} s"
             )
         return cls(
-            upload_bucket=env["UPLOAD_BUCKET"],
-            upload_prefix=env.get("UPLOAD_PREFIX", "uploads/"),
-            variants_bucket=env["VARIANTS_BUCKET"],
-            table_name=env["TABLE_NAME"],
-            index_shards=int(env.get("INDEX_SHARDS", "16")),
-            processed_index=env.get("PROCESSED_INDEX", "by_processed_at"),
-            label_index=env.get("LABEL_INDEX", "by_label"),
-            allowed_origin=env["ALLOWED_ORIGIN"].rstrip("/"),
-            max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))),
-            presign_expiry_s=int(env.get("PRESIGN_EXPIRY_S", "300")),
+            upload_bucket=required(env, "UPLOAD_BUCKET"),
+            upload_prefix=required(env, "UPLOAD_PREFIX"),
+            variants_bucket=required(env, "VARIANTS_BUCKET"),
+            table_name=required(env, "TABLE_NAME"),
+            index_shards=int(required(env, "INDEX_SHARDS")),
+            processed_index=required(env, "PROCESSED_INDEX"),
+            label_index=required(env, "LABEL_INDEX"),
+            allowed_origin=required(env, "ALLOWED_ORIGIN").rstrip("/"),
+            max_upload_bytes=int(required(env, "MAX_UPLOAD_BYTES")),
+            presign_expiry_s=int(required(env, "PRESIGN_EXPIRY_S")),
             variant_url_expiry_s=expiry,
-            app_client_id=env["APP_CLIENT_ID"],
-            upload_groups=_names(env["UPLOAD_GROUPS"]),
-            read_groups=_names(env["READ_GROUPS"]),
+            app_client_id=required(env, "APP_CLIENT_ID"),
+            upload_groups=_names(required(env, "UPLOAD_GROUPS")),
+            read_groups=_names(required(env, "READ_GROUPS")),
         )
 
 

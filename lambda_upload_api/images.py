@@ -31,6 +31,11 @@ def image_id_for(bucket: str, key: str) -> str:
     return hashlib.sha256(f"s3://{bucket}/{key}".encode()).hexdigest()[:32]
 
 
+def shard_names(shards: int) -> list[str]:
+    """Return the `by_processed_at` partition keys (same format as lambda_resizer.records.shard_names)."""
+    return [f"{shard:02d}" for shard in range(shards)]
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -174,7 +179,7 @@ class ImageStore:
         }
 
     def _recent_all(self, limit: int, state: dict[str, Any]) -> dict[str, Any]:
-        shards = [f"{n:02d}" for n in range(self.config.index_shards)]
+        shards = shard_names(self.config.index_shards)
         if any(
             shard not in shards or not (value == _DONE or _is_key(value)) for shard, value in state.items()
         ):

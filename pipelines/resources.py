@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,12 +20,9 @@ from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from image_etl.dataset.rules import ManifestConfig, QualityThresholds, RetentionPolicy, SplitRatios
 from image_etl.dataset.table import ManifestTable, glue_catalog
 from image_etl.manifest import DatasetStore
-from image_etl.resources import LOCAL, manifest_table_location
+from image_etl.resources import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
 from image_etl.settings import Settings, load_settings
-from lambda_resizer.records import from_item, to_item
-
-#: moto takes any key; never hand a developer's real credentials to the emulator.
-_LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+from lambda_resizer.records import from_item, shard_names, to_item
 
 
 class ImageRecordTable(dg.ConfigurableResource):
@@ -35,8 +32,9 @@ class ImageRecordTable(dg.ConfigurableResource):
     region: str = "us-east-1"
     #: Empty for AWS's own endpoint.
     endpoint_url: str = ""
-    index_name: str = "by_processed_at"
-    index_shards: int = 16
+    #: The index and its shard count are the table's (`image_etl.resources.TableShape`, via `Settings`).
+    index_name: str
+    index_shards: int
     #: Sign with dummy keys (the local emulation), instead of the default credential chain.
     local_credentials: bool = False
 
@@ -54,7 +52,7 @@ class ImageRecordTable(dg.ConfigurableResource):
     def client(self) -> Any:
         import boto3
 
-        keys = _LOCAL_CREDENTIALS if self.local_credentials else {}
+        keys = LOCAL_CREDENTIALS if self.local_credentials else {}
         return boto3.session.Session(region_name=self.region, **keys).client(
             "dynamodb", endpoint_url=self.endpoint_url or None
         )
@@ -82,7 +80,7 @@ class ImageRecordTable(dg.ConfigurableResource):
         :return: (records as plain dicts, items read).
         """
         client = self.client()
-        shards = [f"{i:02d}" for i in range(self.index_shards)]
+        shards = shard_names(self.index_shards)
         with ThreadPoolExecutor(max_workers=min(8, len(shards))) as pool:
             results = list(pool.map(lambda s: self._query_shard(client, s, after), shards))
         return [r for records, _ in results for r in records], sum(read for _, read in results)
@@ -125,9 +123,10 @@ class DatasetBucket(dg.ConfigurableResource):
 
     s3: S3Resource
     bucket: str
-    prefix: str = "datasets/"
+    #: Prefixes are the deployment's (`image_etl.resources`, via `Settings`).
+    prefix: str
     variants_bucket: str
-    variants_prefix: str = "variants/"
+    variants_prefix: str
     glue_database: str = LOCAL.catalog.database
     region: str = "us-east-1"
     #: Empty for AWS's own endpoints.
@@ -206,18 +205,25 @@ class ManifestVersionIOManager(dg.ConfigurableIOManager):
         return ManifestVersion(**json.loads(self.datasets.store().read_bytes(key)))
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
+def _parse_bool(value: str) -> bool:
+    value = value.lower()
     if value not in ("1", "true", "yes", "0", "false", "no"):
-        raise ValueError(f"{name} must be 1/true/yes or 0/false/no, got {value!r}")
+        raise ValueError("must be 1/true/yes or 0/false/no")
     return value in ("1", "true", "yes")
+
+
+def _parse_ratios(value: str) -> SplitRatios:
+    parts = [float(part) for part in value.split(",")]
+    if len(parts) != 3:
+        raise ValueError("needs three fractions: train,val,test")
+    return SplitRatios(*parts)
+
+
+def _parse(variable: str, value: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{variable}={value!r}: {error}") from error
 
 
 class DatasetPolicy(dg.ConfigurableResource):
@@ -234,9 +240,9 @@ class DatasetPolicy(dg.ConfigurableResource):
     dark_below: float = QualityThresholds.dark_below
     bright_above: float = QualityThresholds.bright_above
     blurry_below: float = QualityThresholds.blurry_below
-    train: float = 0.8
-    val: float = 0.1
-    test: float = 0.1
+    train: float = SplitRatios.train
+    val: float = SplitRatios.val
+    test: float = SplitRatios.test
     #: The failed-image rate check warns above this share of failed records.
     max_failed_rate: float = 0.2
     #: Label conflicts (one picture under two labels) stop publishing instead of only warning.
@@ -257,22 +263,29 @@ class DatasetPolicy(dg.ConfigurableResource):
         """Return the defaults, overridden by IMAGE_ETL_NEAR_DUP_DISTANCE, IMAGE_ETL_SPLIT_RATIOS
         (``0.8,0.1,0.1``), IMAGE_ETL_MAX_FAILED_RATE, IMAGE_ETL_LABEL_CONFLICTS_BLOCK (``1``/``true``),
         IMAGE_ETL_NIGHTLY_DAYS, IMAGE_ETL_SENSOR_OVERLAP_S, IMAGE_ETL_RETAIN_DAYS, IMAGE_ETL_RETAIN_VERSIONS.
+
+        Only the variables that are set are passed on: every default stays the field's own (and so
+        the dataset rules' in ``image_etl.dataset.rules``).
         """
+        values: dict[str, Any] = {}
         ratios = os.environ.get("IMAGE_ETL_SPLIT_RATIOS")
-        train, val, test = (float(x) for x in ratios.split(",")) if ratios else (0.8, 0.1, 0.1)
-        SplitRatios(train, val, test)  # fail at load time, not in the middle of a run
-        return cls(
-            near_dup_distance=int(os.environ.get("IMAGE_ETL_NEAR_DUP_DISTANCE", "6")),
-            train=train,
-            val=val,
-            test=test,
-            max_failed_rate=_env_float("IMAGE_ETL_MAX_FAILED_RATE", 0.2),
-            label_conflicts_block=_env_bool("IMAGE_ETL_LABEL_CONFLICTS_BLOCK", False),
-            nightly_days=int(os.environ.get("IMAGE_ETL_NIGHTLY_DAYS", "3")),
-            sensor_overlap_s=_env_float("IMAGE_ETL_SENSOR_OVERLAP_S", 30.0),
-            retain_days=int(os.environ.get("IMAGE_ETL_RETAIN_DAYS", str(RetentionPolicy.keep_days))),
-            retain_versions=int(os.environ.get("IMAGE_ETL_RETAIN_VERSIONS", str(RetentionPolicy.keep_last))),
-        )
+        if ratios:
+            # Checked here: fail at load time, not in the middle of a run.
+            split = _parse("IMAGE_ETL_SPLIT_RATIOS", ratios, _parse_ratios)
+            values.update(train=split.train, val=split.val, test=split.test)
+        for field_name, variable, parse in (
+            ("near_dup_distance", "IMAGE_ETL_NEAR_DUP_DISTANCE", int),
+            ("max_failed_rate", "IMAGE_ETL_MAX_FAILED_RATE", float),
+            ("label_conflicts_block", "IMAGE_ETL_LABEL_CONFLICTS_BLOCK", _parse_bool),
+            ("nightly_days", "IMAGE_ETL_NIGHTLY_DAYS", int),
+            ("sensor_overlap_s", "IMAGE_ETL_SENSOR_OVERLAP_S", float),
+            ("retain_days", "IMAGE_ETL_RETAIN_DAYS", int),
+            ("retain_versions", "IMAGE_ETL_RETAIN_VERSIONS", int),
+        ):
+            value = os.environ.get(variable, "").strip()
+            if value:
+                values[field_name] = _parse(variable, value, parse)
+        return cls(**values)
 
     def retention(self) -> RetentionPolicy:
         return RetentionPolicy(
@@ -297,7 +310,7 @@ class DatasetPolicy(dg.ConfigurableResource):
 
 def s3_resource(settings: Settings) -> S3Resource:
     """Return dagster-aws's S3 resource for a deployment (the emulator's endpoint when local)."""
-    keys: dict[str, Any] = _LOCAL_CREDENTIALS if settings.is_local else {}
+    keys: dict[str, Any] = LOCAL_CREDENTIALS if settings.is_local else {}
     return S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.region, **keys)
 
 

@@ -15,18 +15,14 @@ from image_etl.dataset.rules import FIRST_DAY
 from image_etl.local.cognito import patch_moto_cognito
 from image_etl.local.emulator import COGNITO_ENVIRONMENT
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
-from image_etl.resources import LOCAL
+from image_etl.resources import LOCAL, LOCAL_CREDENTIAL_VARIABLES
 from image_etl.settings import Settings, local_settings
 from tests.stack_process import RunningStack, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
 # boto3 refuses to sign without credentials; never let a developer's real ones reach a test.
-for name, value in {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}.items():
+for name, value in {**LOCAL_CREDENTIAL_VARIABLES, "AWS_DEFAULT_REGION": "us-east-1"}.items():
     os.environ[name] = value
 os.environ.pop("AWS_PROFILE", None)
 # Dagster's partitions are fixed when `pipelines` is imported, from the settings: a developer's running

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from image_etl.dataset import keys
 from image_etl.dataset.groups import NO_SPLIT, split_codes
 from image_etl.dataset.rows import INDEX_COLUMNS, PARTITION_COLUMN, arrow_schema, with_group_sizes
+from image_etl.resources import LOCAL_CREDENTIALS
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -99,8 +100,8 @@ def glue_catalog(
         properties.update({"glue.endpoint": endpoint_url, "s3.endpoint": endpoint_url})
     if local_credentials:
         for service in ("glue", "s3"):
-            properties[f"{service}.access-key-id"] = "testing"
-            properties[f"{service}.secret-access-key"] = "testing"
+            properties[f"{service}.access-key-id"] = LOCAL_CREDENTIALS["aws_access_key_id"]
+            properties[f"{service}.secret-access-key"] = LOCAL_CREDENTIALS["aws_secret_access_key"]
     return GlueCatalog(name, **properties)
 
 

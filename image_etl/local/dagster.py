@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -25,6 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from image_etl.local.signals import die_with_parent
+from image_etl.resources import LOCAL_CREDENTIAL_VARIABLES
 from image_etl.settings import DEFAULT_DAGSTER_PORT, LOCAL_HOST, Settings, project_root, settings_variables
 
 #: The start of the warning `dagster dev` prints at every start (see :func:`supervise`).
@@ -74,7 +75,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     env["IMAGE_ETL_AWS_ENDPOINT_URL"] = settings.aws_endpoint_url or "aws"
     if settings.is_local:
         # Runs use boto3's default chain too (dagster-aws); the emulator takes any key.
-        env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        env.update(LOCAL_CREDENTIAL_VARIABLES)
         env.setdefault("AWS_DEFAULT_REGION", settings.region)
     return env
 
@@ -120,15 +121,10 @@ def wait_until_ready(port: int, timeout_s: float = 90.0) -> bool:
     return False
 
 
-def _die_with_parent() -> None:
-    # If this supervisor is killed -9, `dagster dev` still gets SIGTERM and shuts down its children.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _child_setup() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.setpgrp()
-    _die_with_parent()
+    die_with_parent()  # if this supervisor is killed -9, `dagster dev` still stops its children
 
 
 def supervise(port: int, dagster_home: Path, workspace: Path) -> int:

@@ -8,7 +8,6 @@ holding a port; the next start restores the state and re-enqueues unfinished upl
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -27,21 +26,15 @@ from typing import IO, Any
 
 from image_etl.local.dagster import dagster_dev_command
 from image_etl.local.go import GO, WAIT_FOR_GO
+from image_etl.local.signals import die_with_parent
 from image_etl.local.usage import data_dir_usage
 from image_etl.resources import LOCAL
 from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings, local_first_day
 from image_etl.users import DEMO_PASSWORD_FILE
 
-_PR_SET_PDEATHSIG = 1
-
 
 class StackError(RuntimeError):
     """The local stack cannot start; the message says why and what to do."""
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def ensure_port_free(port: int, flag: str) -> None:
@@ -87,7 +80,7 @@ class Child:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     def stream_output(self, out: IO[str]) -> None:
@@ -150,7 +143,7 @@ class LocalStack:
     def run(self) -> int:
         """Start everything, block until SIGINT/SIGTERM, stop everything; return an exit code."""
         if os.environ.get("IMAGE_ETL_DIE_WITH_PARENT") == "1":
-            _die_with_parent()  # under `make up`, a killed make must not leave the stack behind
+            die_with_parent()  # under `make up`, a killed make must not leave the stack behind
         with data_dir_lock(self.data_dir):
             ensure_port_free(self.aws_port, "--aws-port")
             ensure_port_free(self.site_port, "--site-port")

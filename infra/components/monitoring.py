@@ -21,7 +21,8 @@ class Alarms(Construct):
     Both thresholds are "more than zero": each DLQ message is an upload that never got a record, and
     each function error is a batch that will be retried. Missing data means nothing happened.
 
-    :param topic: where alarms notify (optional: without it they show in the CloudWatch console).
+    :param topic_arn: the SNS topic alarms notify (optional: without it they show in the CloudWatch
+        console); looked up here, so every stack that has alarms imports it the same way.
     """
 
     def __init__(
@@ -31,7 +32,7 @@ class Alarms(Construct):
         *,
         dead_letter_queues: Mapping[str, sqs.IQueue] | None = None,
         functions: Mapping[str, lambda_.IFunction] | None = None,
-        topic: sns.ITopic | None = None,
+        topic_arn: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
@@ -48,7 +49,8 @@ class Alarms(Construct):
                 function.metric_errors(period=_PERIOD, statistic="Sum"),
                 f"{name} raised errors: see its log group.",
             )
-        if topic is not None:
+        if topic_arn:
+            topic = sns.Topic.from_topic_arn(self, "Topic", topic_arn)
             for alarm in self.alarms.values():
                 alarm.add_alarm_action(actions.SnsAction(topic))
 

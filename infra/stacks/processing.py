@@ -14,7 +14,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from image_etl.resources import (
@@ -107,7 +106,7 @@ class ImageProcessingStack(Stack):
                 "LargeDeadLetters": self.large_queue.dead_letters,
             },
             functions={"Resizer": function, "LargeResizer": self.large_resizer.function},
-            topic=sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn) if alarm_topic_arn else None,
+            topic_arn=alarm_topic_arn,
         )
         acknowledge_cdk_notifications_handler(self)
 

@@ -8,7 +8,6 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from image_etl.resources import LOCAL, StackNames, site_config, upload_api_environment
@@ -116,7 +115,7 @@ class UploadApiStack(Stack):
             self,
             "Alarms",
             functions={"UploadApi": function},
-            topic=sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn) if alarm_topic_arn else None,
+            topic_arn=alarm_topic_arn,
         )
 
         CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the upload API")

@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.exceptions import ClientError
 from PIL import Image
 
 from image_etl.local.worker import FakeLambdaContext, handler_environment
+from image_etl.manifest import S3_NOT_FOUND_CODES
 from image_etl.settings import Settings
 from lambda_resizer import handler
+from lambda_resizer.processing import NOT_FOUND_CODES
 from lambda_resizer.records import from_item, image_id_for
 from tests.imaging import encode, photo_like
 from tests.stack_process import in_this_process
@@ -339,3 +342,14 @@ def test_a_last_delivery_that_succeeds_replaces_the_failed_mark(stack: Settings,
 
     record = record_of(stack, "uploads/cats/late.jpg")
     assert record["status"] == "processed" and "error" not in record and "error_code" not in record
+
+
+def test_a_missing_object_is_recognised_from_either_call_and_both_copies_agree(stack: Settings) -> None:
+    s3 = stack.client("s3")
+    codes = set()
+    for call in (s3.head_object, s3.get_object):
+        with pytest.raises(ClientError) as missing:
+            call(Bucket=stack.upload_bucket, Key="uploads/never-uploaded.jpg")
+        codes.add(missing.value.response["Error"]["Code"])
+    assert codes <= NOT_FOUND_CODES and len(codes) == 2  # HeadObject says "404", GetObject "NoSuchKey"
+    assert NOT_FOUND_CODES == S3_NOT_FOUND_CODES  # the toolkit's copy (this package is deployed alone)

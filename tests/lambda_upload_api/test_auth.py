@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
-from image_etl.resources import token_issuer
+from image_etl.resources import LOCAL, token_issuer, upload_api_environment
 from image_etl.settings import Settings
 from lambda_upload_api.auth import Caller, caller_from, parse_groups, require
 from lambda_upload_api.config import ApiConfig
@@ -128,15 +128,18 @@ def test_a_refused_request_never_reaches_the_data(
         assert app.resolve(event, None)["statusCode"] == status
 
 
-ENV = {
-    "UPLOAD_BUCKET": "u",
-    "VARIANTS_BUCKET": "v",
-    "TABLE_NAME": "t",
-    "ALLOWED_ORIGIN": "http://127.0.0.1:8000",
-    "APP_CLIENT_ID": "page-client",
-    "UPLOAD_GROUPS": "uploaders",
-    "READ_GROUPS": "uploaders,viewers",
-}
+#: The environment the stacks give the function (`image_etl.resources`), with made-up names.
+ENV = upload_api_environment(
+    upload_bucket="u",
+    upload_prefix=LOCAL.upload_prefix,
+    variants_bucket="v",
+    table_name="t",
+    allowed_origin="http://127.0.0.1:8000",
+    app_client_id="page-client",
+    table=LOCAL.table,
+    api=LOCAL.upload_api,
+    identity=LOCAL.identity,
+)
 
 
 @pytest.fixture

@@ -18,12 +18,13 @@ from image_etl.dataset.annotations import write_back
 from image_etl.dataset.record_files import build_from_record_files, write_record_files
 from image_etl.dataset.rules import ManifestConfig
 from image_etl.manifest import DatasetStore, manifest_table
-from image_etl.resources import ACCEPTED_IMAGE_TYPES
+from image_etl.resources import ACCEPTED_IMAGE_TYPES, LOCAL
 from image_etl.settings import Settings
-from lambda_resizer.records import from_item, to_item
+from lambda_resizer.records import from_item, processed_shard, to_item
 from lambda_resizer.records import image_id_for as resizer_image_id_for
+from lambda_resizer.records import shard_names as resizer_shard_names
 from lambda_upload_api import handler
-from lambda_upload_api.images import image_id_for
+from lambda_upload_api.images import image_id_for, shard_names
 from lambda_upload_api.validation import IMAGE_TYPES
 
 ORIGIN = "http://127.0.0.1:8000"
@@ -35,7 +36,7 @@ def put_record(stack: Settings, key: str, **fields: Any) -> str:
         "image_id": image_id,
         "source_key": key,
         "status": "processed",
-        "processed_shard": f"{int(image_id[:8], 16) % 16:02d}",
+        "processed_shard": processed_shard(image_id, LOCAL.table.index_shards),
         "processed_at": "2026-11-26T10:00:00.000000Z",
         **fields,
     }
@@ -260,9 +261,14 @@ def test_aws_outage_is_a_json_503(stack: Settings, call, monkeypatch: pytest.Mon
     assert status == 503 and body["error"] == "unavailable"
 
 
-def test_image_ids_and_types_agree_with_the_resizer_and_the_site() -> None:
+def test_image_ids_types_and_shards_agree_with_the_resizer_and_the_site() -> None:
     assert image_id_for("b", "uploads/x y.jpg") == resizer_image_id_for("b", "uploads/x y.jpg")
     assert tuple(IMAGE_TYPES) == ACCEPTED_IMAGE_TYPES
+    # The API lists the index shards the resizer writes: the same names, and each image lands in one.
+    assert shard_names(LOCAL.table.index_shards) == resizer_shard_names(LOCAL.table.index_shards)
+    assert processed_shard("ffffffff" + "0" * 24, LOCAL.table.index_shards) in shard_names(
+        LOCAL.table.index_shards
+    )
 
 
 def test_after_a_build_the_api_returns_the_dataset_annotations(stack: Settings, call) -> None:
