@@ -21,7 +21,7 @@ MISLABELLED_SUFFIX = "_mislabelled"
 
 def _picture(kind: str, rng: random.Random, size: tuple[int, int]) -> Image.Image:
     background = tuple(rng.randrange(256) for _ in range(3))
-    image = Image.new("RGB", size, background)  # type: ignore[arg-type]
+    image = Image.new("RGB", size, background)
     draw = ImageDraw.Draw(image)
     width, height = size
     for _ in range(rng.randint(3, 8)):
@@ -29,9 +29,9 @@ def _picture(kind: str, rng: random.Random, size: tuple[int, int]) -> Image.Imag
         x, y = rng.randrange(width), rng.randrange(height)
         extent = rng.randint(min(size) // 10, min(size) // 3)
         if kind == "circles":
-            draw.ellipse((x - extent, y - extent, x + extent, y + extent), fill=colour)  # type: ignore[arg-type]
+            draw.ellipse((x - extent, y - extent, x + extent, y + extent), fill=colour)
         elif kind == "squares":
-            draw.rectangle((x - extent, y - extent, x + extent, y + extent), fill=colour)  # type: ignore[arg-type]
+            draw.rectangle((x - extent, y - extent, x + extent, y + extent), fill=colour)
         else:
             step = rng.randint(8, 40)
             for offset in range(-height, width, step * 2):
@@ -42,7 +42,7 @@ def _picture(kind: str, rng: random.Random, size: tuple[int, int]) -> Image.Imag
                         (offset + step + height, height),
                         (offset + height, height),
                     ],
-                    fill=colour,  # type: ignore[arg-type]
+                    fill=colour,
                 )
             break
     return image

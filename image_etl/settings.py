@@ -287,11 +287,8 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
     local = local_settings(
         folder, aws_port=int(ports["aws_port"]), site_port=int(ports["site_port"]), dagster_port=dagster_port
     )
-    settings = replace(
-        local,
-        running=state is not None,
-        **{name: (state or {}).get(name) for name in _STACK_FILE_FIELDS},
-    )
+    recorded: dict[str, Any] = {name: (state or {}).get(name) for name in _STACK_FILE_FIELDS}
+    settings = replace(local, running=state is not None, **recorded)
     settings = replace(settings, first_day=(state or {}).get("first_day") or FIRST_DAY)
     overrides: dict[str, Any] = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
     if str(overrides.get("aws_endpoint_url", "")).lower() == "aws":

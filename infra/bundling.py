@@ -202,7 +202,8 @@ def layer_code(requirements: Path, *, platform: LambdaPlatform) -> lambda_.Code:
                 "bash", "-c",
                 f"pip install --no-compile -r {requirements.name} -t /asset-output/python",
             ],
-            local=PipLayerBundling(requirements=requirements, platform=platform),
+            # jsii passes the options struct positionally; its Protocol spells it out as keywords.
+            local=PipLayerBundling(requirements=requirements, platform=platform),  # type: ignore[arg-type]
         ),
     )  # fmt: skip
 
@@ -224,7 +225,7 @@ def package_code(package: Path) -> lambda_.Code:
                 "-c",
                 f"mkdir -p /asset-output/{name} && cp -R /asset-input/. /asset-output/{name}/",
             ],
-            local=PackageBundling(package=package),
+            local=PackageBundling(package=package),  # type: ignore[arg-type]  # as above
         ),
     )
 

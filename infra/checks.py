@@ -22,6 +22,7 @@ from aws_cdk import (
     PolicyViolation,
     Validations,
 )
+from aws_cdk import aws_s3_deployment as s3deploy
 from cdk_nag import AwsSolutionsChecks, NagPack
 from constructs import IConstruct
 
@@ -98,7 +99,7 @@ class ErrorsFailSynth:
         return self._pack.version
 
     @property
-    def rule_ids(self) -> Sequence[str] | None:
+    def rule_ids(self) -> list[str] | None:
         return self._pack.rule_ids
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
@@ -114,8 +115,11 @@ def aws_solutions_checks(root: IConstruct) -> ErrorsFailSynth:
     )
 
 
-def acknowledge_bucket_deployment_handler(handler: IConstruct) -> None:
+def acknowledge_bucket_deployment_handler(deployment: s3deploy.BucketDeployment) -> None:
     """Accept the findings on the function CDK's BucketDeployment runs (one per stack, CDK-owned)."""
+    handler = deployment.handler_role.node.scope  # the role sits inside the function it serves
+    if handler is None:
+        raise ValueError(f"{deployment.node.path}: its handler role has no enclosing function")
     acknowledge(
         handler, "AwsSolutions-L1", "CDK's BucketDeployment handler; CDK picks and updates its runtime."
     )

@@ -37,7 +37,9 @@ def to_working(im: Image.Image, icc: bytes | None, source_mode: str) -> Image.Im
         im = to_8bit(im, source_mode)
     transform = _srgb_transform(icc, "RGB" if im.mode == "YCbCr" else im.mode) if icc else None
     if transform is not None:
-        im = ImageCms.applyTransform(im.convert("RGB") if im.mode == "YCbCr" else im, transform)
+        converted = ImageCms.applyTransform(im.convert("RGB") if im.mode == "YCbCr" else im, transform)
+        assert converted is not None  # None only for inPlace=True
+        im = converted
     if alpha is not None:
         im = im.convert("RGB")
         im.putalpha(alpha)

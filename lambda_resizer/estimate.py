@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 from . import decoding
 from .formats import jpeg, png, tiff
@@ -148,7 +148,7 @@ def read_header(fp: BinaryIO) -> Header:
             fmt, im.mode, width, height, bits=bits, frames=frames, progressive=interlaced,
             banded=banded or whole, whole=whole,
         )  # fmt: skip
-    if fmt == "TIFF":
+    if fmt == "TIFF" and isinstance(im, TiffImagePlugin.TiffImageFile):
         bits = max(im.tag_v2.get(258, (8,)) or (8,))
         unit = tiff.band_unit(im)
         return Header(fmt, im.mode, width, height, bits=int(bits), banded=unit is not None, unit=unit or 1)
@@ -167,7 +167,7 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
     """
     largest = max((fit(header.width, header.height, edge) for _, edge in recipe.sizes), key=_area)
     working = _area(largest) * _WORKING_PER_PIXEL
-    decoded_8bit = header.pixels * _channels(header.mode)
+    decoded_8bit: float = header.pixels * _channels(header.mode)
     scale = 1.0
     if header.format == "JPEG":
         eighths = jpeg.dct_scale(header.width, header.height, largest)

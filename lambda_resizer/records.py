@@ -1,4 +1,7 @@
-"""The image record: one DynamoDB item per source object, as plain dicts (no AWS here).
+"""The image record: one DynamoDB item per source object, built as plain dicts.
+
+Pure functions, no AWS calls: the callers read and write the table. boto3 is used only for its
+DynamoDB type (de)serializer (`to_item`, `from_item`).
 
 Attribute names are a contract read by the upload API, the Dagster sensor and the notebooks.
 """

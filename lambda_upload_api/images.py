@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -231,7 +231,7 @@ class ImageStore:
             raise
 
 
-def _is_key(value: Any) -> bool:
+def _is_key(value: Any) -> TypeGuard[dict[str, Any]]:
     """True when ``value`` looks like a DynamoDB key we put in a token: string attributes only."""
     return (
         isinstance(value, dict)

@@ -310,7 +310,7 @@ class DatasetPolicy(dg.ConfigurableResource):
 
 def s3_resource(settings: Settings) -> S3Resource:
     """Return dagster-aws's S3 resource for a deployment (the emulator's endpoint when local)."""
-    keys = LOCAL_CREDENTIALS if settings.is_local else {}
+    keys: dict[str, Any] = LOCAL_CREDENTIALS if settings.is_local else {}
     return S3Resource(endpoint_url=settings.aws_endpoint_url, region_name=settings.region, **keys)
 
 

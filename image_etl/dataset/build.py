@@ -415,9 +415,9 @@ def _incremental_changes(
         )
         for position, row in zip(elsewhere, rows, strict=True):
             theirs = str(old_processed.get(index.image_key[row], "") or "")
-            mine = str(new["processed_at"].iloc[position] or "")
+            ours = str(new["processed_at"].iloc[position] or "")
             later_day = new["_day"].iloc[position] > day_name(index.day[row])
-            if mine > theirs or (mine == theirs and later_day):
+            if ours > theirs or (ours == theirs and later_day):
                 removed[row] = True
             else:
                 keep_new[position] = False
@@ -511,7 +511,7 @@ def _incremental_changes(
         }
     )
     removed_keys = set(index.image_key[removed & ~replaced].tolist())
-    result: dict[str, pd.DataFrame | None] = {}
+    result: dict[str, pd.DataFrame | _Written | None] = {}
     for day in sorted(rewrite):
         before = old_rows[old_rows[PARTITION_COLUMN].astype("str") == day].reset_index(drop=True)
         if day in days:
@@ -681,7 +681,9 @@ def _rebuild_changes(
         ids.append(records["image_id"].to_numpy(dtype=object))
         if number % 50 == 49:
             progress(f"read keys of {number + 1}/{len(days)} days")
-    joined = {name: (np.concatenate(values) if values else np.empty(0)) for name, values in parts.items()}
+    joined: dict[str, np.ndarray] = {
+        name: (np.concatenate(values) if values else np.empty(0)) for name, values in parts.items()
+    }
     all_ids = np.concatenate(ids) if ids else np.empty(0, dtype=object)
     # The latest record of each image wins (the later day on a tie), as in an incremental run.
     order = np.lexsort((joined["pos"], joined["day"], joined["proc"], joined["key"]))

@@ -208,11 +208,11 @@ def near_duplicate_query(
     for blocks in tables:
         bits = sum(width for _, width in blocks)
         key_dtype = np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64
-        old_key = np.zeros(len(old), dtype=key_dtype)
+        old_key: np.ndarray = np.zeros(len(old), dtype=key_dtype)
         new_key = np.zeros(len(new), dtype=np.uint64)
         offset = 0
         for span in blocks:
-            old_key |= old_parts[span].astype(key_dtype) << key_dtype(offset)
+            old_key |= np.left_shift(old_parts[span].astype(key_dtype), key_dtype(offset))
             new_key |= new_parts[span] << np.uint64(offset)
             offset += span[1]
         if bits <= _LOOKUP_BITS:

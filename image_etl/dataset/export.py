@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -93,7 +93,7 @@ def split_table(
     part = rows[rows["split"] == split]
     index = {name: i for i, name in enumerate(names)}
     keys = [str(key) for key in part[f"{VARIANT_PREFIX}{variant}"]]
-    columns = {
+    columns: dict[str, list[Any]] = {
         FILE_COLUMN: [k[len(variants_prefix) :] if k.startswith(variants_prefix) else k for k in keys],
         LABEL_COLUMN: [index.get(label) if isinstance(label, str) else None for label in part["label"]],
         **{name: part[name].tolist() for name in EXPORT_COLUMNS},

@@ -25,7 +25,7 @@ NO_SPLIT = -1
 
 def split_codes(names: Sequence[str | None] | np.ndarray) -> np.ndarray:
     """Return int8 codes (index into :data:`SPLITS`, else -1) for split names."""
-    lookup = {name: code for code, name in enumerate(SPLITS)}
+    lookup: dict[str | None, int] = {name: code for code, name in enumerate(SPLITS)}
     return np.fromiter((lookup.get(n, NO_SPLIT) for n in names), dtype=np.int8, count=len(names))
 
 

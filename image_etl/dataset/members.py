@@ -18,8 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def keepers(
@@ -92,7 +96,7 @@ class LabelConflicts:
         return int((self.of >= 0).sum())
 
 
-def label_codes(labels: Sequence[object] | np.ndarray, names: dict[str, int]) -> np.ndarray:
+def label_codes(labels: Sequence[object] | np.ndarray | pd.Series, names: dict[str, int]) -> np.ndarray:
     """Return an int32 code per label (-1 for none), adding unseen labels to ``names`` (label -> code).
 
     :param labels: label strings; None, NaN and "" mean unlabelled.
@@ -100,7 +104,8 @@ def label_codes(labels: Sequence[object] | np.ndarray, names: dict[str, int]) ->
     """
     import pandas as pd
 
-    codes, uniques = pd.factorize(pd.Series(labels, dtype="object").replace("", None), use_na_sentinel=True)
+    series = pd.Series(np.asarray(labels, dtype=object))
+    codes, uniques = pd.factorize(series.replace("", None), use_na_sentinel=True)
     lookup = np.array([names.setdefault(str(u), len(names)) for u in uniques] + [-1], dtype=np.int32)
     return lookup[np.where(codes >= 0, codes, len(uniques))]
 

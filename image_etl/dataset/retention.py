@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from image_etl.dataset.rules import RetentionPolicy
-from image_etl.dataset.table import PUBLISHED_LOG_PROPERTY, ManifestTable, Version
+from image_etl.dataset.table import PUBLISHED_LOG_PROPERTY, ManifestTable, Version, arrow_io
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def table_files(mt: ManifestTable) -> list[tuple[str, int, dt.datetime | None]]:
     from pyarrow import fs as pafs
 
     table = mt.table()
-    io = table.io
+    io = arrow_io(table.io)
     scheme, netloc, path = io.parse_location(table.location(), io.properties)
     filesystem = io.fs_by_scheme(scheme, netloc)
     selector = pafs.FileSelector(path.rstrip("/"), recursive=True, allow_not_found=True)

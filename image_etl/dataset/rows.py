@@ -116,10 +116,10 @@ def manifest_rows(
         out[f"{VARIANT_PREFIX}{name}"] = frame[f"{VARIANT_PREFIX}{name}_key"]
     out[PARTITION_COLUMN] = pd.Series([dt.date.fromisoformat(day)] * len(frame), dtype="object")
     out["image_key"] = pd.Series(keys.as_signed(keys.image_keys(frame["image_id"])))
-    out["phash_key"] = pd.array(np.where(phash_valid, keys.as_signed(phash_key), 0), dtype="Int64")
-    out["phash_key"][~phash_valid] = pd.NA
-    out["sha256_key"] = pd.array(np.where(sha_valid, keys.as_signed(sha_key), 0), dtype="Int64")
-    out["sha256_key"][~sha_valid] = pd.NA
+    for name, key, valid in (("phash_key", phash_key, phash_valid), ("sha256_key", sha_key, sha_valid)):
+        column = pd.array(np.where(valid, keys.as_signed(key), 0), dtype="Int64")
+        column[~valid] = pd.NA
+        out[name] = pd.Series(column, index=frame.index)
     out["group_key"] = pd.Series(keys.as_signed(np.asarray(group_key, dtype=np.uint64)))
     out["uploaded_us"] = pd.Series(keys.time_keys(frame["uploaded_at"]))
     rows = pd.DataFrame(out)
@@ -160,5 +160,5 @@ def with_group_sizes(manifest: pd.DataFrame) -> pd.DataFrame:
     """
     manifest = manifest.drop(columns=["dup_group_size"], errors="ignore")
     sizes = manifest.groupby("dup_group")["image_id"].transform("size").astype("int64")
-    manifest.insert(manifest.columns.get_loc("dup_group") + 1, "dup_group_size", sizes)
+    manifest.insert(list(manifest.columns).index("dup_group") + 1, "dup_group_size", sizes)
     return manifest

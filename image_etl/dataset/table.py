@@ -29,6 +29,8 @@ from image_etl.resources import LOCAL_CREDENTIALS
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.io import FileIO
+    from pyiceberg.io.pyarrow import PyArrowFileIO
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
 
@@ -289,12 +291,8 @@ class ManifestTable:
         if not files:
             return Index.empty()
         total = sum(f.record_count for f in files)
-        index = Index(
-            *(np.zeros(total, dtype=t) for t in (np.uint64, np.uint64, bool, np.uint64, bool, np.uint64)),
-            np.zeros(total, dtype=np.int64),
-            np.zeros(total, dtype=np.int8),
-            np.zeros(total, dtype=np.int32),
-        )
+        dtypes = (np.uint64, np.uint64, bool, np.uint64, bool, np.uint64, np.int64, np.int8, np.int32)
+        index = Index(*[np.zeros(total, dtype=t) for t in dtypes])
         columns = (*INDEX_COLUMNS, "split", PARTITION_COLUMN)
         at = 0
         for dataset in self._datasets(files, columns, dictionary=("split",)):
@@ -326,7 +324,7 @@ class ManifestTable:
         file_format = ds.ParquetFileFormat(
             read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary))
         )
-        io = table.io
+        io = arrow_io(table.io)
         by_fs: dict[tuple[str, str], list[str]] = {}
         for data_file in files:
             scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
@@ -359,7 +357,7 @@ class ManifestTable:
         wanted = pa.schema([schema.field(name).remove_metadata() for name in columns])
         if not files:
             return wanted.empty_table()
-        io = table.io
+        io = arrow_io(table.io)
         by_fs: dict[tuple[str, str], list[str]] = {}
         for data_file in files:
             scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
@@ -554,13 +552,23 @@ def _partition_day(data_file: DataFile) -> str:
     return value.isoformat() if isinstance(value, dt.date) else day_name(int(value))
 
 
+def arrow_io(io: FileIO) -> PyArrowFileIO:
+    """Return the table's file IO as the pyarrow one, whose filesystems the fast readers use."""
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    if not isinstance(io, PyArrowFileIO):
+        raise TypeError(f"reading the table's files needs pyiceberg's PyArrowFileIO, not {type(io).__name__}")
+    return io
+
+
 def latest_metadata_file(catalog: Catalog, location: str) -> str | None:
     """Return the newest ``metadata/NNNNN-*.metadata.json`` under a table location, or None."""
     from pyarrow import fs as pafs
     from pyiceberg.io import load_file_io
+    from pyiceberg.io.pyarrow import PyArrowFileIO
 
     io = load_file_io(catalog.properties, location)
-    if not hasattr(io, "fs_by_scheme"):
+    if not isinstance(io, PyArrowFileIO):
         return None
     scheme, netloc, path = io.parse_location(location, io.properties)
     selector = pafs.FileSelector(f"{path.rstrip('/')}/metadata", allow_not_found=True)

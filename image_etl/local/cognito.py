@@ -77,7 +77,8 @@ def _initiate_auth(original: Callable[..., Any]) -> Callable[..., Any]:
         self: CognitoIdpBackend, client_id: str, auth_flow: str, auth_parameters: dict[str, str]
     ) -> dict[str, Any]:
         found = _client_and_pool(self, client_id)
-        hide_unknown = bool(found) and found[0].extended_config.get("PreventUserExistenceErrors") == "ENABLED"
+        extended = found[0].extended_config if found is not None else {}
+        hide_unknown = extended.get("PreventUserExistenceErrors") == "ENABLED"
         try:
             result = original(self, client_id, auth_flow, auth_parameters)
         except UserNotFoundError:

@@ -107,7 +107,9 @@ class FormUploadCors:
 def _retention_check(backend: SQSBackend, queue_name: str, message: Message) -> bool:
     """Return whether ``message`` is inside its queue's retention period (moto's check, made O(1))."""
     queue = backend.get_queue(queue_name)
-    return int(queue.message_retention_period) + message.sent_timestamp / 1000 > unix_time()
+    # moto sets both when the queue is created and the message queued; its hints do not say so.
+    retention = int(queue.message_retention_period)  # type: ignore[attr-defined]
+    return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
 
 
 def _ready(queue: Queue) -> list[Message]:
@@ -134,7 +136,7 @@ def speed_up_sqs() -> None:
     the emulator's core was saturated by that alone and the stack drained ~6 images/s. Here the
     retention period is read directly and each count reads the clock once.
     """
-    SQSBackend.is_message_valid_based_on_retention_period = _retention_check  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = _retention_check  # type: ignore[method-assign,assignment]
     Queue.messages = property(_ready)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_delayed = property(_count_delayed)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_not_visible = property(_count_in_flight)  # type: ignore[method-assign,assignment]
@@ -151,7 +153,7 @@ def speed_up_dispatch() -> None:
     emulator's CPU while the stack drains uploads. The modules do not change while it runs, and a
     host always maps to the same service, so both answers are remembered.
     """
-    moto.backends.list_of_moto_modules = lambda: _MOTO_MODULES  # type: ignore[assignment]
+    moto.backends.list_of_moto_modules = lambda: _MOTO_MODULES
     original = DomainDispatcherApplication.get_backend_for_host
     if getattr(original, "remembers", False):
         return
@@ -194,12 +196,12 @@ class Emulator:
         self._cognito = get_backend("cognito-idp")[LOCAL_ACCOUNT_ID][region]
         self._glue = get_backend("glue")[LOCAL_ACCOUNT_ID][region]
         self.users = UserStore(data_dir / USERS_FILE)
-        middleware = FormUploadCors(
+        uploads = FormUploadCors(
             PersistenceMiddleware(app, self.store, s3=self._s3, dynamodb=self._dynamodb, glue=self._glue),
             self._s3,
         )
         middleware = CognitoCors(
-            UserPersistence(middleware, self.users, self._cognito),
+            UserPersistence(uploads, self.users, self._cognito),
             allowed_origin=f"http://{LOCAL_HOST}:{site_port}",
         )
         # Raises OSError (EADDRINUSE) right here when the port is taken.

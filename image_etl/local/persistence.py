@@ -393,13 +393,15 @@ def _restore(store: StateStore, *, s3: Any, dynamodb: Any, account_id: str, regi
         bucket = s3.buckets.get(obj.bucket)
         if bucket is None:
             continue
-        fake = FakeKey.__new__(FakeKey)  # moto's __new__ tracks the key, so a reset disposes it
+        # moto's __new__ tracks the key, so a reset disposes it; its hints say it returns a BaseModel.
+        fake: FakeKey = FakeKey.__new__(FakeKey)  # type: ignore[assignment]
         fake.__dict__.update(blank.__dict__)
         fake.name, fake.bucket_name, fake._etag = obj.key, obj.bucket, obj.etag.strip('"')
         fake._metadata = LowercaseDict(obj.metadata)
         fake.lock = threading.Lock()
-        fake._value_buffer = DiskBuffer(store.blobs)
-        fake._value_buffer.adopt(obj.body_file, obj.size)
+        body = DiskBuffer(store.blobs)
+        body.adopt(obj.body_file, obj.size)
+        fake._value_buffer = body  # type: ignore[assignment]  # stands in for moto's SpooledTemporaryFile
         fake.contentsize = obj.size
         fake.last_modified = obj.last_modified
         bucket.keys.setlist(obj.key, [fake])
@@ -451,7 +453,7 @@ def _put_item(table: Any, attrs: dict[str, Any]) -> None:
     attributes): 0.36 ms per record here, most of a restart. A recorded item passed those checks
     when it was written.
     """
-    item = Item.__new__(Item)
+    item: Item = Item.__new__(Item)  # type: ignore[assignment]  # moto's hints: a BaseModel
     item.hash_key = DynamoType(attrs[table.hash_key_attr])
     item.range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
     item.attrs = LimitedSizeDict({name: DynamoType(value) for name, value in attrs.items()})

@@ -198,7 +198,7 @@ class DiskBuffer:
             name = self._store.write(data) if data else None
         except DataDirFull as error:
             log.error("refused a %d-byte write: %s", len(data), error.strerror)
-            raise InsufficientStorage(error.strerror) from error
+            raise InsufficientStorage(error.strerror or str(error)) from error
         self._replace(name, len(data))
         self._pos = len(data)
         return len(data)
@@ -241,7 +241,7 @@ class DiskBuffer:
             self._store.remove(old)
 
 
-_MOTO_TEMPFILE = moto.s3.models.tempfile  # type: ignore[attr-defined]
+_MOTO_TEMPFILE = moto.s3.models.tempfile
 
 
 def install(store: BlobStore) -> None:
@@ -252,11 +252,11 @@ def install(store: BlobStore) -> None:
 
     # moto reaches the class as `tempfile.SpooledTemporaryFile` in its own module namespace; only
     # that name is replaced, the real tempfile module is untouched.
-    moto.s3.models.tempfile = types.SimpleNamespace(SpooledTemporaryFile=buffer)  # type: ignore[attr-defined]
+    moto.s3.models.tempfile = types.SimpleNamespace(SpooledTemporaryFile=buffer)  # type: ignore[assignment]
 
 
 def uninstall() -> None:
-    moto.s3.models.tempfile = _MOTO_TEMPFILE  # type: ignore[attr-defined]
+    moto.s3.models.tempfile = _MOTO_TEMPFILE
 
 
 def body_of(fake: Any) -> DiskBuffer:

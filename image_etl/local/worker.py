@@ -206,7 +206,7 @@ class EventWorker:
         limits = InvocationLimits(context)
         try:
             with limits if self.enforce_limits else contextlib.nullcontext():
-                result = self.handler(event, context)
+                result = self.handler(event, context)  # type: ignore[arg-type]  # a stand-in context
         except Exception as error:  # as in Lambda: the whole batch comes back after the visibility timeout
             print(
                 f"resize handler raised {type(error).__name__}: {error}; batch will be retried",

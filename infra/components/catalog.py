@@ -100,7 +100,7 @@ class DatasetCatalog(Construct):
             actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"],
             resource_arns=[catalog_arn, database_arn, tables_arn],
         )
-        datasets.grants.actions_on_bucket_and_object_keys(
+        s3.BucketGrants.from_bucket(datasets).actions_on_bucket_and_object_keys(
             self.reader_role, warehouse_keys, "s3:GetObject", "s3:ListBucket"
         )
         self.results.grant_read(self.reader_role)

@@ -13,7 +13,10 @@ from constructs import Construct
 from infra.bundling import LambdaPlatform, layer_code, package_code
 from infra.checks import acknowledge
 
-#: Long enough to debug last month's failures, short enough not to pay for logs nobody reads.
+#: Every log (functions, API access, S3 server access) is kept this many days: long enough to debug
+#: last month's failures, short enough not to pay for logs nobody reads.
+LOG_RETENTION_DAYS = 30
+#: The same period as CloudWatch names it (it takes only its fixed periods, not a number of days).
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 

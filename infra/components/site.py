@@ -65,7 +65,7 @@ class StaticSite(Construct):
             distribution=self.distribution,
             distribution_paths=["/*"],
         )
-        acknowledge_bucket_deployment_handler(self.files.handler_role.node.scope)
+        acknowledge_bucket_deployment_handler(self.files)
 
 
 class SiteConfig(Construct):
@@ -88,4 +88,4 @@ class SiteConfig(Construct):
             distribution=site.distribution,
             distribution_paths=[f"/{CONFIG_FILE}"],
         )
-        acknowledge_bucket_deployment_handler(self.deployment.handler_role.node.scope)
+        acknowledge_bucket_deployment_handler(self.deployment)

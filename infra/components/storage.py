@@ -10,9 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.checks import acknowledge
-
-#: Logs are for investigating incidents, not an archive: keep three months.
-LOG_RETENTION = Duration.days(90)
+from infra.components.functions import LOG_RETENTION_DAYS
 
 
 def private_bucket(
@@ -62,7 +60,7 @@ class AccessLogs(Construct):
             object_ownership=(
                 s3.ObjectOwnership.OBJECT_WRITER if cloudfront else s3.ObjectOwnership.BUCKET_OWNER_ENFORCED
             ),
-            lifecycle_rules=[s3.LifecycleRule(expiration=LOG_RETENTION)],
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(LOG_RETENTION_DAYS))],
             removal_policy=RemovalPolicy.RETAIN,
         )
         acknowledge(

@@ -72,8 +72,12 @@ class UploadApiStack(Stack):
             description="Upload API: presigned uploads and image records",
         )
         function = self.handler.function
-        upload_bucket.grants.actions_on_object_keys(function, f"{names.upload_prefix}*", "s3:PutObject")
-        variants_bucket.grants.actions_on_object_keys(function, f"{names.variants_prefix}*", "s3:GetObject")
+        s3.BucketGrants.from_bucket(upload_bucket).actions_on_object_keys(
+            function, f"{names.upload_prefix}*", "s3:PutObject"
+        )
+        s3.BucketGrants.from_bucket(variants_bucket).actions_on_object_keys(
+            function, f"{names.variants_prefix}*", "s3:GetObject"
+        )
         table.grant_read_data(function)
         acknowledge(
             function,

@@ -19,15 +19,16 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     :param data: the file's bytes.
     :param rows: band height (the last band may be shorter).
     """
-    if len(im.tile) != 1 or im.tile[0].codec_name != "raw":
+    if not isinstance(im, ImageFile.ImageFile) or len(im.tile) != 1 or im.tile[0].codec_name != "raw":
         return None
     tile = im.tile[0]
-    try:
-        _, stride, direction = tile.args
-        width, height = im.size
-        if tile.extents != (0, 0, width, height) or direction not in (1, -1) or stride <= 0:
-            return None
-    except (TypeError, ValueError):
+    if not isinstance(tile.args, tuple) or len(tile.args) != 3:  # (rawmode, stride, direction)
+        return None
+    _, stride, direction = tile.args
+    width, height = im.size
+    if tile.extents != (0, 0, width, height) or direction not in (1, -1) or not isinstance(stride, int):
+        return None
+    if stride <= 0:
         return None
     if tile.offset + stride * height > len(data):
         return None  # truncated: the whole-image decode names the problem

@@ -41,10 +41,10 @@ def shrink_on_load(im: Image.Image, size: tuple[int, int]) -> tuple[float, float
     stored_rgb = im.info.get("adobe_transform") == 0 or [c[0] for c in getattr(im, "layer", [])] == _RGB_IDS
     mode = "YCbCr" if im.mode == "RGB" and not stored_rgb else None
     scale = dct_scale(width, height, size)
-    if scale == 3 and len(im.tile) == 1 and not im.decoderconfig:
+    if scale == 3 and isinstance(im, ImageFile.ImageFile) and len(im.tile) == 1 and not im.decoderconfig:
         try:
             tile = im.tile[0]
-            rawmode = mode or tile.args[0]
+            rawmode = mode or tile.args[0]  # type: ignore[index]  # private: a TypeError falls back
             scaled = (-(-width * 3 // 8), -(-height * 3 // 8))  # libjpeg rounds up
             im.tile = [ImageFile._Tile(tile.codec_name, (0, 0, *scaled), tile.offset, (rawmode, ""))]
             im._size = scaled

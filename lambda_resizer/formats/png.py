@@ -16,7 +16,7 @@ import mmap
 import struct
 from collections.abc import Iterator
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 try:  # ISA-L's inflate reads the same streams about twice as fast as zlib's
     from isal import isal_zlib as zlib
@@ -69,7 +69,9 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     :param rows: band height (the last band may be shorter).
     :return: bands that view the map: each is valid until the next one is asked for.
     """
-    if len(im.tile) != 1 or getattr(im, "n_frames", 1) != 1 or im.info.get("interlace"):
+    if not isinstance(im, ImageFile.ImageFile) or len(im.tile) != 1:
+        return None
+    if getattr(im, "n_frames", 1) != 1 or im.info.get("interlace"):
         return None
     tile = im.tile[0]
     rawmode = tile.args if isinstance(tile.args, str) else None
@@ -88,7 +90,8 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     def generate() -> Iterator[Image.Image]:
         memory = mmap.mmap(-1, stride * height)
         view = memoryview(memory)
-        target = Image.frombuffer(mapped, (width, height), memory, "raw", mapped, 0, 1)
+        # Pillow's hints name bytes; any buffer works, and this one is shared, not copied.
+        target = Image.frombuffer(mapped, (width, height), memory, "raw", mapped, 0, 1)  # type: ignore[arg-type]
         decoder.setimage(target.im, (0, 0, width, height))
         inflater = zlib.decompressobj()
         pending = b""
@@ -118,14 +121,14 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
                 pending = joined[wanted:]
                 _feed(decoder, joined[:wanted], header=first, last=top + count >= height)
                 first = False
-                band = Image.frombuffer(
-                    mapped, (width, count), view[top * stride : (top + count) * stride], "raw", mapped, 0, 1
-                )
+                rows_view = view[top * stride : (top + count) * stride]
+                band = Image.frombuffer(mapped, (width, count), rows_view, "raw", mapped, 0, 1)  # type: ignore[arg-type]
                 if mapped == "RGBX":
                     band = band.convert("RGB")
                 elif mapped == "P":
                     band = band.copy()
-                    band.putpalette(im.palette.copy() if im.palette else None)
+                    if im.palette:
+                        band.putpalette(im.palette.copy())
                 band.info = dict(im.info)
                 yield band
                 end = (top + count) * stride // _PAGE * _PAGE
@@ -149,7 +152,7 @@ def whole_bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image
     Faster than :func:`bands` and Pillow, at the cost of the whole image as 8-bit samples (3 bytes
     a pixel for RGB, one below Pillow's 4): used for images of moderate size.
     """
-    tile = im.tile[0] if len(im.tile) == 1 else None
+    tile = im.tile[0] if isinstance(im, ImageFile.ImageFile) and len(im.tile) == 1 else None
     frames = int(getattr(im, "n_frames", 1))
     if tile is None or not spng_usable(im.mode, tile.args, keyed="transparency" in im.info, frames=frames):
         return None

@@ -66,6 +66,8 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     unit = band_unit(im)
     if unit is None or rows % unit:
         return None
+    if not isinstance(im, TiffImagePlugin.TiffImageFile):
+        return None
     tags = im.tag_v2
     width, height = im.size
     tiled = _TILE_OFFSETS in tags

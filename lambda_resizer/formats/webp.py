@@ -132,4 +132,6 @@ def decode_scaled(data: bytes, size: tuple[int, int], *, alpha: bool) -> Image.I
     config.output.u.RGBA.size = len(pixels)
     if lib.WebPDecode(data, len(data), ctypes.byref(config)) != 0:
         return None
-    return Image.frombuffer("RGBA" if alpha else "RGB", size, pixels, "raw", "RGBA" if alpha else "RGB", 0, 1)
+    mode = "RGBA" if alpha else "RGB"
+    # Pillow's hints name bytes; any buffer works, and the decoded one is shared, not copied.
+    return Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1)  # type: ignore[arg-type]

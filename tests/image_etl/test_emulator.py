@@ -16,6 +16,8 @@ from image_etl.local.emulator import Emulator, speed_up_sqs
 from image_etl.settings import Settings
 from lambda_resizer.records import image_id_for, to_item
 
+pytestmark = pytest.mark.slow  # each test starts (and most restart) the emulator
+
 
 def restart(emulator: Emulator, data_dir: Path) -> Emulator:
     """Stop, wipe moto's in-memory state (as a new process would have none), start on the same data dir."""

@@ -19,6 +19,8 @@ from image_etl.local.emulator import Emulator
 from image_etl.local.s3_disk import BlobStore, DiskBuffer
 from image_etl.settings import OBJECTS_DIR, STATE_DB, local_settings
 
+pytestmark = pytest.mark.slow  # each test starts (and most restart) the emulator
+
 
 def restart(emulator: Emulator, data_dir: Path) -> Emulator:
     requests.post(f"{emulator.settings.aws_endpoint_url}/moto-api/reset", timeout=10).raise_for_status()

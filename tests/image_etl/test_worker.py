@@ -25,6 +25,8 @@ from lambda_resizer.records import from_item, image_id_for
 from tests.imaging import encode, photo_like
 from tests.stack_process import in_this_process
 
+pytestmark = pytest.mark.slow  # the event worker against a moto server, some in a process of their own
+
 REPO = Path(__file__).resolve().parents[2]
 
 

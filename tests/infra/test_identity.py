@@ -14,6 +14,8 @@ from infra.checks import unaccepted
 from infra.components.identity import Identity
 from infra.deployment import identity_from_context
 
+pytestmark = pytest.mark.slow  # synthesizes a stack
+
 
 def _identity(**context: Any) -> tuple[Stack, Identity]:
     app = App(context=context)

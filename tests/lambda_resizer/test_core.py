@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import imagehash
 import pytest
 from PIL import Image
 
@@ -10,6 +13,7 @@ from lambda_resizer.core import (
     Recipe,
     process_image,
 )
+from lambda_resizer.phash import hamming
 from tests.lambda_resizer.images import (
     BLUE,
     CORPUS,
@@ -31,7 +35,10 @@ def test_info_describes_the_source():
     assert (info.width, info.height, info.format, info.mode) == (400, 300, "JPEG", "RGB")
     assert info.bytes == len(data) and len(info.sha256) == 64
     assert info.frame_count == 1 and info.exif_orientation == 1
-    assert len(info.phash) == 16 and int(info.phash, 16) >= 0
+    # The source's perceptual hash as the duplicate finder reads it: 16 lowercase hex digits, within a
+    # few bits of imagehash's pHash of the uploaded file (it is measured on a 256 px copy).
+    assert re.fullmatch("[0-9a-f]{16}", info.phash)
+    assert hamming(info.phash, str(imagehash.phash(decode(data)))) <= 4
 
 
 def test_never_upscales_and_keeps_aspect():

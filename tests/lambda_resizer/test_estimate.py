@@ -79,6 +79,7 @@ def test_striped_tiff_and_bmp_are_banded_and_a_single_strip_is_not():
     assert not read_header(io.BytesIO(encode(photo(600, 400), "TIFF"))).banded  # one strip
 
 
+@pytest.mark.slow
 def test_the_estimate_grows_with_what_stays_in_memory():
     def peak(data: bytes) -> float:
         return estimate_memory(read_header(io.BytesIO(data)), DEFAULT_RECIPE, source_bytes=len(data)).peak_mb

@@ -23,6 +23,8 @@ from image_etl.settings import Settings
 from lambda_upload_api import handler
 from tests.identity import user_tokens
 
+pytestmark = pytest.mark.slow  # schemathesis generates and sends hundreds of requests
+
 OPENAPI = Path(__file__).resolve().parents[2] / "lambda_upload_api" / "openapi.yaml"
 schema = schemathesis.openapi.from_path(
     OPENAPI, config=SchemathesisConfig.from_path(Path(__file__).with_name("schemathesis.toml"))

@@ -5,6 +5,7 @@ committed without outputs."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,5 +184,6 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
     assert code and all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
 
 
-def test_there_are_two_notebooks() -> None:
-    assert [p.name for p in NOTEBOOKS] == ["compare_versions.ipynb", "explore_dataset.ipynb"]
+def test_the_readme_describes_every_notebook_and_only_those() -> None:
+    described = set(re.findall(r"`notebooks/([\w-]+\.ipynb)`", (REPO / "README.md").read_text()))
+    assert described == {p.name for p in NOTEBOOKS}

@@ -13,6 +13,8 @@ from pipelines.definitions import make_definitions
 from pipelines.resources import DatasetPolicy, build_resources
 from tests.pipelines.conftest import fake_record
 
+pytestmark = pytest.mark.slow  # each test runs a Dagster job in process
+
 
 def test_retention_job_expires_old_versions_with_their_files_and_reports(
     stack: Settings, instance: dg.DagsterInstance

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from image_etl.settings import Settings
 from pipelines.resources import DatasetPolicy, ImageRecordTable
 from pipelines.sensors import SensorCursor, new_images_sensor
 from tests.pipelines.conftest import fake_record
+
+pytestmark = pytest.mark.slow  # sensor ticks on a Dagster instance, against a moto server
 
 
 def tick(instance: dg.DagsterInstance, table: ImageRecordTable, cursor: str | None) -> dg.SensorResult:

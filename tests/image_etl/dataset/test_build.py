@@ -348,6 +348,7 @@ class World:
         return changed
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(runs=arrival_runs(), seed=st.integers(0, 2**16))
 def test_incremental_runs_equal_a_full_rebuild_after_every_run(

@@ -53,6 +53,7 @@ def croissant_records(path: Path, record_set: str) -> list[dict[str, object]]:
     return list(mlc.Dataset(jsonld=str(path)).records(record_set=record_set))
 
 
+@pytest.mark.slow  # datasets and mlcroissant read it
 def test_a_downloaded_exports_card_and_croissant_describe_what_loads(stack: Settings, tmp_path: Path) -> None:
     built, store = exported(stack)
     folder = tmp_path / "export"
@@ -89,6 +90,7 @@ def test_a_downloaded_exports_card_and_croissant_describe_what_loads(stack: Sett
     assert [c["classes/name"] for c in classes] == names
 
 
+@pytest.mark.slow  # mlcroissant reads it
 def test_the_version_card_in_the_bucket_reads_with_mlcroissant(stack: Settings, tmp_path: Path) -> None:
     built, store = exported(stack)
     copy = tmp_path / "version"

@@ -33,6 +33,7 @@ def only_train_flagged(manifest):
     return manifest
 
 
+@pytest.mark.slow  # Hugging Face datasets reads the folder
 def test_an_export_whose_val_split_has_no_flags_loads_with_datasets(stack: Settings, tmp_path: Path) -> None:
     built = build_version(stack)
     manifest = only_train_flagged(built.manifest)

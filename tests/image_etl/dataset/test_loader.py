@@ -12,6 +12,8 @@ from image_etl.manifest import manifest_table
 from image_etl.settings import Settings
 from tests.image_etl.dataset.versions import build_version
 
+pytestmark = pytest.mark.slow  # each test loads a split with Hugging Face datasets
+
 
 def test_load_iterates_the_published_split_with_images_from_s3(stack: Settings) -> None:
     built = build_version(stack)

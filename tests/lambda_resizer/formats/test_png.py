@@ -51,6 +51,7 @@ def png_sources() -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(png_sources()))
 def test_band_decoded_png_variants_match_a_whole_decode(name, monkeypatch):
     data = png_sources()[name]
