@@ -42,7 +42,9 @@ from lambda_resizer.records import (
 logger = Logger(child=True)
 
 # Variant uploads are network-bound: a few threads hide the round trips (4 sizes x formats).
-_uploads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="variant-put")
+#: Threads for the S3 calls of one image that need not wait for each other: its variant PUTs, and
+#: the header read that goes out beside the idempotency check.
+_uploads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-io")
 
 #: S3's error codes for a missing object: GetObject says NoSuchKey, HeadObject (no body) only the
 #: HTTP status "404", some S3-compatible stores "NotFound". The toolkit's own copy
@@ -158,6 +160,11 @@ class ImageProcessor:
             )
             return Outcome(None, "skipped", f"key outside upload prefix {config.upload_prefix!r}")
         image_id = image_id_for(source.bucket, source.key)
+        # The header's ranged GET for the estimate goes out while the idempotency check runs: two
+        # independent reads, one round trip of waiting instead of two (the rare redelivery of a
+        # done image wastes one small GET).
+        too_big = source.size is not None and source.size > config.max_object_bytes
+        header = None if memory_mb is None or too_big else _uploads.submit(self._estimate, source)
         if self._already_done(image_id, source.etag):
             logger.info("already processed, skipping redelivery", image_id=image_id, key=source.key)
             return Outcome(image_id, "skipped", "already processed with this recipe")
@@ -170,13 +177,13 @@ class ImageProcessor:
                 source, image_id, head, "too_large", _too_large(source.size, config.max_object_bytes)
             )
         estimate = None
-        if memory_mb is not None:
+        if header is not None:
             try:
-                estimate = self._estimate(source)
+                estimate = header.result()
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") not in NOT_FOUND_CODES | {"InvalidRange"}:
                     raise
-            if estimate is not None:
+            if estimate is not None and memory_mb is not None:
                 refused = self._route_by_memory(source, image_id, estimate, memory_mb)
                 if refused is not None:
                     return refused
