@@ -39,16 +39,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
 
+from image_etl.cli import console, progress_bar  # noqa: E402
 from image_etl.local.usage import data_dir_usage  # noqa: E402
 from image_etl.settings import load_settings  # noqa: E402
 from image_etl.upload import PlannedUpload, upload_all, wait_for_records  # noqa: E402
 from lambda_resizer.core import process_image  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "bench-corpus" / "photos"
-console = Console(stderr=True)
 
 
 def free_port() -> int:
@@ -135,16 +133,6 @@ def core_rate(photos: list[Path], seconds: float) -> float:
     return done / (time.perf_counter() - began)
 
 
-def progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
 def upload(
     stack: Stack, items: list[PlannedUpload], what: str, *, kill_after: int | None = None
 ) -> dict[str, str]:
@@ -152,7 +140,7 @@ def upload(
     are acknowledged (the rest fail). Return key -> ETag of the acknowledged ones."""
     settings = load_settings(stack.data_dir)
     acknowledged = 0
-    with progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(what, total=len(items))
 
         def done(_item: PlannedUpload) -> None:
@@ -169,7 +157,7 @@ def upload(
 def drain(stack: Stack, etags: dict[str, str], what: str) -> dict[str, Any]:
     """Wait until every upload in ``etags`` has its record; return key -> record."""
     settings = load_settings(stack.data_dir)
-    with progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(what, total=len(etags))
         return wait_for_records(
             settings, etags, timeout_s=3600, on_progress=lambda n: bar.update(task, completed=n)

@@ -288,7 +288,8 @@ def _settings_or_exit(data_dir: Path | None) -> Settings:
     return settings
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    """The CLI's progress bar (on stderr); the benchmarks show theirs the same way."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -324,7 +325,7 @@ def _upload(
     if not plan.uploads:
         console.print("[red]error:[/red] nothing to upload")
         raise typer.Exit(2)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"uploading to s3://{settings.upload_bucket}", total=len(plan.uploads))
         etags, errors = upload_all(
             settings, plan.uploads, concurrency=concurrency, on_done=lambda _: progress.advance(task)
@@ -335,7 +336,7 @@ def _upload(
         raise typer.Exit(1)
     if not wait:
         return {}
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("processing", total=len(etags))
         records = wait_for_records(
             settings, etags, timeout_s=timeout, on_progress=lambda n: progress.update(task, completed=n)

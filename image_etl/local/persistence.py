@@ -78,13 +78,6 @@ class StoredObject:
     last_modified: datetime
 
 
-@dataclass(frozen=True)
-class StateCounts:
-    objects: int
-    object_bytes: int
-    items: int
-
-
 class StateStore:
     """The SQLite file that holds the emulator's object metadata and items."""
 
@@ -170,11 +163,6 @@ class StateStore:
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for table, item in self._db.execute("SELECT table_name, item FROM dynamodb_items"):
             yield table, json.loads(item)
-
-    def counts(self) -> StateCounts:
-        objects, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM s3_keys").fetchone()
-        items = self._db.execute("SELECT count(*) FROM dynamodb_items").fetchone()[0]
-        return StateCounts(objects, size, items)
 
     def _move_bodies_out(self) -> None:
         """Move bodies out of a state file written before bodies lived on disk (one-time, per row)."""

@@ -26,7 +26,6 @@ import threading
 import types
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -79,13 +78,6 @@ def insufficient_storage_xml(message: str) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InsufficientStorage</Code>'
         f"<Message>{escape(message)}</Message></Error>"
     ).encode()
-
-
-@dataclass(frozen=True)
-class DiskUsage:
-    files: int
-    bytes: int
-    free_bytes: int
 
 
 class BlobStore:
@@ -153,14 +145,6 @@ class BlobStore:
                     os.unlink(entry.path)
                     removed += 1
         return removed
-
-    def usage(self) -> DiskUsage:
-        files = size = 0
-        for shard in range(256):
-            for entry in os.scandir(self.root / f"{shard:02x}"):
-                files += 1
-                size += entry.stat().st_size
-        return DiskUsage(files, size, shutil.disk_usage(self.root).free)
 
 
 class DiskBuffer:

@@ -15,26 +15,9 @@ from moto.sqs.models import sqs_backends
 from image_etl.local.emulator import Emulator, speed_up_sqs
 from image_etl.settings import Settings
 from lambda_resizer.records import image_id_for, to_item
+from tests.image_etl.emulators import restart
 
 pytestmark = pytest.mark.slow  # each test starts (and most restart) the emulator
-
-
-def restart(emulator: Emulator, data_dir: Path) -> Emulator:
-    """Stop, wipe moto's in-memory state (as a new process would have none), start on the same data dir."""
-    requests.post(f"{emulator.settings.aws_endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-    emulator.stop()
-    fresh = Emulator(data_dir, port=0)
-    fresh.start()
-    return fresh
-
-
-@pytest.fixture
-def emulator(tmp_path: Path):
-    started = Emulator(tmp_path, port=0)
-    started.start()
-    holder = {"current": started}
-    yield holder
-    holder["current"].stop()
 
 
 def drain(settings: Settings) -> list[dict]:

@@ -7,7 +7,6 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,31 +17,9 @@ from image_etl.local import s3_disk
 from image_etl.local.emulator import Emulator
 from image_etl.local.s3_disk import BlobStore, DiskBuffer
 from image_etl.settings import OBJECTS_DIR, STATE_DB, local_settings
+from tests.image_etl.emulators import restart, stop_clean
 
 pytestmark = pytest.mark.slow  # each test starts (and most restart) the emulator
-
-
-def restart(emulator: Emulator, data_dir: Path) -> Emulator:
-    requests.post(f"{emulator.settings.aws_endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-    emulator.stop()
-    fresh = Emulator(data_dir, port=0)
-    fresh.start()
-    return fresh
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[dict[str, Emulator]]:
-    started = Emulator(tmp_path, port=0)
-    started.start()
-    holder = {"current": started}
-    yield holder
-    stop_clean(holder["current"])
-
-
-def stop_clean(emulator: Emulator) -> None:
-    """Stop, leaving none of this test's keys to the next (moto's backends are the process's)."""
-    requests.post(f"{emulator.settings.aws_endpoint_url}/moto-api/reset", timeout=10)
-    emulator.stop()
 
 
 def body_files(data_dir: Path) -> dict[str, bytes]:

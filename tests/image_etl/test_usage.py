@@ -6,11 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-import requests
-
 from image_etl.local.emulator import Emulator
 from image_etl.local.usage import data_dir_usage, human_bytes
 from lambda_resizer.records import to_item
+from tests.image_etl.emulators import stop_clean
 from tests.stack_process import image_etl_cli
 
 
@@ -28,8 +27,7 @@ def test_usage_counts_objects_bytes_records_and_free_disk(tmp_path: Path) -> Non
         )
         usage = data_dir_usage(tmp_path)  # read beside the running emulator (WAL)
     finally:
-        requests.post(f"{emulator.settings.aws_endpoint_url}/moto-api/reset", timeout=10)
-        emulator.stop()
+        stop_clean(emulator)
 
     assert (usage.objects, usage.object_bytes, usage.records) == (2, 2355, 1)
     assert usage.data_dir_bytes is not None and usage.data_dir_bytes >= 2355
