@@ -449,7 +449,8 @@ class ManifestTable:
             if snapshot is not None:
                 return Version(text, snapshot.snapshot_id, snapshot.timestamp_ms)
         hint = f"; kept versions: {', '.join(v.name for v in kept[-5:])}" if kept else ""
-        if kept and is_version_id(text) and text < kept[0].name:
+        # Compare build times only: two versions built in one second differ in their hash part alone.
+        if kept and is_version_id(text) and text[:16] <= kept[0].name[:16]:
             raise VersionExpired(
                 f"no manifest version {text!r}: it is older than the oldest kept version ({kept[0].name}), "
                 f"so the retention policy expired it (or it never existed){hint}"
