@@ -20,13 +20,13 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import moto.backends
+from cheroot import wsgi
 from moto.backends import get_backend
 from moto.core.utils import unix_time, unix_time_millis
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.s3.utils import cors_matches_origin
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.sqs.models import Message, Queue, SQSBackend
-from werkzeug.serving import make_server
 
 from image_etl.local.cognito import CognitoCors, UserPersistence, UserStore, patch_moto_cognito
 from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore, restore_glue
@@ -168,6 +168,10 @@ def speed_up_dispatch() -> None:
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
 
 
+#: The emulator's request threads (see `Emulator`): every long poll holds one for up to 20 s.
+SERVER_THREADS = 32
+
+
 class Emulator:
     """moto behind the persistence middleware, served by a threaded WSGI server on 127.0.0.1."""
 
@@ -204,13 +208,19 @@ class Emulator:
             UserPersistence(uploads, self.users, self._cognito),
             allowed_origin=f"http://{LOCAL_HOST}:{site_port}",
         )
-        # Raises OSError (EADDRINUSE) right here when the port is taken.
-        self._server = make_server(LOCAL_HOST, port, middleware, threaded=True)
-        self.port = self._server.server_address[1]
+        # cheroot keeps connections alive: werkzeug's development server closes every connection
+        # and starts a thread per request, which cost the emulator about a third of its CPU per
+        # request. Threads are a fixed pool: long polls (20 s ReceiveMessage from each worker and
+        # the sensor) each hold one, so there are plenty.
+        self._server = wsgi.Server(
+            (LOCAL_HOST, port), middleware, numthreads=SERVER_THREADS, server_name=LOCAL_HOST
+        )
+        self._server.prepare()  # binds: raises OSError (EADDRINUSE) right here when the port is taken
+        self.port = int(self._server.bind_addr[1])
         self.settings: Settings = local_settings(
             data_dir, aws_port=self.port, site_port=site_port, region=region, names=names
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve, name="moto", daemon=True)
 
     def start(self) -> StartupReport:
         """Serve, provision, restore, connect events, re-enqueue unprocessed uploads; return what was done."""
@@ -240,7 +250,7 @@ class Emulator:
         return reconcile(self.settings, s3=self._s3, dynamodb=self._dynamodb)
 
     def stop(self) -> None:
-        self._server.shutdown()
+        self._server.stop()
         self._thread.join(timeout=10)
         self.store.close()
         uninstall()
