@@ -19,11 +19,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.data_classes import SQSEvent, SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambda_resizer.config import ResizerConfig
-from lambda_resizer.processing import ImageProcessor, sources_from_s3_event, sources_from_sqs_body
+from lambda_resizer.processing import ImageProcessor, sources_from_s3_event, sources_from_sqs_record
 
 logger = Logger()
 batch = BatchProcessor(event_type=EventType.SQS)
@@ -41,11 +41,15 @@ def image_processor() -> ImageProcessor:
     )
 
 
-def receive_count(record: dict[str, Any]) -> int:
-    """Return how many times SQS has delivered this message record (1 for the first delivery)."""
+def receive_count(record: SQSRecord) -> int:
+    """Return how many times SQS has delivered this message record (1 for the first delivery).
+
+    A record without a readable count (no ``attributes``, or not a number) counts as a first
+    delivery: it is neither sorted last nor treated as its last attempt.
+    """
     try:
-        return max(1, int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)))
-    except (TypeError, ValueError):
+        return max(1, int(record.attributes.approximate_receive_count))
+    except (KeyError, TypeError, ValueError):
         return 1
 
 
@@ -55,7 +59,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     if remaining_ms < processor.config.start_margin_ms:
         raise TimeoutError(f"only {remaining_ms} ms left in this invocation; handing the message back")
     try:
-        sources = sources_from_sqs_body(record.body)
+        sources = sources_from_sqs_record(record)
     except ValueError as error:
         logger.error(
             "rejected a message that is not an S3 notification",
@@ -64,7 +68,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         )
         raise
     processor.process_all(
-        sources, attempt=receive_count(record.raw_event), memory_mb=int(lambda_context.memory_limit_in_mb)
+        sources, attempt=receive_count(record), memory_mb=int(lambda_context.memory_limit_in_mb)
     )
 
 
@@ -73,7 +77,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
     records = event.get("Records") or [{}]
     if records[0].get("eventSource") == "aws:sqs":
         # Stable sort: first deliveries keep their order, redelivered messages run after them.
-        event = {**event, "Records": sorted(event["Records"], key=receive_count)}
+        redelivered_last = sorted(SQSEvent(event).records, key=receive_count)
+        event = {**event, "Records": [record.raw_event for record in redelivered_last]}
         return process_partial_response(
             event=event, record_handler=record_handler, processor=batch, context=context
         )

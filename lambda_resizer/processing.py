@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import S3Event, SQSRecord
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from botocore.exceptions import ClientError
 
 from lambda_resizer.config import ResizerConfig
@@ -69,21 +71,23 @@ def sources_from_s3_event(event: Any) -> list[SourceObject]:
         test event (the message is then retried and, like any message that keeps failing, kept in
         the DLQ for someone to look at).
     """
+    # Powertools' data classes read fields, they do not check the shape: what they are handed
+    # is checked here first, so a rejection says what is wrong instead of raising on an attribute.
     if not isinstance(event, Mapping):
         raise ValueError(f"not an S3 event notification: the message is a JSON {_json_type(event)}")
-    if event.get("Event") == "s3:TestEvent":
+    if event.get("Event") == "s3:TestEvent":  # sent once when a notification is set up; no data class
         return []
-    records = event.get("Records")
-    if not isinstance(records, list):
+    if not isinstance(event.get("Records"), list):
         raise ValueError(f"not an S3 event notification: no Records list (keys {sorted(event)[:5]})")
     sources = []
-    for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            raise ValueError(f"S3 event record {index} is a JSON {_json_type(record)}, not an object")
-        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
-            logger.warning(
-                "ignoring S3 event that does not create an object", event_name=record.get("eventName")
+    for index, record in enumerate(S3Event(dict(event)).records):
+        if not isinstance(record.raw_event, Mapping):
+            raise ValueError(
+                f"S3 event record {index} is a JSON {_json_type(record.raw_event)}, not an object"
             )
+        event_name = record.get("eventName")  # optional here: a record without one is not a creation
+        if not str(event_name or "").startswith("ObjectCreated"):
+            logger.warning("ignoring S3 event that does not create an object", event_name=event_name)
             continue
         try:
             sources.append(_source_of(record))
@@ -104,10 +108,13 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _source_of(record: Mapping[str, Any]) -> SourceObject:
+def _source_of(record: S3EventRecord) -> SourceObject:
     """Return the object an ``ObjectCreated`` record names; raises on a missing or mistyped field."""
-    bucket, obj = record["s3"]["bucket"]["name"], record["s3"]["object"]
-    key, size, etag = obj["key"], obj.get("size"), obj.get("eTag")
+    bucket, obj = record.s3.bucket.name, record.s3.get_object
+    # `S3Object.key` is the key as S3 sends it, quote_plus-encoded: `decode_key` decodes it. Size
+    # and time are optional in a notification, so they are read with get(): Powertools' `size`
+    # would int() a string ("12", True) and raise on a missing one, `event_time` raises on none.
+    key, size, etag = obj.key, obj.get("size"), obj.etag  # etag: "" when there is none
     if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
         raise ValueError("bucket name and object key must be non-empty strings")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
@@ -119,15 +126,18 @@ def _source_of(record: Mapping[str, Any]) -> SourceObject:
         bucket=bucket,
         key=decode_key(key),
         size=size,
-        etag=etag if isinstance(etag, str) else None,
+        etag=etag if isinstance(etag, str) and etag else None,
         event_time=event_time,
     )
 
 
-def sources_from_sqs_body(body: str) -> list[SourceObject]:
-    """Return the objects named by the S3 notification carried in an SQS message body."""
+def sources_from_sqs_record(record: SQSRecord) -> list[SourceObject]:
+    """Return the objects named by the S3 notification an SQS message carries in its body.
+
+    :raises ValueError: the body is not JSON, or not an S3 notification (see `sources_from_s3_event`).
+    """
     try:
-        parsed = json.loads(body)
+        parsed = record.json_body
     except json.JSONDecodeError as error:
         raise ValueError(f"SQS message body is not JSON: {error}") from error
     return sources_from_s3_event(parsed)

@@ -20,7 +20,13 @@ PILLOW_PIXEL_LIMIT = 2 * int(Image.MAX_IMAGE_PIXELS or 0) or 10**12  # where Pil
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to make variants: sizes (name, longest edge), output formats and encoder settings."""
+    """How to make variants: sizes (name, longest edge), output formats and encoder settings.
+
+    The deployed function builds its recipe from its environment (`lambda_resizer.config`); these
+    defaults serve callers that build one themselves (`process_image`, the tests, the benchmark).
+    Formats, JPEG quality and the pixel cap are also set by `image_etl.resources`, which this
+    package cannot import: tests/lambda_resizer/test_config.py holds them equal.
+    """
 
     sizes: tuple[tuple[str, int], ...] = (("large", 1024), ("medium", 512), ("small", 256), ("thumb", 128))
     formats: tuple[str, ...] = ("jpeg",)  # any of "jpeg", "webp"; the first is the primary format

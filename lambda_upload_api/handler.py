@@ -45,7 +45,7 @@ def _json(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
 
 
-def build_app(store: ImageStore) -> APIGatewayRestResolver:
+def build_resolver(store: ImageStore) -> APIGatewayRestResolver:
     """Return the API's resolver, answering from ``store``; CORS allows only the configured origin."""
     config = store.config
     app = APIGatewayRestResolver(
@@ -128,15 +128,15 @@ def build_app(store: ImageStore) -> APIGatewayRestResolver:
 
 
 @cache
-def default_app() -> APIGatewayRestResolver:
+def default_resolver() -> APIGatewayRestResolver:
     """Return the resolver built once per execution environment from the environment."""
     config = ApiConfig.from_env()
     # SigV4 links: they cannot outlive their expiry or the function's own credentials (SigV2's can).
     s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
     store = ImageStore(s3=s3, dynamodb=boto3.client("dynamodb"), config=config)
-    return build_app(store)
+    return build_resolver(store)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return default_app().resolve(event, context)
+    return default_resolver().resolve(event, context)

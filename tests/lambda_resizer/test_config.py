@@ -68,7 +68,8 @@ def test_a_missing_variable_stops_the_function_naming_it(name: str) -> None:
         ResizerConfig.from_env(env)
 
 
-def test_the_core_recipe_defaults_are_the_deployed_ones() -> None:
+@pytest.mark.parametrize("standard", [True, False], ids=["standard", "large"])
+def test_the_core_recipe_defaults_are_the_deployed_ones(standard: bool) -> None:
     # The core is deployed alone and keeps defaults for callers that build a Recipe themselves
-    # (tests, the benchmark); they must be the ones the stacks deploy.
-    assert Recipe() == ResizerConfig.from_env(environment()).recipe
+    # (`process_image`, tests, the benchmark); they must be what both tiers are deployed with.
+    assert Recipe() == ResizerConfig.from_env(environment(standard=standard)).recipe

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from aws_lambda_powertools.utilities.data_classes import SQSRecord
 from botocore.exceptions import ClientError
 from PIL import Image
 
@@ -162,16 +163,32 @@ def test_message_that_is_not_an_s3_event_is_reported_failed(stack: Settings, inv
 CREATED = {"eventName": "ObjectCreated:Put", "eventTime": "2026-11-26T10:00:00.000Z"}
 
 
+class RawBody(str):
+    """A message body sent as it is, not JSON-encoded."""
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
+        (RawBody("not json"), "SQS message body is not JSON"),
         (None, "the message is a JSON null"),
         ([], "the message is a JSON array"),
+        ("uploads/a.jpg", "the message is a JSON string"),
+        ({"Records": {}}, "no Records list"),
         ({"Records": [1]}, "record 0 is a JSON number"),
         ({"Records": [CREATED | {"s3": {"object": {"key": "uploads/a.jpg"}}}]}, "KeyError 'bucket'"),
+        ({"Records": [CREATED | {"s3": {"bucket": {"name": "b"}}}]}, "KeyError 'object'"),
+        (
+            {"Records": [CREATED | {"s3": {"bucket": {"name": "b"}, "object": {"key": ""}}}]},
+            "bucket name and object key must be non-empty strings",
+        ),
         (
             {"Records": [CREATED | {"s3": {"bucket": {"name": "b"}, "object": {"key": "k", "size": "big"}}}]},
             "object size must be a byte count",
+        ),
+        (  # a count as a string is refused too, not read as a number
+            {"Records": [CREATED | {"s3": {"bucket": {"name": "b"}, "object": {"key": "k", "size": "12"}}}]},
+            "object size must be a byte count, got '12'",
         ),
         (
             {
@@ -192,6 +209,8 @@ def test_a_malformed_notification_is_reported_with_its_reason_and_spares_the_bat
     data = encode(photo_like(9))
     put_upload(stack, "uploads/a/fine.jpg", data)
     event = sqs_event(body, s3_notification(stack.upload_bucket, "uploads%2Fa%2Ffine.jpg", len(data)))
+    if isinstance(body, RawBody):
+        event["Records"][0]["body"] = str(body)
 
     assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
 
@@ -260,6 +279,22 @@ class ScriptedContext(FakeLambdaContext):
 
     def get_remaining_time_in_millis(self) -> int:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "count"),
+    [({"ApproximateReceiveCount": "3"}, 3), ({"ApproximateReceiveCount": "0"}, 1), ({}, 1),
+     ({"ApproximateReceiveCount": "many"}, 1), (None, 1)],
+)  # fmt: skip
+def test_a_record_without_a_readable_receive_count_counts_as_a_first_delivery(
+    attributes: dict[str, str] | None, count: int
+) -> None:
+    record = load_event("sqs_s3_put.json")["Records"][0]
+    if attributes is None:
+        del record["attributes"]
+    else:
+        record["attributes"] = attributes
+    assert handler.receive_count(SQSRecord(record)) == count
 
 
 def with_receive_counts(event: dict[str, Any], *counts: int) -> dict[str, Any]:

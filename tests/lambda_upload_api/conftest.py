@@ -24,7 +24,7 @@ def api(api_stack: Settings, monkeypatch: pytest.MonkeyPatch):
     """
     for name, value in api_environment(api_stack).items():
         monkeypatch.setenv(name, value)
-    handler.default_app.cache_clear()
+    handler.default_resolver.cache_clear()
     site = SiteApp(api_stack)
     default_token = user_tokens(api_stack, "tester", "uploaders", "viewers")["AccessToken"]
 
@@ -49,7 +49,7 @@ def api(api_stack: Settings, monkeypatch: pytest.MonkeyPatch):
         return response.status_code, dict(response.headers), payload
 
     yield invoke
-    handler.default_app.cache_clear()
+    handler.default_resolver.cache_clear()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from image_etl.resources import LOCAL, token_issuer, upload_api_environment
 from image_etl.settings import Settings
 from lambda_upload_api.auth import Caller, caller_from, parse_groups, require
 from lambda_upload_api.config import ApiConfig
-from lambda_upload_api.handler import build_app
+from lambda_upload_api.handler import build_resolver
 from tests.identity import STRANGER_KEY, forged, tampered, user_tokens
 
 UPLOAD = {"filename": "cat.jpg", "contentType": "image/jpeg", "size": 1000}
@@ -111,7 +111,7 @@ class Untouchable:
 def test_a_refused_request_never_reaches_the_data(
     method: str, path: str, request_args: dict[str, Any], api_config: ApiConfig
 ) -> None:
-    app = build_app(Untouchable(api_config))  # type: ignore[arg-type]
+    app = build_resolver(Untouchable(api_config))  # type: ignore[arg-type]
     for authorizer, status in (
         (None, 401),
         ({"claims": {"client_id": api_config.app_client_id, "username": "nora"}}, 403),

@@ -256,7 +256,7 @@ def test_cors_allows_only_the_site_origin(call) -> None:
 
 def test_aws_outage_is_a_json_503(stack: Settings, call, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLE_NAME", "no-such-table")
-    handler.default_app.cache_clear()
+    handler.default_resolver.cache_clear()
     status, _, body = call("GET", f"/images/{'a' * 32}")
     assert status == 503 and body["error"] == "unavailable"
 

@@ -34,7 +34,7 @@ schema = schemathesis.openapi.from_path(
 @pytest.fixture
 def api_base(api_stack: Settings) -> Iterator[str]:
     saved = dict(os.environ)
-    handler.default_app.cache_clear()
+    handler.default_resolver.cache_clear()
     server = make_server(
         "127.0.0.1", 0, SiteApp(replace(api_stack, site_url="http://127.0.0.1:8000")), threaded=True
     )
@@ -42,7 +42,7 @@ def api_base(api_stack: Settings) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/api"
     server.shutdown()
-    handler.default_app.cache_clear()
+    handler.default_resolver.cache_clear()
     os.environ.clear()
     os.environ.update(saved)
 
