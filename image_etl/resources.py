@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lambda_resizer.recipe import DEFAULT_RECIPE
+
 UPLOAD_PREFIX = "uploads/"
 VARIANTS_PREFIX = "variants/"
 #: Datasets: daily record files, the manifest's Iceberg table (``<prefix>iceberg/manifest``) and the
@@ -60,9 +62,10 @@ class ResizeFunctionShape:
     #: has about 0.6 of an arm64 core.
     start_margin_s: int = 15
     max_object_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 100_000_000
-    output_formats: tuple[str, ...] = ("jpeg",)
-    jpeg_quality: int = 85
+    # The recipe's own defaults: the core's library use and the deployed function agree by construction.
+    max_pixels: int = DEFAULT_RECIPE.max_pixels
+    output_formats: tuple[str, ...] = DEFAULT_RECIPE.formats
+    jpeg_quality: int = DEFAULT_RECIPE.jpeg_quality
     #: Pillow keeps up to this many freed 1 MiB image blocks for the next image instead of faulting
     #: in fresh pages (about 9% faster on the benchmark photos; at most 32 MiB held between images).
     pillow_blocks_max: int = 32

@@ -24,8 +24,9 @@ class Recipe:
 
     The deployed function builds its recipe from its environment (`lambda_resizer.config`); these
     defaults serve callers that build one themselves (`process_image`, the tests, the benchmark).
-    Formats, JPEG quality and the pixel cap are also set by `image_etl.resources`, which this
-    package cannot import: tests/lambda_resizer/test_config.py holds them equal.
+    They are the one source of these values: `image_etl.resources` (the deployed function's
+    environment) takes its formats, JPEG quality and pixel cap from `DEFAULT_RECIPE`, and
+    tests/lambda_resizer/test_config.py checks the function's environment gives this recipe back.
     """
 
     sizes: tuple[tuple[str, int], ...] = (("large", 1024), ("medium", 512), ("small", 256), ("thumb", 128))
