@@ -14,7 +14,7 @@ from constructs import Construct
 from image_etl.resources import LOCAL, IdentityShape
 from infra import outputs
 from infra.bundling import REPO
-from infra.checks import aws_solutions_checks
+from infra.nag import aws_solutions_checks
 from infra.stacks.processing import ImageProcessingStack
 from infra.stacks.upload_api import UploadApiStack
 from infra.stacks.upload_site import UploadSiteStack

@@ -28,13 +28,13 @@ from image_etl.resources import (
 )
 from infra import outputs
 from infra.bundling import ARM64_PY312, REPO, RESIZER_REQUIREMENTS, LambdaPlatform
-from infra.checks import acknowledge
 from infra.components.catalog import DatasetCatalog
 from infra.components.functions import PythonFunction
 from infra.components.monitoring import Alarms
 from infra.components.queue import UploadQueue
 from infra.components.storage import AccessLogs, cors_rules, private_bucket
 from infra.components.table import ImageTable
+from infra.nag import acknowledge
 
 
 class ImageProcessingStack(Stack):

@@ -13,12 +13,12 @@ from constructs import Construct
 from image_etl.resources import LOCAL, StackNames, site_config, upload_api_environment
 from infra import outputs
 from infra.bundling import ARM64_PY312, REPO, UPLOAD_API_REQUIREMENTS, LambdaPlatform
-from infra.checks import acknowledge
 from infra.components.functions import PythonFunction
 from infra.components.identity import Identity
 from infra.components.monitoring import Alarms
 from infra.components.site import SiteConfig, StaticSite
 from infra.components.upload_api import UploadApi
+from infra.nag import acknowledge
 
 
 class UploadApiStack(Stack):

@@ -91,7 +91,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     saved = {name: os.environ.get(name) for name in DEPLOY_ENV}
     os.environ.update(DEPLOY_ENV)
     try:
-        # cdk-nag runs per stack in test_checks, so a finding fails one test, not the session.
+        # cdk-nag runs per stack in test_nag, so a finding fails one test, not the session.
         app = build_app(outdir=outdir, checks=False)
     finally:
         for name, value in saved.items():
