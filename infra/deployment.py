@@ -11,8 +11,8 @@ from typing import Any
 from aws_cdk import App, Environment, Tags, Validations
 from constructs import Construct
 
+from image_etl import stack_outputs
 from image_etl.resources import LOCAL, IdentityShape
-from infra import outputs
 from infra.bundling import REPO
 from infra.nag import aws_solutions_checks
 from infra.stacks.processing import ImageProcessingStack
@@ -53,7 +53,9 @@ def build_app(
         builtin_cloud_formation_validation=False,
         context={**FEATURE_FLAGS, **(context or {})},
     )
-    ids = outputs.stack_ids(prefix or app.node.try_get_context("stackPrefix") or outputs.DEFAULT_PREFIX)
+    ids = stack_outputs.stack_ids(
+        prefix or app.node.try_get_context("stackPrefix") or stack_outputs.DEFAULT_PREFIX
+    )
     # Set by the CDK CLI from the credentials' account and AWS_REGION/the profile's region; unset
     # (an environment-agnostic template) when synthesizing offline.
     env = Environment(

@@ -16,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
+from image_etl import stack_outputs
 from image_etl.resources import (
     LOCAL,
     NOTIFICATION_EVENTS,
@@ -26,7 +27,6 @@ from image_etl.resources import (
     resizer_environment,
     upload_cors_rules,
 )
-from infra import outputs
 from infra.bundling import ARM64_PY312, REPO, RESIZER_REQUIREMENTS, LambdaPlatform
 from infra.components.catalog import DatasetCatalog
 from infra.components.functions import PythonFunction
@@ -111,26 +111,26 @@ class ImageProcessingStack(Stack):
         acknowledge_cdk_notifications_handler(self)
 
         for key, value in {
-            outputs.UPLOAD_BUCKET: self.upload_bucket.bucket_name,
-            outputs.UPLOAD_PREFIX: names.upload_prefix,
-            outputs.VARIANTS_BUCKET: self.variants_bucket.bucket_name,
-            outputs.VARIANTS_PREFIX: names.variants_prefix,
-            outputs.DATASETS_BUCKET: self.datasets_bucket.bucket_name,
-            outputs.DATASETS_PREFIX: names.datasets_prefix,
-            outputs.TABLE_NAME: self.table.table_name,
-            outputs.QUEUE_URL: self.queue.queue.queue_url,
-            outputs.DLQ_URL: self.queue.dead_letters.queue_url,
-            outputs.REGION: self.region,
-            outputs.RESIZE_FUNCTION: function.function_name,
-            outputs.LARGE_QUEUE_URL: self.large_queue.queue.queue_url,
-            outputs.LARGE_DLQ_URL: self.large_queue.dead_letters.queue_url,
-            outputs.LARGE_RESIZE_FUNCTION: self.large_resizer.function.function_name,
-            outputs.GLUE_DATABASE: self.catalog.database_name,
-            outputs.MANIFEST_TABLE_LOCATION: self.catalog.table_location,
-            outputs.ATHENA_WORKGROUP: self.catalog.workgroup.name,
-            outputs.ATHENA_RESULTS_BUCKET: self.catalog.results.bucket_name,
-            outputs.DATASET_READER_ROLE: self.catalog.reader_role.role_arn,
-            outputs.DATASET_PIPELINE_ROLE: self.catalog.pipeline_role.role_arn,
+            stack_outputs.UPLOAD_BUCKET: self.upload_bucket.bucket_name,
+            stack_outputs.UPLOAD_PREFIX: names.upload_prefix,
+            stack_outputs.VARIANTS_BUCKET: self.variants_bucket.bucket_name,
+            stack_outputs.VARIANTS_PREFIX: names.variants_prefix,
+            stack_outputs.DATASETS_BUCKET: self.datasets_bucket.bucket_name,
+            stack_outputs.DATASETS_PREFIX: names.datasets_prefix,
+            stack_outputs.TABLE_NAME: self.table.table_name,
+            stack_outputs.QUEUE_URL: self.queue.queue.queue_url,
+            stack_outputs.DLQ_URL: self.queue.dead_letters.queue_url,
+            stack_outputs.REGION: self.region,
+            stack_outputs.RESIZE_FUNCTION: function.function_name,
+            stack_outputs.LARGE_QUEUE_URL: self.large_queue.queue.queue_url,
+            stack_outputs.LARGE_DLQ_URL: self.large_queue.dead_letters.queue_url,
+            stack_outputs.LARGE_RESIZE_FUNCTION: self.large_resizer.function.function_name,
+            stack_outputs.GLUE_DATABASE: self.catalog.database_name,
+            stack_outputs.MANIFEST_TABLE_LOCATION: self.catalog.table_location,
+            stack_outputs.ATHENA_WORKGROUP: self.catalog.workgroup.name,
+            stack_outputs.ATHENA_RESULTS_BUCKET: self.catalog.results.bucket_name,
+            stack_outputs.DATASET_READER_ROLE: self.catalog.reader_role.role_arn,
+            stack_outputs.DATASET_PIPELINE_ROLE: self.catalog.pipeline_role.role_arn,
         }.items():
             CfnOutput(self, key, value=value)
 
