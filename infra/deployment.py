@@ -28,7 +28,7 @@ FEATURE_FLAGS: dict[str, object] = {
 }
 
 
-def build_app(
+def build_cdk_app(
     *,
     outdir: Path | str | None = None,
     prefix: str | None = None,

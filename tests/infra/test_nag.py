@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 
-from infra.deployment import build_app
+from infra.deployment import build_cdk_app
 from infra.nag import acknowledge, aws_solutions_checks, unaccepted
 from tests.infra.conftest import Cloud
 
@@ -66,7 +66,7 @@ def test_make_synth_passes_cdk_nag_without_a_deploy_environment(tmp_path: Path, 
     monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
     monkeypatch.delenv("CDK_DEFAULT_REGION", raising=False)
     # Bundling skipped (as `cdk list` does): the assets are the session's, the checks are the point.
-    assembly = build_app(outdir=tmp_path, checks=True, context={"aws:cdk:bundling-stacks": []}).synth()
+    assembly = build_cdk_app(outdir=tmp_path, checks=True, context={"aws:cdk:bundling-stacks": []}).synth()
     assert {stack.stack_name for stack in assembly.stacks} == {
         "ImageEtl-UploadSite",
         "ImageEtl-Processing",
