@@ -114,4 +114,4 @@ destroy: setup $(CDK_CLI)
 ## `eval "$$(make -s stack-env)"`: point image-etl (CLI, notebooks, Dagster) at the last `make deploy`.
 stack-env: setup
 	@test -f infra/cdk-outputs.json || { echo "no infra/cdk-outputs.json: run make deploy first" >&2; exit 1; }
-	@$(PY) -m infra.outputs infra/cdk-outputs.json
+	@$(PY) -m image_etl.stack_outputs infra/cdk-outputs.json

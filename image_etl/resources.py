@@ -94,25 +94,43 @@ class QueueShape:
 
 
 @dataclass(frozen=True)
-class TableShape:
-    """The image-record table: one item per source object, keyed by `image_id`.
+class IndexShape:
+    """A global secondary index of the image-record table: string keys, every attribute projected."""
 
-    The `by_processed_at` index answers "records processed after T" with one Query per shard.
-    Its partition key is `processed_shard`, a hash of `image_id` into `index_shards` values, so
-    writes spread over that many index partitions instead of piling onto one hot key (see README).
-    """
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+#: "Records processed after T" with one Query per shard. The partition key `processed_shard` is a hash
+#: of `image_id` into `TableShape.index_shards` values, so writes spread over that many index
+#: partitions instead of piling onto one hot key (see README).
+PROCESSED_INDEX = IndexShape(name="by_processed_at", partition_key="processed_shard", sort_key="processed_at")
+#: "Recent images with label L, newest first" for the upload API (sparse: unlabelled items are absent).
+#: Sorted by processed_at like the unfiltered listing, so both orders agree.
+LABEL_INDEX = IndexShape(name="by_label", partition_key="label", sort_key="processed_at")
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """The image-record table: one item per source object, keyed by `image_id`, and its indexes."""
 
     name: str
     partition_key: str = "image_id"
-    processed_index: str = "by_processed_at"
-    processed_index_partition_key: str = "processed_shard"
-    processed_index_sort_key: str = "processed_at"
     index_shards: int = 16
-    #: "Recent images with label L, newest first" for the upload API (sparse: unlabelled items are absent).
-    #: Sorted by processed_at like the unfiltered listing, so both orders agree.
-    label_index: str = "by_label"
-    label_index_partition_key: str = "label"
-    label_index_sort_key: str = "processed_at"
+    #: Every index the table has; the CDK table and the local one are built by looping over them.
+    #: The processed-at index comes first and the label index second (the properties below read them).
+    indexes: tuple[IndexShape, ...] = (PROCESSED_INDEX, LABEL_INDEX)
+
+    @property
+    def processed_index(self) -> str:
+        """Return the name of the processed-at index (the listing and the pipelines query it)."""
+        return self.indexes[0].name
+
+    @property
+    def label_index(self) -> str:
+        """Return the name of the label index (the upload API's listing by label queries it)."""
+        return self.indexes[1].name
 
 
 @dataclass(frozen=True)

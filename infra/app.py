@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from infra.deployment import build_app
+from infra.deployment import build_cdk_app
 
-build_app().synth()
+build_cdk_app().synth()

@@ -11,10 +11,10 @@ from typing import Any
 from aws_cdk import App, Environment, Tags, Validations
 from constructs import Construct
 
+from image_etl import stack_outputs
 from image_etl.resources import LOCAL, IdentityShape
-from infra import outputs
 from infra.bundling import REPO
-from infra.checks import aws_solutions_checks
+from infra.nag import aws_solutions_checks
 from infra.stacks.processing import ImageProcessingStack
 from infra.stacks.upload_api import UploadApiStack
 from infra.stacks.upload_site import UploadSiteStack
@@ -28,7 +28,7 @@ FEATURE_FLAGS: dict[str, object] = {
 }
 
 
-def build_app(
+def build_cdk_app(
     *,
     outdir: Path | str | None = None,
     prefix: str | None = None,
@@ -53,7 +53,9 @@ def build_app(
         builtin_cloud_formation_validation=False,
         context={**FEATURE_FLAGS, **(context or {})},
     )
-    ids = outputs.stack_ids(prefix or app.node.try_get_context("stackPrefix") or outputs.DEFAULT_PREFIX)
+    ids = stack_outputs.stack_ids(
+        prefix or app.node.try_get_context("stackPrefix") or stack_outputs.DEFAULT_PREFIX
+    )
     # Set by the CDK CLI from the credentials' account and AWS_REGION/the profile's region; unset
     # (an environment-agnostic template) when synthesizing offline.
     env = Environment(

@@ -83,16 +83,13 @@ def queue_attributes(queue: QueueShape, dlq_arn: str) -> dict[str, str]:
 
 
 def table_definition(names: StackNames) -> dict[str, Any]:
-    """Return the CreateTable arguments: on-demand, keyed by image_id, with the processed-at index."""
+    """Return the CreateTable arguments: on-demand, keyed by image_id, with every index of the shape."""
     table = names.table
     # Every key attribute of the table and its indexes, once each (all strings).
     key_attributes = dict.fromkeys(
         [
             table.partition_key,
-            table.processed_index_partition_key,
-            table.processed_index_sort_key,
-            table.label_index_partition_key,
-            table.label_index_sort_key,
+            *(key for index in table.indexes for key in (index.partition_key, index.sort_key)),
         ]
     )
     return {
@@ -102,21 +99,14 @@ def table_definition(names: StackNames) -> dict[str, Any]:
         "KeySchema": [{"AttributeName": table.partition_key, "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
             {
-                "IndexName": table.processed_index,
+                "IndexName": index.name,
                 "KeySchema": [
-                    {"AttributeName": table.processed_index_partition_key, "KeyType": "HASH"},
-                    {"AttributeName": table.processed_index_sort_key, "KeyType": "RANGE"},
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": table.label_index,
-                "KeySchema": [
-                    {"AttributeName": table.label_index_partition_key, "KeyType": "HASH"},
-                    {"AttributeName": table.label_index_sort_key, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
+            }
+            for index in table.indexes
         ],
     }
 

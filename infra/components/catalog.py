@@ -11,8 +11,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from image_etl.resources import CatalogShape, glue_database_input, warehouse_location
-from infra.checks import acknowledge
 from infra.components.storage import private_bucket
+from infra.nag import acknowledge
 
 
 class DatasetCatalog(Construct):

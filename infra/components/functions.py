@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import LambdaPlatform, layer_code, package_code
-from infra.checks import acknowledge
+from infra.nag import acknowledge
 
 #: Every log (functions, API access, S3 server access) is kept this many days: long enough to debug
 #: last month's failures, short enough not to pay for logs nobody reads.

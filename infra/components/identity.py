@@ -7,7 +7,7 @@ from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
 from image_etl.resources import IdentityShape
-from infra.checks import acknowledge
+from infra.nag import acknowledge
 
 
 class Identity(Construct):

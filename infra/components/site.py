@@ -11,8 +11,8 @@ from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from infra.checks import acknowledge, acknowledge_bucket_deployment_handler
 from infra.components.storage import AccessLogs, private_bucket
+from infra.nag import acknowledge, acknowledge_bucket_deployment_handler
 
 #: Written by :class:`SiteConfig` at deploy time; never taken from the site folder.
 CONFIG_FILE = "config.json"

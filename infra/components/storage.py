@@ -9,8 +9,8 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.checks import acknowledge
 from infra.components.functions import LOG_RETENTION_DAYS
+from infra.nag import acknowledge
 
 
 def private_bucket(

@@ -1,4 +1,4 @@
-"""The image-record table: one item per source object, with the processed-at and label indexes."""
+"""The image-record table: one item per source object, with the indexes its shape lists."""
 
 from __future__ import annotations
 
@@ -29,15 +29,10 @@ class ImageTable(Construct):
             ),
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.table.add_global_secondary_index(
-            index_name=shape.processed_index,
-            partition_key=dynamodb.Attribute(name=shape.processed_index_partition_key, type=_STRING),
-            sort_key=dynamodb.Attribute(name=shape.processed_index_sort_key, type=_STRING),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
-        self.table.add_global_secondary_index(
-            index_name=shape.label_index,
-            partition_key=dynamodb.Attribute(name=shape.label_index_partition_key, type=_STRING),
-            sort_key=dynamodb.Attribute(name=shape.label_index_sort_key, type=_STRING),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
+        for index in shape.indexes:
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=index.partition_key, type=_STRING),
+                sort_key=dynamodb.Attribute(name=index.sort_key, type=_STRING),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )

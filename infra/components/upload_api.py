@@ -10,8 +10,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from image_etl.resources import UploadApiShape
-from infra.checks import acknowledge
 from infra.components.functions import LOG_RETENTION
+from infra.nag import acknowledge
 
 STAGE = "v1"
 #: Method -> route -> path parameters it requires; every route is proxied to the one function.

@@ -9,32 +9,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
+from image_etl import stack_outputs
 from image_etl.resources import (
     LOCAL,
     NOTIFICATION_EVENTS,
-    ResizeFunctionShape,
     StackNames,
     athena_workgroup_name,
     glue_database_name,
-    resizer_environment,
     upload_cors_rules,
 )
-from infra import outputs
-from infra.bundling import ARM64_PY312, REPO, RESIZER_REQUIREMENTS, LambdaPlatform
-from infra.checks import acknowledge
+from infra.bundling import ARM64_PY312, LambdaPlatform
 from infra.components.catalog import DatasetCatalog
-from infra.components.functions import PythonFunction
 from infra.components.monitoring import Alarms
 from infra.components.queue import UploadQueue
+from infra.components.resize_service import ResizeService
 from infra.components.storage import AccessLogs, cors_rules, private_bucket
 from infra.components.table import ImageTable
+from infra.nag import acknowledge
 
 
 class ImageProcessingStack(Stack):
@@ -82,13 +78,33 @@ class ImageProcessingStack(Stack):
         # The large-image tier: same code and recipe, more memory; only the standard tier feeds it.
         assert names.large_queue is not None, "the stack needs the large-image tier's queue shape"
         self.large_queue = UploadQueue(self, "LargeQueue", shape=names.large_queue)
-        self.large_resizer = self._resizer(
-            "LargeResizer", names, names.large_function, self.large_queue, platform=platform
+        self.large_resizer = ResizeService(
+            self,
+            "LargeResizer",
+            shape=names.large_function,
+            queue=self.large_queue,
+            uploads=self.upload_bucket,
+            upload_prefix=names.upload_prefix,
+            variants=self.variants_bucket,
+            variants_prefix=names.variants_prefix,
+            table=self.table,
+            table_shape=names.table,
+            platform=platform,
         )
-        self.resizer = self._resizer(
-            "Resizer", names, names.function, self.queue, platform=platform, large=self.large_resizer
+        self.resizer = ResizeService(
+            self,
+            "Resizer",
+            shape=names.function,
+            queue=self.queue,
+            uploads=self.upload_bucket,
+            upload_prefix=names.upload_prefix,
+            variants=self.variants_bucket,
+            variants_prefix=names.variants_prefix,
+            table=self.table,
+            table_shape=names.table,
+            platform=platform,
+            large=self.large_resizer,
         )
-        self.large_queue.queue.grant_send_messages(self.resizer.function)
         function = self.resizer.function
 
         for event in NOTIFICATION_EVENTS:
@@ -111,94 +127,28 @@ class ImageProcessingStack(Stack):
         acknowledge_cdk_notifications_handler(self)
 
         for key, value in {
-            outputs.UPLOAD_BUCKET: self.upload_bucket.bucket_name,
-            outputs.UPLOAD_PREFIX: names.upload_prefix,
-            outputs.VARIANTS_BUCKET: self.variants_bucket.bucket_name,
-            outputs.VARIANTS_PREFIX: names.variants_prefix,
-            outputs.DATASETS_BUCKET: self.datasets_bucket.bucket_name,
-            outputs.DATASETS_PREFIX: names.datasets_prefix,
-            outputs.TABLE_NAME: self.table.table_name,
-            outputs.QUEUE_URL: self.queue.queue.queue_url,
-            outputs.DLQ_URL: self.queue.dead_letters.queue_url,
-            outputs.REGION: self.region,
-            outputs.RESIZE_FUNCTION: function.function_name,
-            outputs.LARGE_QUEUE_URL: self.large_queue.queue.queue_url,
-            outputs.LARGE_DLQ_URL: self.large_queue.dead_letters.queue_url,
-            outputs.LARGE_RESIZE_FUNCTION: self.large_resizer.function.function_name,
-            outputs.GLUE_DATABASE: self.catalog.database_name,
-            outputs.MANIFEST_TABLE_LOCATION: self.catalog.table_location,
-            outputs.ATHENA_WORKGROUP: self.catalog.workgroup.name,
-            outputs.ATHENA_RESULTS_BUCKET: self.catalog.results.bucket_name,
-            outputs.DATASET_READER_ROLE: self.catalog.reader_role.role_arn,
-            outputs.DATASET_PIPELINE_ROLE: self.catalog.pipeline_role.role_arn,
+            stack_outputs.UPLOAD_BUCKET: self.upload_bucket.bucket_name,
+            stack_outputs.UPLOAD_PREFIX: names.upload_prefix,
+            stack_outputs.VARIANTS_BUCKET: self.variants_bucket.bucket_name,
+            stack_outputs.VARIANTS_PREFIX: names.variants_prefix,
+            stack_outputs.DATASETS_BUCKET: self.datasets_bucket.bucket_name,
+            stack_outputs.DATASETS_PREFIX: names.datasets_prefix,
+            stack_outputs.TABLE_NAME: self.table.table_name,
+            stack_outputs.QUEUE_URL: self.queue.queue.queue_url,
+            stack_outputs.DLQ_URL: self.queue.dead_letters.queue_url,
+            stack_outputs.REGION: self.region,
+            stack_outputs.RESIZE_FUNCTION: function.function_name,
+            stack_outputs.LARGE_QUEUE_URL: self.large_queue.queue.queue_url,
+            stack_outputs.LARGE_DLQ_URL: self.large_queue.dead_letters.queue_url,
+            stack_outputs.LARGE_RESIZE_FUNCTION: self.large_resizer.function.function_name,
+            stack_outputs.GLUE_DATABASE: self.catalog.database_name,
+            stack_outputs.MANIFEST_TABLE_LOCATION: self.catalog.table_location,
+            stack_outputs.ATHENA_WORKGROUP: self.catalog.workgroup.name,
+            stack_outputs.ATHENA_RESULTS_BUCKET: self.catalog.results.bucket_name,
+            stack_outputs.DATASET_READER_ROLE: self.catalog.reader_role.role_arn,
+            stack_outputs.DATASET_PIPELINE_ROLE: self.catalog.pipeline_role.role_arn,
         }.items():
             CfnOutput(self, key, value=value)
-
-    def _resizer(
-        self,
-        id: str,
-        names: StackNames,
-        shape: ResizeFunctionShape,
-        queue: UploadQueue,
-        *,
-        platform: LambdaPlatform,
-        large: PythonFunction | None = None,
-    ) -> PythonFunction:
-        """Return one tier of the resize function, reading ``queue``, with the grants both tiers need."""
-        resizer = PythonFunction(
-            self,
-            id,
-            package=REPO / "lambda_resizer",
-            requirements=RESIZER_REQUIREMENTS,
-            platform=platform,
-            environment=resizer_environment(
-                upload_prefix=names.upload_prefix,
-                variants_bucket=self.variants_bucket.bucket_name,
-                variants_prefix=names.variants_prefix,
-                table_name=self.table.table_name,
-                table=names.table,
-                function=shape,
-                queue=queue.shape,
-                large_queue_url=self.large_queue.queue.queue_url if large else None,
-                large_function=names.large_function if large else None,
-            ),
-            timeout_s=shape.timeout_s,
-            memory_mb=shape.memory_mb,
-            description=f"Resizes each upload into variants and writes its record ({shape.tier} tier)",
-        )
-        function = resizer.function
-        function.add_event_source(
-            event_sources.SqsEventSource(
-                queue.queue,
-                batch_size=queue.shape.batch_size,
-                max_batching_window=Duration.seconds(queue.shape.max_batching_window_s),
-                report_batch_item_failures=True,
-            )
-        )
-        # Exactly the calls lambda_resizer makes. ListBucket makes a deleted upload a 404 (recorded as
-        # `missing`) instead of a 403 that would be retried into the DLQ.
-        self.upload_bucket.grants.actions_on_bucket_and_object_keys(
-            function, f"{names.upload_prefix}*", "s3:GetObject", "s3:ListBucket"
-        )
-        self.variants_bucket.grants.actions_on_object_keys(
-            function, f"{names.variants_prefix}*", "s3:PutObject"
-        )
-        # The table's ARN alone: these item calls never touch the indexes.
-        iam.Grant.add_to_principal(
-            grantee=function,
-            actions=["dynamodb:GetItem", "dynamodb:PutItem"],
-            resource_arns=[self.table.table_arn],
-        )
-        acknowledge(
-            function,
-            "AwsSolutions-IAM5",
-            "Objects under one prefix of each bucket: the uploads it reads, the variants it writes.",
-            findings=[
-                rf"Resource::<Uploads[0-9A-F]{{8}}\.Arn>/{re.escape(names.upload_prefix)}\*",
-                rf"Resource::<Variants[0-9A-F]{{8}}\.Arn>/{re.escape(names.variants_prefix)}\*",
-            ],
-        )
-        return resizer
 
 
 def s3_event_type(event: str) -> s3.EventType:

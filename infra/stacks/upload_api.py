@@ -10,15 +10,15 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from image_etl import stack_outputs
 from image_etl.resources import LOCAL, StackNames, site_config, upload_api_environment
-from infra import outputs
 from infra.bundling import ARM64_PY312, REPO, UPLOAD_API_REQUIREMENTS, LambdaPlatform
-from infra.checks import acknowledge
 from infra.components.functions import PythonFunction
 from infra.components.identity import Identity
 from infra.components.monitoring import Alarms
 from infra.components.site import SiteConfig, StaticSite
 from infra.components.upload_api import UploadApi
+from infra.nag import acknowledge
 
 
 class UploadApiStack(Stack):
@@ -118,7 +118,7 @@ class UploadApiStack(Stack):
             topic_arn=alarm_topic_arn,
         )
 
-        CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the upload API")
-        CfnOutput(self, outputs.UPLOAD_API_FUNCTION, value=function.function_name)
-        CfnOutput(self, outputs.USER_POOL_ID, value=self.identity.user_pool.user_pool_id)
-        CfnOutput(self, outputs.USER_POOL_CLIENT_ID, value=self.identity.client.user_pool_client_id)
+        CfnOutput(self, stack_outputs.API_URL, value=self.api.url, description="Base URL of the upload API")
+        CfnOutput(self, stack_outputs.UPLOAD_API_FUNCTION, value=function.function_name)
+        CfnOutput(self, stack_outputs.USER_POOL_ID, value=self.identity.user_pool.user_pool_id)
+        CfnOutput(self, stack_outputs.USER_POOL_CLIENT_ID, value=self.identity.client.user_pool_client_id)

@@ -8,7 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra import outputs
+from image_etl import stack_outputs
 from infra.bundling import REPO
 from infra.components.site import StaticSite
 
@@ -24,6 +24,6 @@ class UploadSiteStack(Stack):
     def __init__(self, scope: Construct, id: str, *, files: Path = REPO / "site", **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         self.site = StaticSite(self, "Site", files=files)
-        CfnOutput(self, outputs.SITE_URL, value=self.site.origin, description="The upload page")
-        CfnOutput(self, outputs.SITE_BUCKET, value=self.site.bucket.bucket_name)
-        CfnOutput(self, outputs.DISTRIBUTION_ID, value=self.site.distribution.distribution_id)
+        CfnOutput(self, stack_outputs.SITE_URL, value=self.site.origin, description="The upload page")
+        CfnOutput(self, stack_outputs.SITE_BUCKET, value=self.site.bucket.bucket_name)
+        CfnOutput(self, stack_outputs.DISTRIBUTION_ID, value=self.site.distribution.distribution_id)

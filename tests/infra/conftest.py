@@ -20,7 +20,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
-from infra.deployment import build_app
+from infra.deployment import build_cdk_app
 from infra.stacks.processing import ImageProcessingStack
 from infra.stacks.upload_api import UploadApiStack
 from infra.stacks.upload_site import UploadSiteStack
@@ -91,8 +91,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     saved = {name: os.environ.get(name) for name in DEPLOY_ENV}
     os.environ.update(DEPLOY_ENV)
     try:
-        # cdk-nag runs per stack in test_checks, so a finding fails one test, not the session.
-        app = build_app(outdir=outdir, checks=False)
+        # cdk-nag runs per stack in test_nag, so a finding fails one test, not the session.
+        app = build_cdk_app(outdir=outdir, checks=False)
     finally:
         for name, value in saved.items():
             if value is None:

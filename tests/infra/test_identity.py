@@ -10,9 +10,9 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from image_etl.resources import LOCAL
-from infra.checks import unaccepted
 from infra.components.identity import Identity
 from infra.deployment import identity_from_context
+from infra.nag import unaccepted
 
 pytestmark = pytest.mark.slow  # synthesizes a stack
 

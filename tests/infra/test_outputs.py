@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from image_etl.settings import Settings, load_settings
-from infra import outputs
-from infra.outputs import (
+from image_etl.stack_outputs import (
+    API_URL,
     SETTINGS_FIELDS,
     environment_from_outputs_file,
     settings_fields_from_outputs,
@@ -66,7 +66,7 @@ def test_every_settings_output_is_declared_by_a_stack_without_an_export(cloud: C
         declared.update(cloud.template_json(stack)["Outputs"])
     assert set(SETTINGS_FIELDS) <= set(declared)
     assert all("Export" not in declared[key] for key in SETTINGS_FIELDS)
-    assert outputs.API_URL in cloud.template_json(cloud.upload_api)["Outputs"]
+    assert API_URL in cloud.template_json(cloud.upload_api)["Outputs"]
 
 
 def test_the_outputs_file_of_a_deploy_points_the_settings_at_aws(

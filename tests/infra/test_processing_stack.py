@@ -6,8 +6,8 @@ from importlib.metadata import version
 
 import pytest
 
+from image_etl import stack_outputs
 from image_etl.resources import LOCAL, NOTIFICATION_EVENTS, UPLOAD_PREFIX
-from infra import outputs
 from infra.bundling import ARM64_PY312, RESIZER_REQUIREMENTS
 from tests.infra.conftest import Cloud
 
@@ -232,10 +232,10 @@ def test_variants_and_datasets_buckets_never_trigger_anything(cloud: Cloud) -> N
 def test_outputs_name_every_resource_a_client_needs(cloud: Cloud) -> None:
     stack = cloud.processing
     found = cloud.template_json(stack)["Outputs"]
-    assert found[outputs.UPLOAD_BUCKET]["Value"] == {"Ref": cloud.logical_id(stack.upload_bucket)}
-    assert found[outputs.DATASETS_BUCKET]["Value"] == {"Ref": cloud.logical_id(stack.datasets_bucket)}
-    assert found[outputs.TABLE_NAME]["Value"] == {"Ref": cloud.logical_id(stack.table)}
-    assert found[outputs.QUEUE_URL]["Value"] == {"Ref": cloud.logical_id(stack.queue.queue)}
-    assert found[outputs.DLQ_URL]["Value"] == {"Ref": cloud.logical_id(stack.queue.dead_letters)}
-    assert found[outputs.UPLOAD_PREFIX]["Value"] == UPLOAD_PREFIX
-    assert "Export" not in found[outputs.UPLOAD_BUCKET]
+    assert found[stack_outputs.UPLOAD_BUCKET]["Value"] == {"Ref": cloud.logical_id(stack.upload_bucket)}
+    assert found[stack_outputs.DATASETS_BUCKET]["Value"] == {"Ref": cloud.logical_id(stack.datasets_bucket)}
+    assert found[stack_outputs.TABLE_NAME]["Value"] == {"Ref": cloud.logical_id(stack.table)}
+    assert found[stack_outputs.QUEUE_URL]["Value"] == {"Ref": cloud.logical_id(stack.queue.queue)}
+    assert found[stack_outputs.DLQ_URL]["Value"] == {"Ref": cloud.logical_id(stack.queue.dead_letters)}
+    assert found[stack_outputs.UPLOAD_PREFIX]["Value"] == UPLOAD_PREFIX
+    assert "Export" not in found[stack_outputs.UPLOAD_BUCKET]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from image_etl import stack_outputs
 from image_etl.resources import LOCAL, site_config, upload_api_environment
-from infra import outputs
 from infra.bundling import REPO
 from infra.components.upload_api import STAGE
 from tests.infra.conftest import Cloud
@@ -219,12 +219,14 @@ def test_config_json_gets_the_api_url_and_the_user_pool_at_deploy_time(cloud: Cl
 def test_outputs_name_the_user_pool_and_the_pages_client(cloud: Cloud) -> None:
     stack = cloud.upload_api
     found = cloud.template_json(stack)["Outputs"]
-    assert found[outputs.USER_POOL_ID]["Value"] == {"Ref": cloud.logical_id(stack.identity.user_pool)}
-    assert found[outputs.USER_POOL_CLIENT_ID]["Value"] == {"Ref": cloud.logical_id(stack.identity.client)}
+    assert found[stack_outputs.USER_POOL_ID]["Value"] == {"Ref": cloud.logical_id(stack.identity.user_pool)}
+    assert found[stack_outputs.USER_POOL_CLIENT_ID]["Value"] == {
+        "Ref": cloud.logical_id(stack.identity.client)
+    }
 
 
 def test_api_url_output_is_the_stage_url_without_trailing_slash(cloud: Cloud) -> None:
     stack = cloud.upload_api
-    parts = cloud.template_json(stack)["Outputs"][outputs.API_URL]["Value"]["Fn::Join"][1]
+    parts = cloud.template_json(stack)["Outputs"][stack_outputs.API_URL]["Value"]["Fn::Join"][1]
     assert (parts[0], parts[-1]) == ("https://", f"/{STAGE}")
     assert {"Ref": cloud.logical_id(stack.api.api)} in parts

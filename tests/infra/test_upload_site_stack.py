@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra import outputs
+from image_etl import stack_outputs
 from infra.bundling import REPO
 from infra.components.site import CONFIG_FILE
 from tests.infra.conftest import Cloud
@@ -52,6 +52,6 @@ def test_site_files_are_deployed_but_config_json_is_left_to_the_api_stack(cloud:
 
 def test_site_url_is_the_distribution_origin_over_https(cloud: Cloud) -> None:
     stack = cloud.site
-    value = cloud.template_json(stack)["Outputs"][outputs.SITE_URL]["Value"]
+    value = cloud.template_json(stack)["Outputs"][stack_outputs.SITE_URL]["Value"]
     distribution = cloud.logical_id(stack.site.distribution)
     assert value == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]}
