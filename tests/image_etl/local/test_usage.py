@@ -9,7 +9,7 @@ from pathlib import Path
 from image_etl.local.emulator import Emulator
 from image_etl.local.usage import data_dir_usage, human_bytes
 from lambda_resizer.records import to_item
-from tests.image_etl.emulators import stop_clean
+from tests.image_etl.local.emulators import stop_clean
 from tests.stack_process import image_etl_cli
 
 
