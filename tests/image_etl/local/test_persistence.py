@@ -21,6 +21,7 @@ import boto3
 import pytest
 import werkzeug.test
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.backends import get_backend
@@ -72,19 +73,19 @@ class InProcessEmulator:
 
     def _send(self, request: AWSPreparedRequest, **_kwargs: Any) -> AWSResponse:
         url = urlsplit(request.url)
-        body = request.body.read() if hasattr(request.body, "read") else request.body
-        headers = [(k, v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()]
+        body = request.body
+        data = body if body is None or isinstance(body, str | bytes | bytearray) else body.read()
+        sent = [(k, v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()]
         answer = self.http.open(
             url.path,
             base_url=f"{url.scheme}://{url.netloc}",
             query_string=url.query,
             method=request.method,
-            headers=headers,
-            data=body or b"",
+            headers=sent,
+            data=data or b"",
         )
-        return AWSResponse(
-            request.url, answer.status_code, dict(answer.headers), MockRawResponse(answer.data)
-        )
+        headers = HTTPHeaders.from_pairs(list(answer.headers.items()))
+        return AWSResponse(request.url, answer.status_code, headers, MockRawResponse(answer.data))
 
     def stop(self) -> None:
         self.store.close()
