@@ -17,8 +17,8 @@ import pytest
 from image_etl.manifest import latest_version, read_manifest
 from image_etl.settings import load_settings
 from tests.conftest import REPO
-from tests.image_etl.test_local_stack_e2e import free_port
 from tests.imaging import encode, photo_like
+from tests.stack_process import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

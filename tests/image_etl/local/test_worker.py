@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,12 +21,11 @@ from lambda_resizer import handler
 from lambda_resizer.config import ResizerConfig
 from lambda_resizer.estimate import estimate_memory, read_header
 from lambda_resizer.records import from_item, image_id_for
+from tests.conftest import REPO
 from tests.imaging import encode, photo_like
 from tests.stack_process import in_this_process
 
 pytestmark = pytest.mark.slow  # the event worker against a moto server, some in a process of their own
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

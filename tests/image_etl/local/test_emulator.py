@@ -15,7 +15,7 @@ from moto.sqs.models import sqs_backends
 from image_etl.local.emulator import Emulator, speed_up_sqs
 from image_etl.settings import Settings
 from lambda_resizer.records import image_id_for, to_item
-from tests.image_etl.emulators import restart
+from tests.image_etl.local.emulators import restart
 
 pytestmark = pytest.mark.slow  # each test starts (and most restart) the emulator
 

@@ -1,16 +1,15 @@
-"""`image-etl info` and the banner say what the data dir holds, from the state file alone."""
+"""What the data dir holds (for `image-etl info` and the banner), from the state file alone; the
+command itself is tested in tests/image_etl/test_cli.py."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from image_etl.local.emulator import Emulator
 from image_etl.local.usage import data_dir_usage, human_bytes
 from lambda_resizer.records import to_item
-from tests.image_etl.emulators import stop_clean
-from tests.stack_process import image_etl_cli
+from tests.image_etl.local.emulators import stop_clean
 
 
 def test_usage_counts_objects_bytes_records_and_free_disk(tmp_path: Path) -> None:
@@ -34,16 +33,6 @@ def test_usage_counts_objects_bytes_records_and_free_disk(tmp_path: Path) -> Non
     assert 0 < usage.free_bytes <= shutil.disk_usage(tmp_path).free * 1.01
     assert usage.summary().startswith("2 objects (2.4 KB), 1 records; ")
     assert data_dir_usage(tmp_path, walk=False).data_dir_bytes is None
-
-
-def test_info_shows_the_data_dir_contents_without_a_running_stack(tmp_path: Path) -> None:
-    result = image_etl_cli("info", "--json", "--data-dir", str(tmp_path / "fresh"))
-    assert result.returncode == 0, result.stderr
-    usage = json.loads(result.stdout)["data_dir_usage"]
-    assert (usage["objects"], usage["object_bytes"], usage["records"]) == (0, 0, 0)
-    assert usage["free_bytes"] > 0
-    text = image_etl_cli("info", "--data-dir", str(tmp_path / "fresh"))
-    assert "0 objects (0 B), 0 records;" in text.stderr and "free on its disk" in text.stderr
 
 
 def test_human_bytes() -> None:

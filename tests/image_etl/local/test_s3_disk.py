@@ -17,7 +17,7 @@ from image_etl.local import s3_disk
 from image_etl.local.emulator import Emulator
 from image_etl.local.s3_disk import BlobStore, DiskBuffer
 from image_etl.settings import OBJECTS_DIR, STATE_DB, local_settings
-from tests.image_etl.emulators import restart, stop_clean
+from tests.image_etl.local.emulators import restart, stop_clean
 
 pytestmark = pytest.mark.slow  # each test starts (and most restart) the emulator
 

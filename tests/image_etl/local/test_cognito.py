@@ -24,11 +24,12 @@ from image_etl.local.provision import app_client_definition
 from image_etl.resources import LOCAL
 from image_etl.settings import Settings
 from image_etl.users import add_user
+from tests.conftest import REPO
 from tests.identity import srp_sign_in
 
 pytestmark = pytest.mark.slow  # the emulator's Cognito, started and restarted
 
-SIGN_IN_JS = Path(__file__).resolve().parents[1] / "site" / "sign_in.js"
+SIGN_IN_JS = REPO / "tests" / "site" / "sign_in.js"
 PASSWORD = "Correct-Horse-9-Battery"
 
 

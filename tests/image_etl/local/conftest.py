@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from image_etl.local.emulator import Emulator
-from tests.image_etl.emulators import stop_clean
+from tests.image_etl.local.emulators import stop_clean
 
 
 @pytest.fixture
