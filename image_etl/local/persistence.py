@@ -160,6 +160,14 @@ class StateStore:
         row = self._db.execute("SELECT state FROM glue_catalog WHERE id = 1").fetchone()
         return json.loads(row[0]) if row else {}
 
+    def get_item(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        """Return the recorded item with ``key`` (its attributes as DynamoDB JSON), or None."""
+        row = self._db.execute(
+            "SELECT item FROM dynamodb_items WHERE table_name = ? AND item_key = ?",
+            (table, json.dumps(key, sort_keys=True)),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for table, item in self._db.execute("SELECT table_name, item FROM dynamodb_items"):
             yield table, json.loads(item)
@@ -321,10 +329,29 @@ class PersistenceMiddleware:
         for table, key in self._touched_keys(operation, request):
             with self._locks("dynamodb", table, json.dumps(key, sort_keys=True)):
                 item = self.dynamodb.get_item(table, key)
-                if item is None:
-                    self.store.delete_item(table, key)
-                else:
-                    self.store.put_item(table, key, item.to_json()["Attributes"])
+                try:
+                    if item is None:
+                        self.store.delete_item(table, key)
+                    else:
+                        self.store.put_item(table, key, item.to_json()["Attributes"])
+                except (sqlite3.OperationalError, DataDirFull):
+                    # The client is told the write failed: moto's memory must not say otherwise
+                    # (a reader, e.g. the resizer's idempotency check, would trust it).
+                    self._revert_item(table, key)
+                    raise
+
+    def _revert_item(self, table_name: str, key: dict[str, Any]) -> None:
+        """Put moto's copy of the item with ``key`` back to what the state file holds."""
+        table = self.dynamodb.get_table(table_name)
+        recorded = self.store.get_item(table_name, key)
+        if recorded is not None:
+            _put_item(table, recorded)
+            return
+        hash_key = DynamoType(key[table.hash_key_attr])
+        if table.range_key_attr:
+            table.items.get(hash_key, {}).pop(DynamoType(key[table.range_key_attr]), None)
+        else:
+            table.items.pop(hash_key, None)
 
     def _touched_keys(self, operation: str, request: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         if operation in {"UpdateItem", "DeleteItem"}:

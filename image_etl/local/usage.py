@@ -48,7 +48,8 @@ def data_dir_usage(data_dir: Path, *, walk: bool = True) -> DataDirUsage:
                 ).fetchone()
             if "dynamodb_items" in tables:
                 records = db.execute("SELECT count(*) FROM dynamodb_items").fetchone()[0]
-    existing = data_dir if data_dir.exists() else data_dir.parent
+    # The disk it will be on: its nearest folder that exists (a first `up` creates the rest).
+    existing = next(folder for folder in (data_dir, *data_dir.absolute().parents) if folder.exists())
     return DataDirUsage(
         objects,
         object_bytes,

@@ -129,11 +129,6 @@ def test_info_counts_what_the_state_file_holds(tmp_path: Path) -> None:
     assert "1 objects (1.5 KB), 1 records;" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `info --data-dir` under a folder that does not exist dies with a FileNotFoundError "
-    "traceback (image_etl.local.usage asks the free space of the data dir's parent only)",
-)
 def test_info_on_a_data_dir_under_a_missing_folder_says_it_holds_nothing(tmp_path: Path) -> None:
     result = run("info", "--json", "--data-dir", str(tmp_path / "not" / "yet"))
     assert result.exit_code == 0, result.output

@@ -230,11 +230,6 @@ def test_a_state_file_that_cannot_be_written_refuses_the_write_with_507_and_keep
     assert body_files(tmp_path) == [b"before"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a DynamoDB write the state file refused (507) stays in moto's memory until the next "
-    "restart, so the client that was told it failed reads it back",
-)
 def test_a_refused_item_write_is_not_visible_either(
     emulators: list[InProcessEmulator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
