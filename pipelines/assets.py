@@ -1,8 +1,9 @@
 """Assets: daily record files -> a version of the manifest table -> ``published`` tag, report, export.
 
-Lineage: ``image_records`` (daily partitions by upload day) feeds ``dataset_manifest`` (a tagged
-snapshot of the Iceberg table), whose blocking checks gate ``published_manifest`` (the ``published``
-tag consumers read), which feeds ``dataset_report`` and ``imagefolder_export``. Every rule lives
+Lineage: ``image_records`` (daily partitions by upload day, ``pipelines.partitions``) feeds
+``dataset_manifest`` (a tagged snapshot of the Iceberg table), whose blocking checks
+(``pipelines.asset_checks``) gate ``published_manifest`` (the ``published`` tag consumers read),
+which feeds ``dataset_report``, ``imagefolder_export`` and ``record_annotations``. Every rule lives
 in ``image_etl.dataset``; these functions only wire it to Dagster.
 """
 
@@ -20,9 +21,8 @@ from image_etl.dataset import checks as dataset_checks
 from image_etl.dataset.annotations import write_back
 from image_etl.dataset.export import export_prefix, write_imagefolder_export
 from image_etl.dataset.record_files import build_from_record_files, write_record_files
-from image_etl.dataset.records import upload_day
-from image_etl.dataset.report import report_markdown, report_plots
-from image_etl.settings import load_settings
+from image_etl.dataset.report import save_report
+from pipelines.partitions import FIRST_UPLOAD_DAY, upload_days
 from pipelines.resources import (
     MANIFEST_IO_MANAGER,
     DatasetBucket,
@@ -31,24 +31,12 @@ from pipelines.resources import (
     ManifestVersion,
 )
 
-#: Where the daily partitions start (``Settings.first_day``: the local stack's first start, a
-#: deployed stack's creation day, or IMAGE_ETL_FIRST_DAY), so a new dataset shows the days it has,
-#: not every day since a fixed date. Read once, when the code location loads.
-FIRST_UPLOAD_DAY = load_settings().first_day
-#: ``end_offset=1`` adds today's partition: images uploaded today must reach the manifest today.
-upload_days = dg.DailyPartitionsDefinition(start_date=FIRST_UPLOAD_DAY, end_offset=1, timezone="UTC")
-
 # A single-run backfill policy is what lets one run cover a partition range; it is marked beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 # An output's data version (the manifest version id, shown beside the asset in the UI) is beta too.
 warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
 
 GROUP = "datasets"
-#: Every run that writes record files carries this tag; the local run queue runs one at a time.
-DATASET_RUN_TAG = {"image-etl/dataset": "build"}
-
-
-__all__ = ["FIRST_UPLOAD_DAY", "ManifestVersion", "upload_day"]
 
 
 @dg.asset(
@@ -205,21 +193,16 @@ def dataset_report(published_manifest: ManifestVersion, datasets: DatasetBucket)
     under ``versions/<version>/report/``."""
     store = datasets.store()
     manifest = datasets.table().read(published_manifest.version)
-    plots = report_plots(manifest)
-    summary_md = report_markdown(manifest, published_manifest.version)
-    prefix = f"{store.version_prefix(published_manifest.version)}report/"
-    for name, png in plots.items():
-        store.put(f"{prefix}{name}.png", png, content_type="image/png")
-    store.put(f"{prefix}summary.md", summary_md.encode(), content_type="text/markdown")
+    report = save_report(store, manifest, published_manifest.version)
     images = {
         name: dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
-        for name, png in plots.items()
+        for name, png in report.plots.items()
     }
     return dg.MaterializeResult(
         metadata={
-            "summary": dg.MetadataValue.md(summary_md),
+            "summary": dg.MetadataValue.md(report.summary),
             **images,
-            "path": dg.MetadataValue.path(store.uri(prefix)),
+            "path": dg.MetadataValue.path(store.uri(report.prefix)),
         }
     )
 
@@ -298,25 +281,3 @@ def imagefolder_export(
             "variants_bucket": datasets.variants_bucket,
         }
     )
-
-
-def recent_days(today: date, days: int) -> tuple[str, str]:
-    """Return the partition range (first, last) of ``days`` days before ``today`` and today, clamped."""
-    first = max((today - timedelta(days=days)).isoformat(), FIRST_UPLOAD_DAY)
-    return first, max(today.isoformat(), FIRST_UPLOAD_DAY)
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    """Return the run tags that make one run cover partitions ``first..last`` (single-run backfill)."""
-    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-
-
-dataset_job = dg.define_asset_job(
-    "dataset_job",
-    selection=dg.AssetSelection.assets(image_records).downstream(),
-    # One process for the whole run: a step subprocess costs seconds of imports, and the manifest
-    # must land within a minute of an upload.
-    executor_def=dg.in_process_executor,
-    tags=DATASET_RUN_TAG,
-    description="Refresh upload-day record files, build and check the manifest, publish it.",
-)

@@ -1,4 +1,4 @@
-"""The Dagster code location (loaded by workspace.yaml): assets, checks, sensor, schedule, resources."""
+"""The Dagster code location (workspace.yaml loads it): assets, checks, jobs, sensor, schedules, resources."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines import assets, checks, retention, schedules, sensors
+from pipelines import asset_checks, assets, jobs, schedules, sensors
 from pipelines.resources import build_resources
 
 
@@ -14,8 +14,8 @@ def make_definitions(resources: dict[str, Any]) -> dg.Definitions:
     """Return the code location bound to ``resources`` (tests pass ones pointed at their own stack)."""
     return dg.Definitions(
         assets=dg.load_assets_from_modules([assets]),
-        asset_checks=dg.load_asset_checks_from_modules([checks]),
-        jobs=[assets.dataset_job, retention.retention_job],
+        asset_checks=dg.load_asset_checks_from_modules([asset_checks]),
+        jobs=[jobs.dataset_job, jobs.retention_job],
         sensors=[sensors.new_images_sensor],
         schedules=[schedules.nightly_refresh_schedule, schedules.retention_schedule],
         resources=resources,
@@ -24,4 +24,8 @@ def make_definitions(resources: dict[str, Any]) -> dg.Definitions:
     )
 
 
-defs = make_definitions(build_resources())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Return the code location `dagster dev` and `dagster ... -m pipelines.definitions` load, its
+    resources built from the settings when Dagster loads it, not when a test imports this module."""
+    return make_definitions(build_resources())

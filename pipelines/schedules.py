@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 from dagster import ScheduleEvaluationContext
 
-from pipelines.assets import dataset_job, range_tags, recent_days
+from pipelines.jobs import dataset_job, range_tags, retention_job
+from pipelines.partitions import recent_days
 from pipelines.resources import DatasetPolicy
-from pipelines.retention import retention_job
 
 
 @dg.schedule(

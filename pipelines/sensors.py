@@ -18,7 +18,9 @@ from typing import Any
 import dagster as dg
 from dagster import SensorEvaluationContext
 
-from pipelines.assets import FIRST_UPLOAD_DAY, dataset_job, range_tags, upload_day
+from image_etl.dataset.records import upload_day
+from pipelines.jobs import dataset_job, range_tags
+from pipelines.partitions import FIRST_UPLOAD_DAY
 from pipelines.resources import DatasetPolicy, ImageRecordTable
 
 

@@ -4,12 +4,16 @@ markdown summary (the Dagster UI shows both; they are also saved next to the ver
 from __future__ import annotations
 
 import io
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from image_etl.dataset.checks import class_balance, label_conflicts, markdown_table, summary
 from image_etl.dataset.rules import SPLITS, STATUS_PROCESSED
+
+if TYPE_CHECKING:
+    from image_etl.manifest import DatasetStore
 
 
 def _png(figure: Any) -> bytes:
@@ -99,3 +103,29 @@ def report_markdown(manifest: pd.DataFrame, version: str) -> str:
             markdown_table(shown.set_index("dup_group")),
         ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class SavedReport:
+    """A version's report as :func:`save_report` wrote it."""
+
+    plots: dict[str, bytes]  # PNG bytes by plot name
+    summary: str  # markdown
+    prefix: str  # the key prefix they were written under
+
+
+def report_prefix(store: DatasetStore, version: str) -> str:
+    """Return the key prefix of ``version``'s report: ``versions/<version>/report/``."""
+    return f"{store.version_prefix(version)}report/"
+
+
+def save_report(store: DatasetStore, manifest: pd.DataFrame, version: str) -> SavedReport:
+    """Render ``version``'s report and write it beside the version: ``<name>.png`` per plot and
+    ``summary.md`` under :func:`report_prefix`."""
+    plots = report_plots(manifest)
+    summary_md = report_markdown(manifest, version)
+    prefix = report_prefix(store, version)
+    for name, png in plots.items():
+        store.put(f"{prefix}{name}.png", png, content_type="image/png")
+    store.put(f"{prefix}summary.md", summary_md.encode(), content_type="text/markdown")
+    return SavedReport(plots, summary_md, prefix)

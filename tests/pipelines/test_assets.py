@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from image_etl.cli import app
 from image_etl.manifest import DatasetStore, latest_version, list_versions, manifest_table, read_manifest
 from image_etl.settings import Settings
-from pipelines.assets import range_tags
 from pipelines.definitions import make_definitions
+from pipelines.jobs import range_tags
 from tests.imaging import encode, photo_like
 from tests.pipelines.conftest import upload_and_process
 
@@ -138,6 +138,11 @@ def test_graph_builds_publishes_and_exports_a_checked_manifest(
     assert "images: **8** (7 processed, 1 failed)" in report["summary"]
     assert "(failed images have none)" in report["summary"]
     assert "label conflicts: 0 groups" in report["summary"]
+    # The UI's report is also kept beside the version, where its path metadata points.
+    saved = f"{store.version_prefix(meta['version'])}report/"
+    assert report["path"] == store.uri(saved)
+    assert store.read_bytes(f"{saved}summary.md").decode() == report["summary"]
+    assert store.read_bytes(f"{saved}class_balance.png").startswith(b"\x89PNG")
 
     exported = []
     for split in ("train", "val", "test"):

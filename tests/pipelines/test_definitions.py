@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -21,31 +20,22 @@ def test_definitions_load_from_the_workspace_without_warnings() -> None:
     # A fresh interpreter, as the code server does, with warnings turned into errors.
     code = (
         "import warnings; warnings.simplefilter('error'); import pipelines.definitions as d; "
-        "print(len(d.defs.resolve_all_asset_specs()))"
+        "print(len(d.defs().resolve_all_asset_specs()))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "6"
 
 
-@pytest.mark.slow
-def test_partitions_start_on_the_settings_first_upload_day() -> None:
-    # A fresh interpreter: the partitions are fixed when the code location loads.
-    code = (
-        "from pipelines.assets import upload_days, recent_days; from datetime import date; "
-        "print(upload_days.get_first_partition_key(), recent_days(date(2026, 12, 2), 3)[0])"
-    )
-    env = {**os.environ, "IMAGE_ETL_FIRST_DAY": "2026-11-30"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    # A dataset begun on 2026-11-30 has its days from then, and the nightly refresh stays inside them.
-    assert out.stdout.split() == ["2026-11-30", "2026-11-30"]
+@pytest.fixture(scope="module")
+def definitions() -> dg.Definitions:
+    return defs()
 
 
-def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_default() -> None:
-    job = defs.resolve_job_def("dataset_job")
+def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_default(
+    definitions: dg.Definitions,
+) -> None:
+    job = definitions.resolve_job_def("dataset_job")
     assets = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert assets == {
         "image_records",
@@ -63,16 +53,17 @@ def test_the_job_covers_the_graph_its_checks_and_the_sensor_and_schedule_run_by_
         "row_count_check",
         "label_conflict_check",
     }
-    assert defs.resolve_sensor_def("new_images_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    sensor = definitions.resolve_sensor_def("new_images_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert (
-        defs.resolve_schedule_def("nightly_refresh_schedule").default_status
+        definitions.resolve_schedule_def("nightly_refresh_schedule").default_status
         == dg.DefaultScheduleStatus.RUNNING
     )
-    retention = defs.resolve_schedule_def("retention_schedule")
+    retention = definitions.resolve_schedule_def("retention_schedule")
     assert retention.default_status == dg.DefaultScheduleStatus.RUNNING
     assert retention.job_name == "retention_job"
     # Never beside a dataset run: the run queue's one-at-a-time tag.
-    assert defs.resolve_job_def("retention_job").tags.get("image-etl/dataset") == "build"
+    assert definitions.resolve_job_def("retention_job").tags.get("image-etl/dataset") == "build"
 
 
 def test_nightly_schedule_refreshes_the_last_n_days_and_today() -> None:

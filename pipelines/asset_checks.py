@@ -1,4 +1,4 @@
-"""Asset checks on each manifest version.
+"""Dagster asset checks on each manifest version (their rules: ``image_etl.dataset.checks``).
 
 Blocking (a failure stops ``published_manifest``, ``dataset_report`` and ``imagefolder_export`` in
 the same run, so consumers keep the previous ``published`` version): missing variants would hand out broken
@@ -17,8 +17,8 @@ import pandas as pd
 
 from image_etl.dataset import checks as mf
 from image_etl.dataset.rules import STATUS_FAILED, STATUS_PROCESSED
-from pipelines.assets import ManifestVersion, dataset_manifest
-from pipelines.resources import DatasetBucket, DatasetPolicy
+from pipelines.assets import dataset_manifest
+from pipelines.resources import DatasetBucket, DatasetPolicy, ManifestVersion
 
 
 def _version(

@@ -1,4 +1,5 @@
-"""``retention_job`` against the local emulation: old versions expire, their files and reports go."""
+"""``expire_manifest_versions`` run by ``retention_job`` against the local emulation: old versions
+expire, their files and reports go."""
 
 from __future__ import annotations
 

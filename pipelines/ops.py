@@ -1,4 +1,5 @@
-"""``retention_job``: expire the manifest versions the policy drops and delete the files nothing keeps."""
+"""Ops of the op-based jobs: ``expire_manifest_versions`` (``retention_job``) expires the manifest
+versions the policy drops and deletes the files nothing keeps."""
 
 # No `from __future__ import annotations`: Dagster reads the op's annotations at definition time.
 
@@ -6,7 +7,6 @@ import dagster as dg
 from dagster import OpExecutionContext
 
 from image_etl.dataset.retention import apply_retention
-from pipelines.assets import DATASET_RUN_TAG
 from pipelines.resources import DatasetBucket, DatasetPolicy
 
 
@@ -39,12 +39,3 @@ def expire_manifest_versions(
         facts,
         metadata={**facts, "expired": dg.MetadataValue.json(result.expired_versions[:50])},
     )
-
-
-@dg.job(
-    tags=DATASET_RUN_TAG,  # never beside a dataset run: it would see that run's fresh files as orphans
-    executor_def=dg.in_process_executor,
-    description="Retention of the manifest table (policy: retain_days, retain_versions).",
-)
-def retention_job() -> None:
-    expire_manifest_versions()

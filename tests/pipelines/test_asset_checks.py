@@ -10,9 +10,8 @@ import pytest
 
 from image_etl.manifest import latest_version, list_versions, manifest_table
 from image_etl.settings import Settings
-from pipelines.assets import ManifestVersion
-from pipelines.checks import row_count_check, split_leak_check
-from pipelines.resources import DatasetPolicy, build_resources
+from pipelines.asset_checks import row_count_check, split_leak_check
+from pipelines.resources import DatasetPolicy, ManifestVersion, build_resources
 from tests.imaging import encode, photo_like
 from tests.pipelines.conftest import upload_and_process
 from tests.pipelines.test_assets import CORE, metadata_of, run_dataset_job
