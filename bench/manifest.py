@@ -352,7 +352,7 @@ def sensor_tick(table_size: int, new: int) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
     from image_etl.local.provision import create_resources
-    from image_etl.resources import LOCAL
+    from image_etl.resource_shapes import LOCAL
     from image_etl.settings import local_settings
     from pipelines.resources import ImageRecordTable
     from pipelines.sensors import SensorCursor, read_new_records

@@ -134,7 +134,7 @@ def memory_table(sizes: list[float], kinds: list[str], cache: Path) -> list[dict
 
 def lambda_environment() -> dict[str, str]:
     """Return the Pillow allocator settings the resize function runs with (its environment)."""
-    from image_etl.resources import LOCAL
+    from image_etl.resource_shapes import LOCAL
 
     function = LOCAL.function
     return {

@@ -31,7 +31,7 @@ from image_etl.dataset.table import (
     is_version_id,
     new_version_id,
 )
-from image_etl.resources import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
+from image_etl.resource_shapes import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
 
 if TYPE_CHECKING:
     import pandas as pd

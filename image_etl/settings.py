@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from image_etl.dataset.rules import FIRST_DAY
-from image_etl.resources import LOCAL, LOCAL_CREDENTIAL_VARIABLES, LOCAL_CREDENTIALS, StackNames, token_issuer
+from image_etl.resource_shapes import (
+    LOCAL,
+    LOCAL_CREDENTIAL_VARIABLES,
+    LOCAL_CREDENTIALS,
+    StackNames,
+    token_issuer,
+)
 
 DEFAULT_AWS_PORT = 4566
 DEFAULT_SITE_PORT = 8000

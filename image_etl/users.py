@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_etl.resources import LOCAL, IdentityShape
+from image_etl.resource_shapes import LOCAL, IdentityShape
 from image_etl.settings import Settings
 
 #: Where the local stack keeps the demo user's password (mode 0600), in its data dir.

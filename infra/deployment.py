@@ -12,7 +12,7 @@ from aws_cdk import App, Environment, Tags, Validations
 from constructs import Construct
 
 from image_etl import stack_outputs
-from image_etl.resources import LOCAL, IdentityShape
+from image_etl.resource_shapes import LOCAL, IdentityShape
 from infra.bundling import REPO
 from infra.nag import aws_solutions_checks
 from infra.stacks.processing import ImageProcessingStack

@@ -1,5 +1,5 @@
 """Settings of the resize function, read once from the environment that the CDK stack and the
-local stack both set (see `image_etl.resources.resizer_environment`).
+local stack both set (see `image_etl.resource_shapes.resizer_environment`).
 
 Every value the resource module sets is required here, with no fallback of its own: a default
 written in two places drifts, and a function started without its environment should say so at
@@ -27,7 +27,7 @@ def required(env: Mapping[str, str], name: str) -> str:
     if name not in env:
         raise MissingSetting(
             f"environment variable {name} is not set: the resize function's environment comes from "
-            "image_etl.resources.resizer_environment"
+            "image_etl.resource_shapes.resizer_environment"
         )
     return env[name]
 

@@ -24,7 +24,7 @@ class Recipe:
 
     The deployed function builds its recipe from its environment (`lambda_resizer.config`); these
     defaults serve callers that build one themselves (`process_image`, the tests, the benchmark).
-    They are the one source of these values: `image_etl.resources` (the deployed function's
+    They are the one source of these values: `image_etl.resource_shapes` (the deployed function's
     environment) takes its formats, JPEG quality and pixel cap from `DEFAULT_RECIPE`, and
     tests/lambda_resizer/test_config.py checks the function's environment gives this recipe back.
     """

@@ -1,5 +1,5 @@
 """Settings of the upload API function, read once from the environment that the CDK stack and the
-local site server both set (see `image_etl.resources.upload_api_environment`).
+local site server both set (see `image_etl.resource_shapes.upload_api_environment`).
 
 Every value the resource module sets is required here, with no fallback of its own: a default
 written in two places drifts, and a function started without its environment should say so at once.
@@ -24,7 +24,7 @@ def required(env: Mapping[str, str], name: str) -> str:
     if name not in env:
         raise MissingSetting(
             f"environment variable {name} is not set: the upload API's environment comes from "
-            "image_etl.resources.upload_api_environment"
+            "image_etl.resource_shapes.upload_api_environment"
         )
     return env[name]
 

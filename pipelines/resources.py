@@ -20,7 +20,7 @@ from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from image_etl.dataset.rules import ManifestConfig, QualityThresholds, RetentionPolicy, SplitRatios
 from image_etl.dataset.table import ManifestTable, glue_catalog
 from image_etl.manifest import DatasetStore
-from image_etl.resources import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
+from image_etl.resource_shapes import LOCAL, LOCAL_CREDENTIALS, manifest_table_location
 from image_etl.settings import Settings, load_settings
 from lambda_resizer.records import from_item, shard_names, to_item
 
@@ -32,7 +32,7 @@ class ImageRecordTable(dg.ConfigurableResource):
     region: str = "us-east-1"
     #: Empty for AWS's own endpoint.
     endpoint_url: str = ""
-    #: The index and its shard count are the table's (`image_etl.resources.TableShape`, via `Settings`).
+    #: The index and its shard count are the table's (`image_etl.resource_shapes.TableShape`, via `Settings`).
     index_name: str
     index_shards: int
     #: Sign with dummy keys (the local emulation), instead of the default credential chain.
@@ -123,7 +123,7 @@ class DatasetBucket(dg.ConfigurableResource):
 
     s3: S3Resource
     bucket: str
-    #: Prefixes are the deployment's (`image_etl.resources`, via `Settings`).
+    #: Prefixes are the deployment's (`image_etl.resource_shapes`, via `Settings`).
     prefix: str
     variants_bucket: str
     variants_prefix: str

@@ -15,7 +15,7 @@ from image_etl.dataset.rules import FIRST_DAY
 from image_etl.local.cognito import patch_moto_cognito
 from image_etl.local.emulator import COGNITO_ENVIRONMENT
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
-from image_etl.resources import LOCAL, LOCAL_CREDENTIAL_VARIABLES
+from image_etl.resource_shapes import LOCAL, LOCAL_CREDENTIAL_VARIABLES
 from image_etl.settings import Settings, local_settings
 from tests.stack_process import RunningStack, free_port
 

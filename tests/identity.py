@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
 from pycognito.aws_srp import AWSSRP
 
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from image_etl.settings import Settings
 from image_etl.users import DEMO_PASSWORD_FILE, add_user, generate_password
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from image_etl.local.worker import resident_mb
-from image_etl.resources import LOCAL, ResizeFunctionShape
+from image_etl.resource_shapes import LOCAL, ResizeFunctionShape
 from image_etl.settings import Settings, load_settings
 
 

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from image_etl.dataset import keys
 from image_etl.dataset.groups import NO_SPLIT, split_codes
 from image_etl.dataset.rows import INDEX_COLUMNS, PARTITION_COLUMN, arrow_schema, with_group_sizes
-from image_etl.resources import LOCAL_CREDENTIALS
+from image_etl.resource_shapes import LOCAL_CREDENTIALS
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog

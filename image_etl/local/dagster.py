@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from image_etl.local.signals import die_with_parent
-from image_etl.resources import LOCAL_CREDENTIAL_VARIABLES
+from image_etl.resource_shapes import LOCAL_CREDENTIAL_VARIABLES
 from image_etl.settings import DEFAULT_DAGSTER_PORT, LOCAL_HOST, Settings, project_root, settings_variables
 
 #: The start of the warning `dagster dev` prints at every start (see :func:`supervise`).

@@ -32,7 +32,7 @@ from image_etl.local.cognito import CognitoCors, UserPersistence, UserStore, pat
 from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore, restore_glue
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
 from image_etl.local.s3_disk import BlobStore, install, uninstall
-from image_etl.resources import LOCAL, StackNames
+from image_etl.resource_shapes import LOCAL, StackNames
 from image_etl.settings import (
     DEFAULT_SITE_PORT,
     LOCAL_ACCOUNT_ID,

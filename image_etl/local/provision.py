@@ -1,4 +1,4 @@
-"""Create the local stack's resources in the emulator, from `image_etl.resources` (idempotent)."""
+"""Create the local stack's resources in the emulator, from `image_etl.resource_shapes` (idempotent)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_etl.resources import (
+from image_etl.resource_shapes import (
     NOTIFICATION_EVENTS,
     IdentityShape,
     QueueShape,

@@ -24,7 +24,7 @@ from image_etl.local.authorizer import CognitoAuthorizer, Unauthorized
 from image_etl.local.go import wait_for_go
 from image_etl.local.signals import exit_on_stop
 from image_etl.local.worker import FakeLambdaContext
-from image_etl.resources import LOCAL, site_config, upload_api_environment
+from image_etl.resource_shapes import LOCAL, site_config, upload_api_environment
 from image_etl.settings import LOCAL_HOST, Settings, load_settings
 from image_etl.users import DEMO_PASSWORD_FILE
 

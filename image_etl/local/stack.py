@@ -28,7 +28,7 @@ from image_etl.local.dagster import dagster_dev_command
 from image_etl.local.go import GO, WAIT_FOR_GO
 from image_etl.local.signals import die_with_parent
 from image_etl.local.usage import data_dir_usage
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from image_etl.settings import LOCAL_HOST, STATE_FILE, Settings, load_settings, local_first_day
 from image_etl.users import DEMO_PASSWORD_FILE
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from image_etl.local.go import wait_for_go
 from image_etl.local.signals import STOP_SIGNALS, ignore_further_stops
-from image_etl.resources import LOCAL, QueueShape, ResizeFunctionShape, resizer_environment
+from image_etl.resource_shapes import LOCAL, QueueShape, ResizeFunctionShape, resizer_environment
 from image_etl.settings import Settings, load_settings
 
 

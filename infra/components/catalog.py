@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from image_etl.resources import CatalogShape, glue_database_input, warehouse_location
+from image_etl.resource_shapes import CatalogShape, glue_database_input, warehouse_location
 from infra.components.storage import private_bucket
 from infra.nag import acknowledge
 

@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
-from image_etl.resources import IdentityShape
+from image_etl.resource_shapes import IdentityShape
 from infra.nag import acknowledge
 
 

@@ -6,7 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from image_etl.resources import QueueShape
+from image_etl.resource_shapes import QueueShape
 
 
 class UploadQueue(Construct):

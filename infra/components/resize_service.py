@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from image_etl.resources import ResizeFunctionShape, TableShape, resizer_environment
+from image_etl.resource_shapes import ResizeFunctionShape, TableShape, resizer_environment
 from infra.bundling import REPO, RESIZER_REQUIREMENTS, LambdaPlatform
 from infra.components.functions import PythonFunction
 from infra.components.queue import UploadQueue

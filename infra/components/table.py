@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from image_etl.resources import TableShape
+from image_etl.resource_shapes import TableShape
 
 _STRING = dynamodb.AttributeType.STRING
 

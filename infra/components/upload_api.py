@@ -9,7 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from image_etl.resources import UploadApiShape
+from image_etl.resource_shapes import UploadApiShape
 from infra.components.functions import LOG_RETENTION
 from infra.nag import acknowledge
 

@@ -15,7 +15,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from image_etl import stack_outputs
-from image_etl.resources import (
+from image_etl.resource_shapes import (
     LOCAL,
     NOTIFICATION_EVENTS,
     StackNames,

@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from image_etl import stack_outputs
-from image_etl.resources import LOCAL, StackNames, site_config, upload_api_environment
+from image_etl.resource_shapes import LOCAL, StackNames, site_config, upload_api_environment
 from infra.bundling import ARM64_PY312, REPO, UPLOAD_API_REQUIREMENTS, LambdaPlatform
 from infra.components.functions import PythonFunction
 from infra.components.identity import Identity

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 from image_etl import cli
 from image_etl.local.persistence import StateStore, StoredObject
 from image_etl.local.s3_disk import BlobStore
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from image_etl.settings import OBJECTS_DIR, STATE_DB, STATE_FILE
 
 COMMANDS = ("up", "info", "upload", "demo", "manifest", "users")

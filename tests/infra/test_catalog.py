@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from tests.infra.conftest import Cloud
 
 pytestmark = pytest.mark.slow

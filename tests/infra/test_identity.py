@@ -9,7 +9,7 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from infra.components.identity import Identity
 from infra.deployment import identity_from_context
 from infra.nag import unaccepted

@@ -1,4 +1,4 @@
-"""Parity: the cloud stacks and the local stack are built from `image_etl.resources` and agree.
+"""Parity: the cloud stacks and the local stack are built from `image_etl.resource_shapes` and agree.
 
 The local side is what `image-etl up` really creates (read back from moto), not the module's numbers.
 """
@@ -12,7 +12,7 @@ import pytest
 
 from image_etl.local.site import api_environment
 from image_etl.local.worker import handler_environment
-from image_etl.resources import LOCAL, upload_cors_rules
+from image_etl.resource_shapes import LOCAL, upload_cors_rules
 from image_etl.settings import Settings
 from tests.infra.conftest import Cloud
 

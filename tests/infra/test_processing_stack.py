@@ -7,7 +7,7 @@ from importlib.metadata import version
 import pytest
 
 from image_etl import stack_outputs
-from image_etl.resources import LOCAL, NOTIFICATION_EVENTS, UPLOAD_PREFIX
+from image_etl.resource_shapes import LOCAL, NOTIFICATION_EVENTS, UPLOAD_PREFIX
 from infra.bundling import ARM64_PY312, RESIZER_REQUIREMENTS
 from tests.infra.conftest import Cloud
 

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from infra.bundling import ARM64_PY312
 from infra.components.queue import UploadQueue
 from infra.components.resize_service import ResizeService

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from image_etl import stack_outputs
-from image_etl.resources import LOCAL, site_config, upload_api_environment
+from image_etl.resource_shapes import LOCAL, site_config, upload_api_environment
 from infra.bundling import REPO
 from infra.components.upload_api import STAGE
 from tests.infra.conftest import Cloud

@@ -1,10 +1,10 @@
-"""The resize function's settings: exactly what `image_etl.resources` sets, each one required."""
+"""The resize function's settings: exactly what `image_etl.resource_shapes` sets, each one required."""
 
 from __future__ import annotations
 
 import pytest
 
-from image_etl.resources import LOCAL, resizer_environment
+from image_etl.resource_shapes import LOCAL, resizer_environment
 from lambda_resizer.config import MissingSetting, ResizerConfig
 from lambda_resizer.recipe import Recipe
 

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
-from image_etl.resources import LOCAL, token_issuer, upload_api_environment
+from image_etl.resource_shapes import LOCAL, token_issuer, upload_api_environment
 from image_etl.settings import Settings
 from lambda_upload_api.auth import Caller, caller_from, parse_groups, require
 from lambda_upload_api.config import ApiConfig
@@ -128,7 +128,7 @@ def test_a_refused_request_never_reaches_the_data(
         assert app.resolve(event, None)["statusCode"] == status
 
 
-#: The environment the stacks give the function (`image_etl.resources`), with made-up names.
+#: The environment the stacks give the function (`image_etl.resource_shapes`), with made-up names.
 ENV = upload_api_environment(
     upload_bucket="u",
     upload_prefix=LOCAL.upload_prefix,

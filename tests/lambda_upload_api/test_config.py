@@ -1,10 +1,10 @@
-"""The upload API's settings: exactly what `image_etl.resources` sets, each one required."""
+"""The upload API's settings: exactly what `image_etl.resource_shapes` sets, each one required."""
 
 from __future__ import annotations
 
 import pytest
 
-from image_etl.resources import LOCAL, upload_api_environment
+from image_etl.resource_shapes import LOCAL, upload_api_environment
 from lambda_upload_api.config import ApiConfig, MissingSetting
 
 ENV = upload_api_environment(

@@ -18,7 +18,7 @@ from image_etl.dataset.annotations import write_back
 from image_etl.dataset.record_files import build_from_record_files, write_record_files
 from image_etl.dataset.rules import ManifestConfig
 from image_etl.manifest import DatasetStore, manifest_table
-from image_etl.resources import ACCEPTED_IMAGE_TYPES, LOCAL
+from image_etl.resource_shapes import ACCEPTED_IMAGE_TYPES, LOCAL
 from image_etl.settings import Settings
 from lambda_resizer.records import from_item, processed_shard, to_item
 from lambda_resizer.records import image_id_for as resizer_image_id_for

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from image_etl.local.cognito import CognitoCors
 from image_etl.local.emulator import Emulator
 from image_etl.local.provision import app_client_definition
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from image_etl.settings import Settings
 from image_etl.users import add_user
 from tests.conftest import REPO

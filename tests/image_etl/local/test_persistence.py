@@ -32,7 +32,7 @@ from image_etl.local import s3_disk
 from image_etl.local.persistence import PersistenceMiddleware, StateStore, restore, restore_glue
 from image_etl.local.provision import table_definition
 from image_etl.local.s3_disk import BlobStore
-from image_etl.resources import LOCAL, LOCAL_CREDENTIALS
+from image_etl.resource_shapes import LOCAL, LOCAL_CREDENTIALS
 from image_etl.settings import LOCAL_ACCOUNT_ID, OBJECTS_DIR, STATE_DB
 
 REGION = "us-east-1"

@@ -1,4 +1,4 @@
-"""Provisioning creates the stack's resources from their shapes in `image_etl.resources`, and a
+"""Provisioning creates the stack's resources from their shapes in `image_etl.resource_shapes`, and a
 second run (every start of the stack runs it) changes nothing and keeps what they hold."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from image_etl.local.provision import connect_notifications, create_identity, create_resources
-from image_etl.resources import LOCAL, QueueShape
+from image_etl.resource_shapes import LOCAL, QueueShape
 from image_etl.settings import Settings, local_settings
 
 

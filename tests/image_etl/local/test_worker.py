@@ -15,7 +15,7 @@ import pytest
 
 from image_etl.local.provision import connect_notifications, create_resources
 from image_etl.local.worker import EventWorker, handler_environment, lambda_event, queue_url, resident_mb
-from image_etl.resources import LOCAL, QueueShape, ResizeFunctionShape
+from image_etl.resource_shapes import LOCAL, QueueShape, ResizeFunctionShape
 from image_etl.settings import Settings, settings_variables
 from lambda_resizer import handler
 from lambda_resizer.config import ResizerConfig
@@ -160,7 +160,7 @@ def test_lambda_json_logs_are_shown_as_one_short_line() -> None:
 RUNAWAY_WORKER = """
 import dataclasses, sys, time
 from image_etl.local.worker import EventWorker, resident_mb
-from image_etl.resources import LOCAL
+from image_etl.resource_shapes import LOCAL
 from image_etl.settings import load_settings
 
 kind = sys.argv[1]
