@@ -71,7 +71,7 @@ class AccessLogs(Construct):
 
 
 def cors_rules(rules: Sequence[Mapping[str, Any]]) -> list[s3.CorsRule]:
-    """Return CDK CORS rules for rules in the PutBucketCors shape (as `image_etl.resource_shapes` has them)."""
+    """Return CDK CORS rules for rules in the PutBucketCors shape (`image_etl.resource_shapes` has them)."""
     return [
         s3.CorsRule(
             allowed_origins=list(rule["AllowedOrigins"]),
