@@ -206,7 +206,7 @@ class _OldKeys:
         """Return :meth:`plane` as ``dtype``, shifted left by ``offset`` bits."""
         name = (*span, offset, dtype)
         if name not in self._moved:
-            values = self.plane(span).astype(dtype)
+            values: np.ndarray = self.plane(span).astype(dtype)
             np.left_shift(values, dtype(offset), out=values)
             self._moved[name] = values
         return self._moved[name]

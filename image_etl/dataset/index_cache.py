@@ -48,9 +48,12 @@ STALE_TABLE_S = 14 * 86_400
 class DataFileLike(Protocol):
     """What identifies a data file (pyiceberg's ``DataFile`` has these)."""
 
-    file_path: str
-    file_size_in_bytes: int
-    record_count: int
+    @property
+    def file_path(self) -> str: ...
+    @property
+    def file_size_in_bytes(self) -> int: ...
+    @property
+    def record_count(self) -> int: ...
 
 
 def default_cache_root() -> Path | None:
@@ -130,7 +133,7 @@ class IndexCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # In the index's own dtypes, so an entry reads straight into its arrays.
-            arrays = [
+            arrays: list[np.ndarray] = [
                 np.ascontiguousarray(getattr(part, name), dtype=dtype)
                 for name, dtype in zip(part.__dataclass_fields__, part.dtypes(), strict=True)
             ]
