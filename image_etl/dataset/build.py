@@ -615,7 +615,11 @@ def _member_rows(mt: ManifestTable, index: Index, members: np.ndarray) -> pd.Dat
     columns = ["image_key", "image_id", *_MEMBER_FACTS, "keep", "conflicting_labels"]
     if not len(members):
         return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
-    found = mt.read_days(sorted({day_name(d) for d in np.unique(index.day[members])}), columns=columns)
+    found = mt.read_days(
+        sorted({day_name(d) for d in np.unique(index.day[members])}),
+        columns=columns,
+        image_keys=index.image_key[members],
+    )
     found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
     order = np.argsort(found_keys, kind="stable")
     at = _lookup(found_keys[order], order, index.image_key[members])

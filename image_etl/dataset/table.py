@@ -392,17 +392,27 @@ class ManifestTable:
             for (scheme, netloc), paths in by_fs.items()
         ]
 
-    def read_days(self, days: Iterable[str], *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_days(
+        self,
+        days: Iterable[str],
+        *,
+        columns: Sequence[str] | None = None,
+        image_keys: np.ndarray | None = None,
+    ) -> pd.DataFrame:
         """Return the stored rows of these upload days in the current snapshot (empty frame if none).
 
         :param days: ``YYYY-MM-DD`` partitions.
         :param columns: only these columns (default: all).
+        :param image_keys: only the rows of these images (uint64 ``image_key``s): filtered in Arrow,
+            so a few rows of many days never become whole days of pandas rows.
         """
         schema = self.table().schema().as_arrow()
         names = tuple(columns) if columns else tuple(schema.names)
-        return _to_pandas(self._read_files(self.data_files(days), names))
+        return _to_pandas(self._read_files(self.data_files(days), names, image_keys=image_keys))
 
-    def _read_files(self, files: Sequence[DataFile], columns: Sequence[str]) -> pa.Table:
+    def _read_files(
+        self, files: Sequence[DataFile], columns: Sequence[str], *, image_keys: np.ndarray | None = None
+    ) -> pa.Table:
         """Return ``columns`` of data files, read straight with Arrow (threads, no per-file planning).
 
         Valid because every write here is copy-on-write (no delete files) and columns are only ever
@@ -420,10 +430,17 @@ class ManifestTable:
         for data_file in files:
             scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
             by_fs.setdefault((scheme, netloc), []).append(path)
+        only = None
+        if image_keys is not None:
+            if "image_key" not in columns:
+                raise ValueError("reading rows by image key needs the image_key column")
+            only = ds.field("image_key").isin(
+                pa.array(keys.as_signed(np.asarray(image_keys, dtype=np.uint64)))
+            )
         parts = [
             ds.dataset(
                 paths, schema=wanted, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)
-            ).to_table()
+            ).to_table(filter=only)
             for (scheme, netloc), paths in by_fs.items()
         ]
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
