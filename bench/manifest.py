@@ -8,6 +8,12 @@ Every measured step runs in a fresh child process pinned to one core; peak memor
 VmHWM. The table lives on a local-filesystem warehouse (SQLite catalog), or with ``--emulator`` in
 a moto server's Glue and S3 (the same GlueCatalog code as the local stack), records included.
 ``--sensor-tick`` adds the DynamoDB cost of one sensor tick (index Query vs Scan).
+
+The incremental run is measured twice on the same table: first with an empty compact-index cache
+(a new machine: every data file's index is read from the table), then, after rolling the table
+back to the snapshot before it, again with the cache that first run left (what every later run
+sees). ``--keep DIR --reuse`` starts from the records and initial build a previous ``--keep DIR``
+run left (the 10M build takes most of an hour); ``--skip-full`` leaves out the baseline.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -168,7 +174,12 @@ def _target(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
         s3 = boto3.client("s3", endpoint_url=spec["endpoint"], region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
         catalog = glue_catalog(region="us-east-1", endpoint_url=spec["endpoint"], local_credentials=True)
-        table = ManifestTable(catalog, "image_etl", location="s3://bench-datasets/datasets/iceberg/manifest")
+        table = ManifestTable(
+            catalog,
+            "image_etl",
+            location="s3://bench-datasets/datasets/iceberg/manifest",
+            index_cache=_index_cache(spec),
+        )
 
         def load_day(day: str) -> pd.DataFrame:
             body = s3.get_object(Bucket="bench-datasets", Key=f"records/upload_day={day}/records.parquet")[
@@ -184,7 +195,7 @@ def _target(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
 
         return table, load_day, write_day
     root = Path(spec["root"])
-    table = ManifestTable(local_catalog(root / "warehouse"), "image_etl")
+    table = ManifestTable(local_catalog(root / "warehouse"), "image_etl", index_cache=_index_cache(spec))
 
     def load_day(day: str) -> pd.DataFrame:
         return normalize_records(pq.read_table(root / "records" / f"{day}.parquet").to_pandas())
@@ -194,6 +205,11 @@ def _target(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
         pq.write_table(arrow, root / "records" / f"{day}.parquet", compression="zstd")
 
     return table, load_day, write_day
+
+
+def _index_cache(spec: dict[str, Any]) -> Path | Literal[False]:
+    """Return the bench's own index cache folder (False: no cache)."""
+    return Path(spec["index_cache"]) if spec.get("index_cache") else False
 
 
 def _peak_mb() -> float:
@@ -213,6 +229,12 @@ def step(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
     table, load_day, _ = _target(spec)
     days = spec["days"]
+    profile = None
+    if spec.get("profile") and name == "incremental":
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     started = time.perf_counter()
     if name == "full":
         result = rebuild_manifest(
@@ -224,6 +246,9 @@ def step(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(name)
     seconds = time.perf_counter() - started
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(spec["profile"])
     return {
         "seconds": round(seconds, 2),
         "peak_mb": round(_peak_mb(), 0),
@@ -232,7 +257,22 @@ def step(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "rows": result.rows,
         "unchanged": result.unchanged,
         "table_bytes": _table_bytes(table),
+        "version": result.version,
+        # Files whose compact index the run read from the table (the rest came from the cache).
+        "index_files_read": len(table.index_files_read),
+        "index_files": len(table.data_files()),
+        "load_avg": os.getloadavg()[0],
     }
+
+
+def roll_back(spec: dict[str, Any], snapshot_id: int, version: str | None) -> None:
+    """Make ``snapshot_id`` the table's current snapshot again and drop the tag of a measured run, so
+    the next measured run starts from the same table (data files are immutable: nothing is rewritten)."""
+    table, _, _ = _target(spec)
+    manage = table.table().manage_snapshots().set_current_snapshot(snapshot_id)
+    if version and version in table.table().refs():
+        manage = manage.remove_tag(version)
+    manage.commit()
 
 
 def in_child(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -449,46 +489,96 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retention-images", type=int, default=100_000)
     parser.add_argument("--sensor-tick", action="store_true", help="also measure one sensor tick on moto")
     parser.add_argument("--keep", type=Path, help="keep the warehouse here (default: a temp dir)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --keep: reuse the records and the initial build a previous run left there",
+    )
+    parser.add_argument("--skip-full", action="store_true", help="skip the full-rebuild baseline")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the (warm) incremental run here")
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
     root = args.keep or Path(tempfile.mkdtemp(prefix="image-etl-bench-"))
     emulator = Emulator() if args.emulator else None
-    spec: dict[str, Any] = {"root": str(root), "endpoint": emulator.endpoint if emulator else None}
+    cache = root / "index-cache"
+    spec: dict[str, Any] = {
+        "root": str(root),
+        "endpoint": emulator.endpoint if emulator else None,
+        "index_cache": str(cache),
+    }
+    saved = root / "initial.json"
     try:
-        _, _, write_day = _target(spec)
-        corpus = Corpus()
-        started = time.perf_counter()
-        per_day = args.images // DAYS
-        days = []
-        for day in range(DAYS):
-            count = per_day + (1 if day < args.images - per_day * DAYS else 0)
-            write_day(day_name(day), corpus.day(day, count))
-            days.append(day_name(day))
-        say(f"wrote {args.images:,} records in {DAYS} day files ({time.perf_counter() - started:.0f} s)")
-        # The run's new records: uploaded today, with exact and near copies of images of old days.
         today = day_name(DAYS)
-        write_day(today, corpus.day(DAYS, args.new))
-        spec.update(days=days, new_days=[today])
-        initial = in_child("full", spec)
-        say(
-            f"initial full build of {args.images:,}: {initial['seconds']} s, peak {initial['peak_mb']:.0f} MB"
-        )
+        if args.reuse and saved.exists():
+            state = json.loads(saved.read_text())
+            if (state["images"], state["new"]) != (args.images, args.new):
+                raise SystemExit(f"{saved} holds {state['images']:,} + {state['new']:,} records, not these")
+            initial, days = state["initial"], state["spec"]["days"]
+            spec.update(days=days, new_days=[today])
+            if "snapshot_id" not in state:  # a saved catalog from before snapshots were recorded
+                shutil.copy2(root / "catalog-initial.db", root / "warehouse" / "catalog.db")
+                state["snapshot_id"] = _target(spec)[0].table().current_snapshot().snapshot_id
+                saved.write_text(json.dumps(state))
+            roll_back(spec, state["snapshot_id"], None)
+            say(f"reusing the records and the initial build in {root}")
+        else:
+            _, _, write_day = _target(spec)
+            corpus = Corpus()
+            started = time.perf_counter()
+            per_day = args.images // DAYS
+            days = []
+            for day in range(DAYS):
+                count = per_day + (1 if day < args.images - per_day * DAYS else 0)
+                write_day(day_name(day), corpus.day(day, count))
+                days.append(day_name(day))
+            say(f"wrote {args.images:,} records in {DAYS} day files ({time.perf_counter() - started:.0f} s)")
+            # The run's new records: uploaded today, with exact and near copies of images of old days.
+            write_day(today, corpus.day(DAYS, args.new))
+            spec.update(days=days, new_days=[today])
+            initial = in_child("full", spec)
+            say(f"initial full build of {args.images:,}: {initial['seconds']} s, "
+                f"peak {initial['peak_mb']:.0f} MB")  # fmt: skip
+            snapshot = _target(spec)[0].table().current_snapshot()
+            state = {"spec": spec, "initial": initial, "images": args.images, "new": args.new,
+                     "snapshot_id": snapshot.snapshot_id}  # fmt: skip
+            if args.keep:
+                saved.write_text(json.dumps(state))
+        # A cold run first (no cache: a new machine, ephemeral compute), then the same run again on
+        # the same table with the cache as the cold run left it: what every later run sees.
+        shutil.rmtree(cache, ignore_errors=True)
+        cold = in_child("incremental", spec)
+        say(f"incremental run of {args.new:,}, cold cache: {cold['seconds']} s, "
+            f"peak {cold['peak_mb']:.0f} MB, "
+            f"{cold['index_files_read']} of {cold['index_files']} files' index read")  # fmt: skip
+        roll_back(spec, state["snapshot_id"], cold["version"])
+        spec["profile"] = str(args.profile) if args.profile else None
         incremental = in_child("incremental", spec)
+        spec["profile"] = None
         say(f"incremental run of {args.new:,}: {incremental['seconds']} s, "
             f"peak {incremental['peak_mb']:.0f} MB, "
-            f"{incremental['bytes_written']:,} bytes written of {incremental['table_bytes']:,}")  # fmt: skip
+            f"{incremental['bytes_written']:,} bytes written of {incremental['table_bytes']:,}, "
+            f"{incremental['index_files_read']} of {incremental['index_files']} files' index read, "
+            f"load average {incremental['load_avg']:.1f}")  # fmt: skip
         spec["days"] = [*days, today]
-        full = in_child("full", spec)
-        say(f"full rebuild of the same data: {full['seconds']} s, peak {full['peak_mb']:.0f} MB, "
-            f"{full['days_rewritten']} days differed from the incremental result")  # fmt: skip
+        full: dict[str, Any] = {"seconds": None, "peak_mb": None, "days_rewritten": None}
+        if not args.skip_full:
+            full = in_child("full", spec)
+            say(f"full rebuild of the same data: {full['seconds']} s, peak {full['peak_mb']:.0f} MB, "
+                f"{full['days_rewritten']} days differed from the incremental result")  # fmt: skip
         report: dict[str, Any] = {
             "images": args.images,
             "new": args.new,
             "warehouse": "emulator (moto Glue + S3)" if emulator else "local filesystem (SQLite catalog)",
             "incremental_s": incremental["seconds"],
             "incremental_peak_mb": incremental["peak_mb"],
+            "incremental_load_avg": incremental["load_avg"],
+            "incremental_index_files_read": incremental["index_files_read"],
+            "incremental_cold_cache_s": cold["seconds"],
+            "incremental_cold_cache_peak_mb": cold["peak_mb"],
+            "incremental_cold_cache_load_avg": cold["load_avg"],
+            "index_files": incremental["index_files"],
             "incremental_bytes_written": incremental["bytes_written"],
             "incremental_days_rewritten": incremental["days_rewritten"],
             "table_bytes": incremental["table_bytes"],
@@ -498,7 +588,9 @@ def main(argv: list[str] | None = None) -> int:
             "full_rebuild_s": full["seconds"],
             "full_rebuild_peak_mb": full["peak_mb"],
             "full_rebuild_days_changed": full["days_rewritten"],
-            "speedup_vs_full_rebuild": round(full["seconds"] / max(incremental["seconds"], 1e-3), 1),
+            "speedup_vs_full_rebuild": (
+                round(full["seconds"] / max(incremental["seconds"], 1e-3), 1) if full["seconds"] else None
+            ),
             "initial_build_s": initial["seconds"],
             "initial_build_peak_mb": initial["peak_mb"],
         }

@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -240,6 +241,7 @@ def _commit(
     schema = metadata.schema().as_arrow()
     written = 0
     files = 0
+    appended: list[Any] = []
     with tx.update_snapshot(snapshot_properties={VERSION_SUMMARY: version}).overwrite() as overwrite:
         for data_file in old_files:
             overwrite.delete_data_file(data_file)
@@ -249,6 +251,7 @@ def _commit(
             if isinstance(rows, _Written):
                 for data_file in rows.files:
                     overwrite.append_data_file(data_file)
+                    appended.append(data_file)
                     written += data_file.file_size_in_bytes
                     files += 1
                 continue
@@ -262,6 +265,7 @@ def _commit(
                 counter=counter,
             ):
                 overwrite.append_data_file(data_file)
+                appended.append(data_file)
                 written += data_file.file_size_in_bytes
                 files += 1
         snapshot_id = overwrite.snapshot_id
@@ -270,6 +274,7 @@ def _commit(
         tx.set_properties(properties)
     tx.commit_transaction()
     mt.refresh()
+    _cache_index(mt, appended)
     return BuildResult(
         version=version,
         snapshot_id=snapshot_id,
@@ -281,6 +286,17 @@ def _commit(
         bytes_written=written,
         files_written=files,
     )
+
+
+def _cache_index(mt: ManifestTable, files: Sequence[Any]) -> None:
+    """Cache the compact index of the files a commit wrote, so the next run reads none of the table.
+
+    Best effort: the version is committed already, and a file missing from the cache is read then.
+    """
+    try:
+        mt.cache_index(files)
+    except (OSError, pa.ArrowException) as error:
+        log.warning("could not cache the index of the %d files written: %s", len(files), error)
 
 
 def _total_rows(mt: ManifestTable) -> int:
@@ -354,21 +370,33 @@ def update_manifest(
 
 def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Return ``np.isin(values, wanted)`` for few ``wanted`` among millions of ``values``, without sorting
-    the millions (one binary search each into the sorted few)."""
+    the millions (one binary search each into the sorted few, for the few values that may match)."""
     wanted = np.unique(wanted)
-    result = np.zeros(len(values), dtype=bool)
-    if not len(wanted):
+    if len(wanted) <= 4:
+        # A day or a few: one comparison pass each beats any table.
+        result = np.zeros(len(values), dtype=bool)
+        for value in wanted:
+            result |= values == value
         return result
-    # A look-up table over the low 24 bits first (one gather per value); only its few hits are
-    # checked exactly, so millions of values cost no binary search each.
-    mask = (1 << 24) - 1
-    lookup = np.zeros(1 << 24, dtype=bool)
-    lookup[(wanted & wanted.dtype.type(mask)).astype(np.int64)] = True
-    maybe = np.flatnonzero(lookup[(values & values.dtype.type(mask)).astype(np.int64)])
+    # A look-up table over the low bits first (one gather per value, the table small enough to stay
+    # in cache: 2**18 entries for 1,000 wanted); only its few hits are checked exactly.
+    bits = min(24, max(16, len(wanted).bit_length() + 8))
+    mask = np.uint32((1 << bits) - 1)
+    lookup = np.zeros(1 << bits, dtype=bool)
+    lookup[np.bitwise_and(_low_words(wanted), mask)] = True
+    maybe = np.flatnonzero(lookup[np.bitwise_and(_low_words(values), mask)])
+    result = np.zeros(len(values), dtype=bool)
     if len(maybe):
         at = np.minimum(np.searchsorted(wanted, values[maybe]), len(wanted) - 1)
         result[maybe] = wanted[at] == values[maybe]
     return result
+
+
+def _low_words(values: np.ndarray) -> np.ndarray:
+    """Return the low 32 bits of integers as uint32 (a view for 64-bit ones on this little-endian CPU)."""
+    if values.dtype.itemsize == 8 and sys.byteorder == "little" and values.flags.c_contiguous:
+        return values.view(np.uint32)[::2]
+    return values.astype(np.uint32, casting="unsafe")
 
 
 def _old_position(index_keys: np.ndarray, new_keys: np.ndarray) -> np.ndarray:
@@ -428,12 +456,12 @@ def _incremental_changes(
 
     new_phash, new_phash_valid = keys.hex_keys(new["phash"], length=16)
     new_sha, new_sha_valid = keys.digest_keys(new["sha256"], length=64)
-    # Old images close to a new one (pHash) or identical to one (sha256).
-    candidates = np.flatnonzero(kept & index.phash_valid)
+    # Old images close to a new one (pHash) or identical to one (sha256). The search runs over every
+    # indexed hash (no copy of the 10M kept ones); its few matches are filtered afterwards.
     i, _ = near_duplicate_query(
-        index.phash[candidates], new_phash[new_phash_valid], max_distance=config.near_dup_distance
+        index.phash, new_phash[new_phash_valid], max_distance=config.near_dup_distance
     )
-    matched = [candidates[i]]
+    matched = [i[kept[i] & index.phash_valid[i]]]
     if new_sha_valid.any():
         wanted = np.unique(new_sha[new_sha_valid])
         hits = kept & index.sha_valid & _member(index.sha, wanted)
@@ -587,7 +615,11 @@ def _member_rows(mt: ManifestTable, index: Index, members: np.ndarray) -> pd.Dat
     columns = ["image_key", "image_id", *_MEMBER_FACTS, "keep", "conflicting_labels"]
     if not len(members):
         return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
-    found = mt.read_days(sorted({day_name(d) for d in np.unique(index.day[members])}), columns=columns)
+    found = mt.read_days(
+        sorted({day_name(d) for d in np.unique(index.day[members])}),
+        columns=columns,
+        image_keys=index.image_key[members],
+    )
     found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
     order = np.argsort(found_keys, kind="stable")
     at = _lookup(found_keys[order], order, index.image_key[members])

@@ -9,6 +9,7 @@ new hashes, every close hash among millions of old ones without sorting the old 
 
 from __future__ import annotations
 
+import sys
 from itertools import combinations, pairwise
 from math import comb
 
@@ -177,9 +178,56 @@ def _query_blocks(max_distance: int, old: int, new: int) -> list[list[tuple[int,
 _LOOKUP_BITS = 24
 
 
-def _narrow(values: np.ndarray, width: int) -> np.ndarray:
-    dtype = np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.uint32
-    return values.astype(dtype)
+class _OldKeys:
+    """The old hashes' block values, cut out once (narrowest dtype) and kept moved to where the
+    tables' keys want them, so each table's pass over millions of old hashes is one OR into a reused
+    buffer, one gather from a look-up table that fits in cache and one scan for the hits."""
+
+    def __init__(self, old: np.ndarray) -> None:
+        self.old = old
+        self._planes: dict[tuple[int, int], np.ndarray] = {}
+        self._moved: dict[tuple[int, int, int, type], np.ndarray] = {}
+        self._buffers: dict[type, np.ndarray] = {}
+
+    def plane(self, span: tuple[int, int]) -> np.ndarray:
+        """Return bits ``[shift, shift + width)`` of every old hash, in the narrowest unsigned dtype."""
+        if span not in self._planes:
+            shift, width = span
+            if width == 8 and shift % 8 == 0 and sys.byteorder == "little":
+                # A whole byte: a strided view of the hashes, copied once into a contiguous plane.
+                values = np.ascontiguousarray(self.old.view(np.uint8)[shift // 8 :: 8])
+            else:
+                narrow = np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.uint32
+                values = ((self.old >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(narrow)
+            self._planes[span] = values
+        return self._planes[span]
+
+    def moved(self, span: tuple[int, int], offset: int, dtype: type) -> np.ndarray:
+        """Return :meth:`plane` as ``dtype``, shifted left by ``offset`` bits."""
+        name = (*span, offset, dtype)
+        if name not in self._moved:
+            values: np.ndarray = self.plane(span).astype(dtype)
+            np.left_shift(values, dtype(offset), out=values)
+            self._moved[name] = values
+        return self._moved[name]
+
+    def key(self, blocks: list[tuple[int, int]], dtype: type) -> np.ndarray:
+        """Return one table's key of every old hash (in a buffer the next call reuses)."""
+        if dtype not in self._buffers:
+            self._buffers[dtype] = np.empty(len(self.old), dtype=dtype)
+        key = self._buffers[dtype]
+        first, *rest = blocks
+        if not rest:
+            key[:] = self.plane(first)
+            return key
+        offset = first[1]
+        # The first block needs no shift: its narrow plane is widened inside the OR's loop.
+        np.bitwise_or(self.moved(rest[0], offset, dtype), self.plane(first), out=key)
+        offset += rest[0][1]
+        for span in rest[1:]:
+            key |= self.moved(span, offset, dtype)
+            offset += span[1]
+        return key
 
 
 def near_duplicate_query(
@@ -195,40 +243,47 @@ def near_duplicate_query(
     :param max_distance: largest Hamming distance that counts.
     :return: (i, j) int64 arrays, sorted by i then j, each pair once.
     """
-    old = np.asarray(old, dtype=np.uint64)
+    old = np.ascontiguousarray(old, dtype=np.uint64)
     new = np.asarray(new, dtype=np.uint64)
     if not len(old) or not len(new):
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    # Distance 0 is one exact-match table over all 64 bits (two 32-bit blocks).
-    tables = [[(0, 32), (32, 32)]] if max_distance == 0 else _query_blocks(max_distance, len(old), len(new))
-    spans = sorted({span for blocks in tables for span in blocks})
-    old_parts = {s: _narrow((old >> np.uint64(s[0])) & np.uint64((1 << s[1]) - 1), s[1]) for s in spans}
-    new_parts = {s: ((new >> np.uint64(s[0])) & np.uint64((1 << s[1]) - 1)) for s in spans}
+    if max_distance == 0:
+        # One exact-match table over all 64 bits.
+        tables: list[list[tuple[int, int]]] = [[(0, 64)]]
+    else:
+        tables = _query_blocks(max_distance, len(old), len(new))
+    old_keys = _OldKeys(old)
     found: list[np.ndarray] = []
     for blocks in tables:
         bits = sum(width for _, width in blocks)
-        key_dtype = np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64
-        old_key: np.ndarray = np.zeros(len(old), dtype=key_dtype)
         new_key = np.zeros(len(new), dtype=np.uint64)
         offset = 0
-        for span in blocks:
-            old_key |= np.left_shift(old_parts[span].astype(key_dtype), key_dtype(offset))
-            new_key |= new_parts[span] << np.uint64(offset)
-            offset += span[1]
+        for shift, width in blocks:
+            new_key |= ((new >> np.uint64(shift)) & np.uint64((1 << width) - 1)) << np.uint64(offset)
+            offset += width
         if bits <= _LOOKUP_BITS:
+            key_dtype = np.uint16 if bits <= 16 else np.uint32
+            old_key = old_keys.key(blocks, key_dtype)
             lookup = np.zeros(1 << bits, dtype=bool)
             lookup[new_key] = True
             hits = np.flatnonzero(lookup[old_key])
         else:
-            hits = np.flatnonzero(np.isin(old_key, new_key.astype(key_dtype)))
+            old_key = old
+            hits = np.flatnonzero(np.isin(old, new_key))
         if not len(hits):
             continue
         order = np.argsort(new_key, kind="stable")
-        sorted_new = new_key[order]
-        hit_keys = old_key[hits].astype(np.uint64)
-        lo = np.searchsorted(sorted_new, hit_keys, side="left")
-        hi = np.searchsorted(sorted_new, hit_keys, side="right")
-        counts = hi - lo
+        if bits <= 16:
+            # Each hit's run of equal new keys, from a count per key value (no binary search).
+            per_key = np.bincount(new_key.astype(np.int64), minlength=1 << bits)
+            hit_keys = old_key[hits]
+            counts = per_key[hit_keys]
+            lo = (np.cumsum(per_key) - per_key)[hit_keys]
+        else:
+            sorted_new = new_key[order]
+            hit_keys = old_key[hits].astype(np.uint64)
+            lo = np.searchsorted(sorted_new, hit_keys, side="left")
+            counts = np.searchsorted(sorted_new, hit_keys, side="right") - lo
         i = np.repeat(hits, counts)
         j = order[
             np.repeat(lo, counts)

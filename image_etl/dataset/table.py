@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 
 from image_etl.dataset import keys
 from image_etl.dataset.groups import NO_SPLIT, split_codes
+from image_etl.dataset.index_cache import IndexCache, default_cache_root
 from image_etl.dataset.rows import INDEX_COLUMNS, PARTITION_COLUMN, arrow_schema, with_group_sizes
 from image_etl.resource_shapes import LOCAL_CREDENTIALS
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from pyiceberg.io.pyarrow import PyArrowFileIO
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
+
+log = logging.getLogger(__name__)
 
 TABLE_NAME = "manifest"
 PUBLISHED_TAG = "published"
@@ -146,11 +150,19 @@ class Index:
     def __len__(self) -> int:
         return len(self.image_key)
 
+    @staticmethod
+    def dtypes() -> tuple[type, ...]:
+        """Return the field dtypes, in field order."""
+        return (np.uint64, np.uint64, np.bool_, np.uint64, np.bool_, np.uint64, np.int64, np.int8, np.int32)
+
+    def assign(self, at: int, part: Index) -> None:
+        """Copy ``part`` into rows ``at : at + len(part)``."""
+        for name in self.__dataclass_fields__:
+            getattr(self, name)[at : at + len(part)] = getattr(part, name)
+
     @classmethod
     def empty(cls) -> Index:
-        u = np.empty(0, dtype=np.uint64)
-        return cls(u, u, np.empty(0, bool), u, np.empty(0, bool), u, np.empty(0, np.int64),
-                   np.empty(0, np.int8), np.empty(0, np.int32))  # fmt: skip
+        return cls(*[np.empty(0, dtype=t) for t in cls.dtypes()])
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> Index:
@@ -203,15 +215,27 @@ class ManifestTable:
     :param catalog: a pyiceberg catalog (:func:`glue_catalog`, :func:`local_catalog`).
     :param database: the namespace (Glue database) holding the table.
     :param location: where the table's files go (default: the database's location + ``manifest``).
+    :param index_cache: folder of the local compact-index cache (:mod:`image_etl.dataset.index_cache`);
+        None: the default (``$IMAGE_ETL_INDEX_CACHE``, else the user's cache dir); False: no cache.
     """
 
-    def __init__(self, catalog: Catalog, database: str, *, location: str | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        database: str,
+        *,
+        location: str | None = None,
+        index_cache: Path | Literal[False] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.database = database
         self.identifier = f"{database}.{TABLE_NAME}"
         self.location = location
         self._table: Table | None = None
         self._files: tuple[int, dict[str, list[DataFile]]] | None = None
+        self._cache_root = default_cache_root() if index_cache is None else index_cache or None
+        #: The data files the last :meth:`read_index` read from the table (the others came from the cache).
+        self.index_files_read: list[str] = []
 
     # ------------------------------------------------------------ the table itself
 
@@ -281,30 +305,64 @@ class ManifestTable:
 
     # ------------------------------------------------------------ reading the current state
 
+    def index_cache(self) -> IndexCache | None:
+        """Return the table's compact-index cache, or None when caching is off."""
+        if self._cache_root is None:
+            return None
+        return IndexCache(self._cache_root, self.table().location())
+
     def read_index(self) -> Index:
         """Return the compact index of the current snapshot; empty before the first build.
 
-        Read batch by batch into arrays sized from the files' record counts, so the Arrow form of
-        the whole index never sits in memory beside its numpy form.
+        Each data file's index columns come from the local cache when it has them (data files are
+        immutable, so an entry never goes stale), else from the file, and are then cached. Files are
+        read one at a time into arrays sized from the record counts, so the Arrow form of the whole
+        index never sits in memory beside its numpy form. Cache entries of files no longer in the
+        table are pruned.
         """
         files = self.data_files()
+        self.index_files_read = []
         if not files:
             return Index.empty()
+        cache = self.index_cache()
         total = sum(f.record_count for f in files)
-        dtypes = (np.uint64, np.uint64, bool, np.uint64, bool, np.uint64, np.int64, np.int8, np.int32)
-        index = Index(*[np.zeros(total, dtype=t) for t in dtypes])
-        columns = (*INDEX_COLUMNS, "split", PARTITION_COLUMN)
+        index = Index(*[np.empty(total, dtype=t) for t in Index.dtypes()])
         at = 0
-        for dataset in self._datasets(files, columns, dictionary=("split",)):
-            for batch in dataset.to_batches(batch_size=256 * 1024):
-                part = Index.from_arrow(pa.Table.from_batches([batch]))
-                end = at + len(part)
-                for name in index.__dataclass_fields__:
-                    getattr(index, name)[at:end] = getattr(part, name)
-                at = end
-        if at != total:
-            raise RuntimeError(f"{self.identifier}: read {at} index rows, the manifests list {total}")
+        for data_file in files:
+            rows = int(data_file.record_count)
+            if cache is None or not cache.load_into(data_file, index, at):
+                part = self._read_file_index(data_file)
+                if len(part) != rows:
+                    raise RuntimeError(
+                        f"{self.identifier}: read {len(part)} index rows of {data_file.file_path}, "
+                        f"the manifests list {rows}"
+                    )
+                index.assign(at, part)
+                self.index_files_read.append(data_file.file_path)
+                if cache is not None:
+                    cache.store(data_file, part)
+            at += rows
+        if cache is not None:
+            cache.prune(files)
+        log.info(
+            "%s: index of %d images, %d of %d files read from the table (the rest cached)",
+            self.identifier, total, len(self.index_files_read), len(files),
+        )  # fmt: skip
         return index
+
+    def cache_index(self, files: Sequence[DataFile]) -> None:
+        """Put the index of data files just written into the cache (so the next run need not read them)."""
+        cache = self.index_cache()
+        if cache is None:
+            return
+        for data_file in files:
+            cache.store(data_file, self._read_file_index(data_file))
+
+    def _read_file_index(self, data_file: DataFile) -> Index:
+        """Return one data file's compact index, read from the file."""
+        columns = (*INDEX_COLUMNS, "split", PARTITION_COLUMN)
+        (dataset,) = self._datasets([data_file], columns, dictionary=("split",))
+        return Index.from_arrow(dataset.to_table())
 
     def _datasets(
         self, files: Sequence[DataFile], columns: Sequence[str], *, dictionary: Sequence[str] = ()
@@ -334,17 +392,27 @@ class ManifestTable:
             for (scheme, netloc), paths in by_fs.items()
         ]
 
-    def read_days(self, days: Iterable[str], *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_days(
+        self,
+        days: Iterable[str],
+        *,
+        columns: Sequence[str] | None = None,
+        image_keys: np.ndarray | None = None,
+    ) -> pd.DataFrame:
         """Return the stored rows of these upload days in the current snapshot (empty frame if none).
 
         :param days: ``YYYY-MM-DD`` partitions.
         :param columns: only these columns (default: all).
+        :param image_keys: only the rows of these images (uint64 ``image_key``s): filtered in Arrow,
+            so a few rows of many days never become whole days of pandas rows.
         """
         schema = self.table().schema().as_arrow()
         names = tuple(columns) if columns else tuple(schema.names)
-        return _to_pandas(self._read_files(self.data_files(days), names))
+        return _to_pandas(self._read_files(self.data_files(days), names, image_keys=image_keys))
 
-    def _read_files(self, files: Sequence[DataFile], columns: Sequence[str]) -> pa.Table:
+    def _read_files(
+        self, files: Sequence[DataFile], columns: Sequence[str], *, image_keys: np.ndarray | None = None
+    ) -> pa.Table:
         """Return ``columns`` of data files, read straight with Arrow (threads, no per-file planning).
 
         Valid because every write here is copy-on-write (no delete files) and columns are only ever
@@ -362,10 +430,17 @@ class ManifestTable:
         for data_file in files:
             scheme, netloc, path = io.parse_location(data_file.file_path, io.properties)
             by_fs.setdefault((scheme, netloc), []).append(path)
+        only = None
+        if image_keys is not None:
+            if "image_key" not in columns:
+                raise ValueError("reading rows by image key needs the image_key column")
+            only = ds.field("image_key").isin(
+                pa.array(keys.as_signed(np.asarray(image_keys, dtype=np.uint64)))
+            )
         parts = [
             ds.dataset(
                 paths, schema=wanted, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)
-            ).to_table()
+            ).to_table(filter=only)
             for (scheme, netloc), paths in by_fs.items()
         ]
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]

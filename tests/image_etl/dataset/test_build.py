@@ -367,6 +367,14 @@ def test_incremental_runs_equal_a_full_rebuild_after_every_run(
             incremental(inc, changed)
         # Today's way: everything rebuilt from every record file, splits carried from the last version.
         rebuild(full, world.files)
+        # The index the next run starts from, out of the cache, is the one the table's files hold.
+        cached, read = (
+            inc.read_index(),
+            ManifestTable(inc.catalog, "image_etl", index_cache=False).read_index(),
+        )
+        assert inc.index_files_read == [] and len(read.image_key) == len(cached.image_key)
+        for name in read.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(cached, name), getattr(read, name), name)
         got, want = head(inc), head(full)
         got.attrs, want.attrs = {}, {}
         pd.testing.assert_frame_equal(got, want)

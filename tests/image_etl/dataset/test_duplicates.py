@@ -6,6 +6,8 @@ from __future__ import annotations
 from itertools import combinations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import ImageEnhance, ImageFilter
 
 from image_etl.dataset.duplicates import near_duplicate_pairs, near_duplicate_query
@@ -54,6 +56,40 @@ def test_query_search_of_new_hashes_against_old_ones_finds_exactly_the_close_pai
             if int(old[a] ^ new[b]).bit_count() <= distance
         }
         assert set(zip(i.tolist(), j.tolist(), strict=True)) == want, distance
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    old_count=st.integers(0, 3000),
+    new_count=st.integers(0, 300),
+    distance=st.integers(0, 12),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_query_search_equals_brute_force_whatever_the_sizes_and_distance(
+    old_count: int, new_count: int, distance: int, seed: int
+) -> None:
+    # Sizes from a few to thousands pick different block layouts (7 tables of 9-bit keys, 28 tables
+    # of whole bytes, ...); half the new hashes are copies of old ones with up to distance + 2 bits
+    # flipped, so pairs sit on both sides of the threshold. Old hashes repeat (exact copies).
+    rng = np.random.default_rng(seed)
+    old = rng.integers(0, 2**64 - 1, size=old_count, dtype=np.uint64, endpoint=True)
+    if old_count > 10:
+        old[: old_count // 10] = old[rng.integers(0, old_count, size=old_count // 10)]
+    new = rng.integers(0, 2**64 - 1, size=new_count, dtype=np.uint64, endpoint=True)
+    if old_count:
+        copies = new_count // 2
+        flips = np.zeros(copies, dtype=np.uint64)
+        for _ in range(distance + 2):
+            flips |= np.where(
+                rng.random(copies) < 0.8, np.uint64(1) << rng.integers(0, 64, copies).astype(np.uint64), 0
+            )
+        new[:copies] = old[rng.integers(0, old_count, size=copies)] ^ flips
+
+    i, j = near_duplicate_query(old, new, max_distance=distance)
+
+    want_i, want_j = np.nonzero(np.bitwise_count(old[:, None] ^ new[None, :]) <= distance)
+    np.testing.assert_array_equal(i, want_i)  # sorted by old position, then new, each pair once
+    np.testing.assert_array_equal(j, want_j)
 
 
 def test_threshold_six_covers_reencoding_resizing_and_mild_edits_but_not_other_pictures() -> None:
