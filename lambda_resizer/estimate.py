@@ -100,8 +100,14 @@ MODELS: dict[str, Model] = {
     "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, source_copies=3.0),
     "webp_lossless": Model(per_pixel=3.5, fixed_mb=0.0, source_copies=3.0),
     "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
-    "heif": Model(per_pixel=7.5, fixed_mb=16.0, source_copies=2.0),  # libheif planes + RGB
-    "avif": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),  # libavif + dav1d buffers
+    # Decoded whole by their library, then cut into bands from its buffer (no Pillow copy). HEIF:
+    # libde265's picture, libheif's YUV planes and RGB output. AVIF: the YUV planes and dav1d's
+    # pictures, libavif's RGB and Pillow's bytes copy of it, at once inside one call.
+    "heif": Model(per_pixel=5.6, fixed_mb=16.0, source_copies=2.0),
+    "avif": Model(per_pixel=8.4, fixed_mb=4.0, source_copies=2.0),
+    # small enough not to be reduced: decoded whole by the plugins, with Pillow's copy of the frame
+    "heif_whole": Model(per_pixel=7.5, fixed_mb=16.0, source_copies=2.0),
+    "avif_whole": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),
 }
 #: Bytes Pillow stores per pixel in each mode (RGB and YCbCr are padded to 4).
 _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "PA": 4}
@@ -197,7 +203,8 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             decoded_8bit = decoded_8bit * scale**2
             decode += 2 * 4 * header.pixels * scale**2
     elif header.format in ("HEIF", "AVIF"):
-        path = header.format.lower()
+        banded = decoding.reduce_factor((header.width, header.height), largest) >= 2
+        path = header.format.lower() + ("" if banded else "_whole")
         model = MODELS[path]
         decode = header.pixels * model.per_pixel * (2 if header.bits > 8 else 1)
     else:
