@@ -28,7 +28,8 @@ def buffer_bands(
         raise OSError(f"decoded buffer of {len(view)} bytes is short for {width}x{height} {mode}")
     for top in range(0, height, rows):
         count = min(rows, height - top)
-        band = Image.frombuffer(mode, (width, count), view[top * stride : (top + count) * stride], "raw",
-                                mode, stride, 1)  # fmt: skip
+        rows_view = view[top * stride : (top + count) * stride]
+        # Pillow's hints name bytes; any buffer works (as in formats/webp.py).
+        band = Image.frombuffer(mode, (width, count), rows_view, "raw", mode, stride, 1)  # type: ignore[arg-type]
         yield band.copy() if band.readonly else band  # not a view into the buffer that is released
     del view, pixels
