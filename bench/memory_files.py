@@ -85,7 +85,11 @@ KINDS: dict[str, tuple[str, Callable[[Image.Image], bytes]]] = {
     "gif": ("gif", lambda im: _save(im.quantize(colors=256, dither=Image.Dither.NONE), "GIF")),
     "tiff_deflate": ("tif", lambda im: _save(im, "TIFF", compression="tiff_adobe_deflate")),
     "tiff_tiled": ("tif", tiled_tiff),
-    "tiff_raw": ("tif", lambda im: _save(im, "TIFF")),
+    "tiff_raw": ("tif", lambda im: _save(im, "TIFF")),  # uncompressed, one strip (Pillow's default)
+    "tiff_deflate_strip": (  # compressed, one strip: libtiff inflates it whole
+        "tif",
+        lambda im: _save(im, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30),
+    ),
     "bmp": ("bmp", lambda im: _save(im, "BMP")),
     "webp": ("webp", lambda im: _save(im, "WEBP", quality=80, method=0)),
     "webp_lossless": ("webp", lambda im: _save(im, "WEBP", lossless=True, quality=0, method=0)),

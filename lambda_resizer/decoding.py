@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .colour import flatten
-from .formats import bmp, jpeg, png, tiff, webp
+from .formats import avif, bmp, heif, jpeg, png, tiff, webp
 from .resample import REDUCING_GAP, integer_reduce, resample_ycc
 
 _ORIENTATION_TAG = 0x0112
@@ -124,13 +124,21 @@ def band_rows_for(width: int, factor: int, unit: int) -> int:
 
 
 def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
-    """Return the bands straight from the file where its format allows (TIFF strips and tiles, BMP)."""
+    """Return the bands straight from the file or its library's buffer where the format allows.
+
+    TIFF strips, tiles and raw rows, BMP rows and PNG bands are read from the file; HEIF and AVIF
+    frames are decoded whole by their library and cut into bands from its buffer.
+    """
     if not data:
         return None
     if im.format == "TIFF":
         return tiff.bands(im, data, rows)
     if im.format == "BMP":
         return bmp.bands(im, data, rows)
+    if im.format == "HEIF":
+        return heif.bands(im, data, rows)
+    if im.format == "AVIF":
+        return avif.bands(im, data, rows)
     if im.format == "PNG" and png_banded(im):  # not when loaded already: its tile is gone
         if png_whole(im):
             return png.whole_bands(im, data, rows) or png.bands(im, data, rows)

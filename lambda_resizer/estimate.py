@@ -43,6 +43,7 @@ class Header:
     samples: float = 3.0  # JPEG: samples per pixel over all components (1.5 for 4:2:0 colour)
     unit: int = 1  # banded TIFF: rows of one strip or row of tiles (a band is a multiple of it)
     whole: bool = False  # PNG: decoded whole by libspng (moderate sizes), then handed on in bands
+    rows: bool = False  # TIFF: uncompressed single strip, read a band of rows at a time like BMP
 
     @property
     def pixels(self) -> int:
@@ -90,6 +91,7 @@ MODELS: dict[str, Model] = {
     "gif": Model(per_pixel=1.0, fixed_mb=2.0),
     "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
     "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=3),  # + the band's own small file
+    "tiff_rows": Model(per_pixel=0.0, fixed_mb=2.0),  # one uncompressed strip read as rows, as BMP
     "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
     "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
     # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
@@ -98,8 +100,14 @@ MODELS: dict[str, Model] = {
     "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, source_copies=3.0),
     "webp_lossless": Model(per_pixel=3.5, fixed_mb=0.0, source_copies=3.0),
     "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
-    "heif": Model(per_pixel=7.5, fixed_mb=16.0, source_copies=2.0),  # libheif planes + RGB
-    "avif": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),  # libavif + dav1d buffers
+    # Decoded whole by their library, then cut into bands from its buffer (no Pillow copy). HEIF:
+    # libde265's picture, libheif's YUV planes and RGB output. AVIF: the YUV planes and dav1d's
+    # pictures, libavif's RGB and Pillow's bytes copy of it, at once inside one call.
+    "heif": Model(per_pixel=5.6, fixed_mb=16.0, source_copies=2.0),
+    "avif": Model(per_pixel=8.4, fixed_mb=4.0, source_copies=2.0),
+    # small enough not to be reduced: decoded whole by the plugins, with Pillow's copy of the frame
+    "heif_whole": Model(per_pixel=7.5, fixed_mb=16.0, source_copies=2.0),
+    "avif_whole": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),
 }
 #: Bytes Pillow stores per pixel in each mode (RGB and YCbCr are padded to 4).
 _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "PA": 4}
@@ -151,7 +159,10 @@ def read_header(fp: BinaryIO) -> Header:
     if fmt == "TIFF" and isinstance(im, TiffImagePlugin.TiffImageFile):
         bits = max(im.tag_v2.get(258, (8,)) or (8,))
         unit = tiff.band_unit(im)
-        return Header(fmt, im.mode, width, height, bits=int(bits), banded=unit is not None, unit=unit or 1)
+        rows = tiff.raw_rows(im)
+        return Header(
+            fmt, im.mode, width, height, bits=int(bits), banded=unit is not None, unit=unit or 1, rows=rows
+        )
     if fmt == "BMP":
         banded = len(im.tile) == 1 and im.tile[0].codec_name == "raw"
         return Header(fmt, im.mode, width, height, banded=banded)
@@ -192,13 +203,15 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             decoded_8bit = decoded_8bit * scale**2
             decode += 2 * 4 * header.pixels * scale**2
     elif header.format in ("HEIF", "AVIF"):
-        path = header.format.lower()
+        banded = decoding.reduce_factor((header.width, header.height), largest) >= 2
+        path = header.format.lower() + ("" if banded else "_whole")
         model = MODELS[path]
         decode = header.pixels * model.per_pixel * (2 if header.bits > 8 else 1)
     else:
         factor = decoding.reduce_factor((header.width, header.height), largest)
         banded = header.banded and factor >= 2
-        path = header.format.lower() + ("_whole" if banded and header.whole else "_bands" if banded else "")
+        kind = "_whole" if header.whole else "_rows" if header.rows else "_bands"
+        path = header.format.lower() + (kind if banded else "")
         model = MODELS.get(path, MODELS["png"])
         stored = _STORED_BYTES.get(header.mode, 4)
         decode = 0.0 if banded else header.pixels * stored * model.per_pixel
@@ -210,9 +223,14 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
                 per_row_pixel = stored + 2 * _PNG_SAMPLE_BYTES.get(header.mode, 4) * header.bits // 8 + 12
             else:  # bands that leave rows over for the next one are joined with them: two copies more
                 per_row_pixel = (model.band_copies + (2 if rows % factor else 0)) * 4
-            decode += per_row_pixel * rows * header.width + header.pixels / factor**2 * 4
+            after = per_row_pixel * rows * header.width + header.pixels / factor**2 * 4
         else:
-            decode += header.pixels * 4  # converted at full size: the image is barely larger
+            after = header.pixels * 4  # converted at full size: the image is barely larger
+        if header.format == "TIFF" and not header.banded:
+            # One compressed strip: libtiff inflates all of it beside the image and frees it before
+            # the bands are converted; whichever is larger is the peak (measured: 7.0 bytes a pixel).
+            after = max(after, header.pixels * _channels(header.mode) * header.bits / 8)
+        decode += after
     peak = source_bytes * model.source_copies + decode + working + model.fixed_mb * _MB
     return MemoryEstimate(
         peak_mb=peak / _MB, decoded_mb=decoded_8bit / _MB, scale=scale, path=path, header=header

@@ -1,4 +1,4 @@
-"""TIFF: pages counted in one walk; striped and tiled images decoded a band at a time."""
+"""TIFF: pages counted in one walk; striped, tiled and uncompressed images decoded a band at a time."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import struct
 from collections.abc import Iterator
 
-from PIL import Image, TiffImagePlugin, TiffTags
+from PIL import Image, ImageFile, TiffImagePlugin, TiffTags
 
 
 def page_count(data: bytes) -> int:
@@ -39,13 +39,19 @@ _DROPPED_TAGS = {269, 270, 271, 272, 285, 288, 289, 305, 306, 315, 316, 330, 513
 _OLD_JPEG = 6
 _STRIP_OFFSETS, _ROWS_PER_STRIP, _STRIP_COUNTS = 273, 278, 279
 _TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_COUNTS = 322, 323, 324, 325
+_BITS_PER_SAMPLE, _SAMPLES_PER_PIXEL, _ORIENTATION = 258, 277, 274
 
 
 def band_unit(im: Image.Image) -> int | None:
-    """Return the rows of one strip or row of tiles of an opened TIFF, or None when it is one piece."""
+    """Return the rows of one strip or row of tiles of an opened TIFF, or None when it is one piece.
+
+    An uncompressed single strip is rows at known offsets: its unit is one row.
+    """
     tags = getattr(im, "tag_v2", None)
     if tags is None or tags.get(259) == _OLD_JPEG:
         return None
+    if _raw_strip(im) is not None:
+        return 1
     height = im.size[1]
     unit = tags.get(_TILE_LENGTH) if _TILE_OFFSETS in tags else tags.get(_ROWS_PER_STRIP, height)
     return int(unit) if unit and 0 < int(unit) < height else None
@@ -66,6 +72,9 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     unit = band_unit(im)
     if unit is None or rows % unit:
         return None
+    raw = _raw_strip(im)
+    if raw is not None:
+        return _raw_bands(im, data, rows, *raw)
     if not isinstance(im, TiffImagePlugin.TiffImageFile):
         return None
     tags = im.tag_v2
@@ -116,6 +125,58 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
             count = min(per_band, down - first)
             band_height = min(rows, height - first * unit)
             band = Image.open(io.BytesIO(band_file(first, count, band_height)), formats=("TIFF",))
+            band.load()
+            yield band
+
+    return generate()
+
+
+def raw_rows(im: Image.Image) -> bool:
+    """Return whether the TIFF is one uncompressed strip, decoded as bands of rows (no band files)."""
+    return _raw_strip(im) is not None
+
+
+def _raw_strip(im: Image.Image) -> tuple[ImageFile._Tile, int] | None:
+    """Return (Pillow's raw tile, bytes per row) of an uncompressed TIFF stored as one strip, else None.
+
+    Pillow reads such a file with its raw decoder as one tile covering the image (Pillow's own
+    writer makes these). Planar (one strip per sample) and EXIF-rotated files are left to the
+    whole decode: Pillow rotates the pixels as it loads them.
+    """
+    if not isinstance(im, TiffImagePlugin.TiffImageFile) or len(im.tile) != 1:
+        return None
+    tags, tile = im.tag_v2, im.tile[0]
+    if tile.codec_name != "raw" or tags.get(_ORIENTATION, 1) != 1 or _TILE_OFFSETS in tags:
+        return None
+    width, height = im.size
+    if tile.extents != (0, 0, width, height) or int(tags.get(_ROWS_PER_STRIP, height)) < height:
+        return None
+    if not isinstance(tile.args, tuple) or len(tile.args) != 3 or tile.args[1:] != (0, 1):
+        return None  # (rawmode, stride 0: packed rows, top to bottom)
+    bits = tuple(tags.get(_BITS_PER_SAMPLE, (1,)))
+    samples = int(tags.get(_SAMPLES_PER_PIXEL, len(bits)))
+    bits = bits * samples if len(bits) == 1 else bits
+    stride = (width * sum(bits) + 7) // 8
+    if tuple(tags.get(_STRIP_COUNTS, ())) != (stride * height,):
+        return None  # not the packed rows the tags describe: the whole decode judges the file
+    return tile, stride
+
+
+def _raw_bands(
+    im: Image.Image, data: bytes, rows: int, tile: ImageFile._Tile, stride: int
+) -> Iterator[Image.Image] | None:
+    """Yield an uncompressed single-strip TIFF as bands, each read by Pillow's raw decoder from its
+    rows' offset (the header parsed again, the tile narrowed to the band): no copy of the strip."""
+    width, height = im.size
+    if tile.offset + stride * height > len(data):
+        return None  # truncated: the whole-image decode names the problem
+
+    def generate() -> Iterator[Image.Image]:
+        for top in range(0, height, rows):
+            count = min(rows, height - top)
+            band = Image.open(io.BytesIO(data), formats=("TIFF",))
+            band._size = band._tile_size = (width, count)  # type: ignore[attr-defined]
+            band.tile = [ImageFile._Tile("raw", (0, 0, width, count), tile.offset + top * stride, tile.args)]
             band.load()
             yield band
 

@@ -72,11 +72,15 @@ def test_heic_size_comes_from_its_boxes():
     assert (header.format, header.width, header.height) == ("HEIF", 320, 240)
 
 
-def test_striped_tiff_and_bmp_are_banded_and_a_single_strip_is_not():
-    assert read_header(io.BytesIO(encode(photo(600, 400), "TIFF", compression="tiff_adobe_deflate"))).banded
-    assert read_header(io.BytesIO(tiled_tiff(photo(600, 400)))).banded
-    assert read_header(io.BytesIO(encode(photo(600, 400), "BMP"))).banded
-    assert not read_header(io.BytesIO(encode(photo(600, 400), "TIFF"))).banded  # one strip
+def test_striped_tiff_bmp_and_one_raw_strip_are_banded_and_one_compressed_strip_is_not():
+    image = photo(600, 400)
+    assert read_header(io.BytesIO(encode(image, "TIFF", compression="tiff_adobe_deflate"))).banded
+    assert read_header(io.BytesIO(tiled_tiff(image))).banded
+    assert read_header(io.BytesIO(encode(image, "BMP"))).banded
+    raw = read_header(io.BytesIO(encode(image, "TIFF")))  # uncompressed, one strip: rows at known offsets
+    assert raw.banded and raw.rows
+    one_strip = encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30)
+    assert not read_header(io.BytesIO(one_strip)).banded
 
 
 @pytest.mark.slow
@@ -126,6 +130,7 @@ def _files() -> dict[str, bytes]:
         "tiff deflate": encode(image, "TIFF", compression="tiff_adobe_deflate"),
         "tiff tiled": tiled_tiff(image),
         "tiff one strip": encode(image, "TIFF"),
+        "tiff one deflate strip": encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30),
         "bmp": encode(image, "BMP"),
         "webp": encode(image, "WEBP", quality=80, method=0),
         "webp lossless": encode(image, "WEBP", lossless=True, quality=0, method=0),

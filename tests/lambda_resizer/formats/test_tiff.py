@@ -1,4 +1,4 @@
-"""TIFF: pages counted in one walk."""
+"""TIFF: pages counted in one walk; striped, tiled and uncompressed single-strip files decoded in bands."""
 
 from __future__ import annotations
 
@@ -67,16 +67,26 @@ def banded_tiff_sources() -> dict[str, bytes]:
     image = photo(900, 660, seed=5)
     rgba = image.convert("RGBA")
     rgba.putalpha(Image.linear_gradient("L").resize(image.size))
+    grey16 = image.convert("I").point(lambda v: v * 200).convert("I;16")
     return {
         "deflate strips": encode(image, "TIFF", compression="tiff_adobe_deflate"),
         "lzw strips with predictor": encode(image, "TIFF", compression="tiff_lzw"),
         "jpeg strips": encode(image, "TIFF", compression="jpeg"),
         "RGBA packbits": encode(rgba, "TIFF", compression="packbits"),
-        "16-bit grey": encode(image.convert("I").point(lambda v: v * 200).convert("I;16"), "TIFF",
-                              compression="tiff_adobe_deflate"),
+        "16-bit grey": encode(grey16, "TIFF", compression="tiff_adobe_deflate"),
         "palette": encode(image.quantize(64), "TIFF", compression="tiff_adobe_deflate"),
         "tiles": tiled_tiff(image),
+        # Pillow's uncompressed default: one strip, read as raw rows from each band's offset
+        "uncompressed one strip": encode(image, "TIFF"),
+        "uncompressed one strip RGBA": encode(rgba, "TIFF"),
+        "uncompressed one strip 16-bit grey big-endian": encode(big_endian(grey16), "TIFF"),
+        "uncompressed one strip 1-bit": encode(image.convert("1"), "TIFF"),
     }  # fmt: skip
+
+
+def big_endian(grey16: Image.Image) -> Image.Image:
+    """Return a 16-bit grey image in mode I;16B, which Pillow writes as a big-endian ("MM") TIFF."""
+    return Image.frombytes("I;16B", grey16.size, np.asarray(grey16).astype(">u2").tobytes())
 
 
 @pytest.mark.parametrize("name", list(banded_tiff_sources()))
