@@ -78,12 +78,9 @@ def test_creates_the_buckets_queues_table_and_glue_database_from_the_shapes(sett
     assert state["table"]["KeySchema"] == [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
     assert state["table"]["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert state["indexes"] == {
-        table.processed_index: [
-            (table.processed_index_partition_key, "HASH"),
-            (table.processed_index_sort_key, "RANGE"),
-        ],
-        table.label_index: [(table.label_index_partition_key, "HASH"), (table.label_index_sort_key, "RANGE")],
+        index.name: [(index.partition_key, "HASH"), (index.sort_key, "RANGE")] for index in table.indexes
     }
+    assert set(state["indexes"]) == {table.processed_index, table.label_index}
 
     [database] = state["databases"]
     assert database["Name"] == settings.glue_database == LOCAL.catalog.database
