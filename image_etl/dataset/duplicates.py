@@ -10,6 +10,7 @@ new hashes, every close hash among millions of old ones without sorting the old 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from itertools import combinations, pairwise
 from math import comb
 
@@ -230,6 +231,16 @@ class _OldKeys:
         return key
 
 
+def _compose_key(hashes: np.ndarray, blocks: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Return each hash's key: its ``(shift, width)`` bit blocks packed side by side, low first."""
+    key = np.zeros(len(hashes), dtype=np.uint64)
+    offset = 0
+    for shift, width in blocks:
+        key |= ((hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)) << np.uint64(offset)
+        offset += width
+    return key
+
+
 def near_duplicate_query(
     old: np.ndarray, new: np.ndarray, *, max_distance: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -256,11 +267,7 @@ def near_duplicate_query(
     found: list[np.ndarray] = []
     for blocks in tables:
         bits = sum(width for _, width in blocks)
-        new_key = np.zeros(len(new), dtype=np.uint64)
-        offset = 0
-        for shift, width in blocks:
-            new_key |= ((new >> np.uint64(shift)) & np.uint64((1 << width) - 1)) << np.uint64(offset)
-            offset += width
+        new_key = _compose_key(new, blocks)
         if bits <= _LOOKUP_BITS:
             key_dtype = np.uint16 if bits <= 16 else np.uint32
             old_key = old_keys.key(blocks, key_dtype)
@@ -268,8 +275,10 @@ def near_duplicate_query(
             lookup[new_key] = True
             hits = np.flatnonzero(lookup[old_key])
         else:
-            old_key = old
-            hits = np.flatnonzero(np.isin(old, new_key))
+            # Wide keys: the old hashes' key is cut from the same blocks as the new ones' (a whole
+            # 64-bit block is the hash itself).
+            old_key = old if blocks == [(0, 64)] else _compose_key(old, blocks)
+            hits = np.flatnonzero(np.isin(old_key, new_key))
         if not len(hits):
             continue
         order = np.argsort(new_key, kind="stable")
