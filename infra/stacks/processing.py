@@ -78,32 +78,21 @@ class ImageProcessingStack(Stack):
         # The large-image tier: same code and recipe, more memory; only the standard tier feeds it.
         assert names.large_queue is not None, "the stack needs the large-image tier's queue shape"
         self.large_queue = UploadQueue(self, "LargeQueue", shape=names.large_queue)
+        # Both tiers read the same buckets and write the same table; only shape and queue differ.
+        shared: dict[str, Any] = {
+            "uploads": self.upload_bucket,
+            "upload_prefix": names.upload_prefix,
+            "variants": self.variants_bucket,
+            "variants_prefix": names.variants_prefix,
+            "table": self.table,
+            "table_shape": names.table,
+            "platform": platform,
+        }
         self.large_resizer = ResizeService(
-            self,
-            "LargeResizer",
-            shape=names.large_function,
-            queue=self.large_queue,
-            uploads=self.upload_bucket,
-            upload_prefix=names.upload_prefix,
-            variants=self.variants_bucket,
-            variants_prefix=names.variants_prefix,
-            table=self.table,
-            table_shape=names.table,
-            platform=platform,
+            self, "LargeResizer", shape=names.large_function, queue=self.large_queue, **shared
         )
         self.resizer = ResizeService(
-            self,
-            "Resizer",
-            shape=names.function,
-            queue=self.queue,
-            uploads=self.upload_bucket,
-            upload_prefix=names.upload_prefix,
-            variants=self.variants_bucket,
-            variants_prefix=names.variants_prefix,
-            table=self.table,
-            table_shape=names.table,
-            platform=platform,
-            large=self.large_resizer,
+            self, "Resizer", shape=names.function, queue=self.queue, large=self.large_resizer, **shared
         )
         function = self.resizer.function
 
