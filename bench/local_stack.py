@@ -194,10 +194,12 @@ def main() -> None:
         console.print(f"stack up in {cold_ready:.1f} s; emulator RSS {rss_empty / 2**20:.0f} MB")
 
         spy = None
-        if os.environ.get("BENCH_PY_SPY"):  # sample the emulator during the first half
+        if os.environ.get("BENCH_PY_SPY"):  # sample one process during the first half
+            # BENCH_PY_SPY_ROLE=worker samples the first resize worker instead of the emulator.
+            role = os.environ.get("BENCH_PY_SPY_ROLE", "emulator")
             spy = subprocess.Popen(
                 [
-                    *("py-spy", "record", "-p", str(stack.pids("emulator")[0])),
+                    *(str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(stack.pids(role)[0])),
                     *("-f", "raw", "-o", os.environ["BENCH_PY_SPY"], "-r", "50"),
                 ],
                 stdout=subprocess.DEVNULL,
