@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 import boto3
@@ -24,9 +25,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambda_resizer.config import ResizerConfig
 from lambda_resizer.processing import ImageProcessor, sources_from_s3_event, sources_from_sqs_record
+from lambda_resizer.records import SourceObject
 
 logger = Logger()
 batch = BatchProcessor(event_type=EventType.SQS)
+#: For the batch being handled: each message's successor, whose image is read ahead.
+_successor: dict[str, SQSRecord] = {}
 
 
 @cache
@@ -68,8 +72,23 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         )
         raise
     processor.process_all(
-        sources, attempt=receive_count(record), memory_mb=int(lambda_context.memory_limit_in_mb)
+        sources,
+        attempt=receive_count(record),
+        memory_mb=int(lambda_context.memory_limit_in_mb),
+        then=_first_source(_successor.get(record.message_id)),
     )
+
+
+def _first_source(record: SQSRecord | None) -> SourceObject | None:
+    """Return the first object a message names, or None (no message, or not a notification: its
+    own turn reports why)."""
+    if record is None:
+        return None
+    try:
+        sources = sources_from_sqs_record(record)
+    except ValueError:
+        return None
+    return sources[0] if sources else None
 
 
 @logger.inject_lambda_context
@@ -79,9 +98,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
         # Stable sort: first deliveries keep their order, redelivered messages run after them.
         redelivered_last = sorted(SQSEvent(event).records, key=receive_count)
         event = {**event, "Records": [record.raw_event for record in redelivered_last]}
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=batch, context=context
-        )
+        _successor.clear()
+        _successor.update((record.message_id, after) for record, after in pairwise(redelivered_last))
+        try:
+            return process_partial_response(
+                event=event, record_handler=record_handler, processor=batch, context=context
+            )
+        finally:
+            _successor.clear()
+            image_processor().read_ahead(None)  # a batch's last read-ahead is not kept
     # A direct S3 invocation is retried by Lambda as a whole, so any AWS error simply raises.
     outcomes = image_processor().process_all(
         sources_from_s3_event(event), memory_mb=int(context.memory_limit_in_mb)

@@ -13,7 +13,7 @@ import io
 import json
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
@@ -152,8 +152,38 @@ class ImageProcessor:
         self.sqs = sqs  # the standard tier's way to the large tier's queue
         self.config = config
         self._recipe_record = config.recipe.to_record()
+        #: The next image's body, read while this one is resized (see :meth:`read_ahead`).
+        self._ahead: tuple[SourceObject, Future[tuple[Mapping[str, Any], bytes | None]]] | None = None
 
-    def process(self, source: SourceObject, *, attempt: int = 1, memory_mb: int | None = None) -> Outcome:
+    def read_ahead(self, source: SourceObject | None) -> None:
+        """Start reading ``source``'s body now, for the :meth:`process` call that comes next.
+
+        The handler calls this with the next image of its batch before resizing the current one,
+        so the next body arrives while the CPU is busy instead of after. Only a body small enough
+        to be fetched whole (``WHOLE_BODY_BYTES``) is read ahead, and only one: the extra memory
+        is bounded by that size. ``None`` drops what was read ahead (end of a batch).
+        """
+        self._ahead = None
+        if source is None or source.size is None:
+            return
+        if source.size > min(WHOLE_BODY_BYTES, self.config.max_object_bytes):
+            return
+        if not source.key.startswith(self.config.upload_prefix):
+            return
+        self._ahead = (source, _uploads.submit(self._get, source))
+
+    def _take_ahead(self, source: SourceObject) -> Future[tuple[Mapping[str, Any], bytes | None]] | None:
+        ahead, self._ahead = self._ahead, None
+        return ahead[1] if ahead is not None and ahead[0] == source else None
+
+    def process(
+        self,
+        source: SourceObject,
+        *,
+        attempt: int = 1,
+        memory_mb: int | None = None,
+        then: SourceObject | None = None,
+    ) -> Outcome:
         """Return the outcome of processing one object; raises only on AWS errors worth a retry.
 
         :param source: the uploaded object.
@@ -162,6 +192,8 @@ class ImageProcessor:
             memory (from its header, read with ranged GETs) is compared with what this function
             has left before the body is read: over it, the image goes to the large-image tier, or
             fails as ``too_large_to_decode`` when it is over the large tier's budget too.
+        :param then: the image that will be processed next, if known: its body is read ahead
+            while this one is resized (:meth:`read_ahead`).
         """
         config = self.config
         if not source.key.startswith(config.upload_prefix):
@@ -177,11 +209,14 @@ class ImageProcessor:
         # ranged GETs, so a body that could not be decoded here is never downloaded.
         too_big = source.size is not None and source.size > config.max_object_bytes
         small = source.size is not None and source.size <= WHOLE_BODY_BYTES
-        header = body = None
-        if small and not too_big:
-            body = _uploads.submit(self._get, source)
-        elif memory_mb is not None and not too_big:
-            header = _uploads.submit(self._estimate, source)
+        header = None
+        body = self._take_ahead(source)
+        if body is None and not too_big:
+            if small:
+                body = _uploads.submit(self._get, source)
+            elif memory_mb is not None:
+                header = _uploads.submit(self._estimate, source)
+        self.read_ahead(then)
         if self._already_done(image_id, source.etag):
             logger.info("already processed, skipping redelivery", image_id=image_id, key=source.key)
             return Outcome(image_id, "skipped", "already processed with this recipe")
@@ -421,10 +456,21 @@ class ImageProcessor:
         return keys
 
     def process_all(
-        self, sources: Iterable[SourceObject], *, attempt: int = 1, memory_mb: int | None = None
+        self,
+        sources: Iterable[SourceObject],
+        *,
+        attempt: int = 1,
+        memory_mb: int | None = None,
+        then: SourceObject | None = None,
     ) -> list[Outcome]:
-        """Return the outcomes of processing each object in turn (the first AWS error raises)."""
-        return [self.process(source, attempt=attempt, memory_mb=memory_mb) for source in sources]
+        """Return the outcomes of processing each object in turn (the first AWS error raises);
+        each image's successor (the next of ``sources``, then ``then``) is read ahead."""
+        queue = list(sources)
+        following = [*queue[1:], then][: len(queue)]
+        return [
+            self.process(source, attempt=attempt, memory_mb=memory_mb, then=after)
+            for source, after in zip(queue, following, strict=True)
+        ]
 
 
 _BLOCK = 64 * 1024

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -388,3 +389,34 @@ def test_a_missing_object_is_recognised_from_either_call_and_both_copies_agree(s
         codes.add(missing.value.response["Error"]["Code"])
     assert codes <= NOT_FOUND_CODES and len(codes) == 2  # HeadObject says "404", GetObject "NoSuchKey"
     assert NOT_FOUND_CODES == S3_NOT_FOUND_CODES  # the toolkit's copy (this package is deployed alone)
+
+
+def test_a_batch_reads_each_upload_once_the_next_one_while_the_current_is_resized(
+    stack: Settings, invoke
+) -> None:
+    keys = [f"uploads/ahead/{i}.jpg" for i in range(3)]
+    bodies = [encode(photo_like(16 + i)) for i in range(len(keys))]
+    for key, body in zip(keys, bodies, strict=True):
+        put_upload(stack, key, body)
+    calls: list[tuple[str, str]] = []  # ("get", key) and ("record", image_id), in the order made
+    processor = handler.image_processor()
+    processor.s3.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **_: calls.append(("get", params["Key"]))
+    )
+    processor.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.PutItem",
+        lambda params, **_: calls.append(("record", params["Item"]["image_id"]["S"])),
+    )
+    notifications = (
+        s3_notification(stack.upload_bucket, key, len(body)) for key, body in zip(keys, bodies, strict=True)
+    )
+
+    assert invoke(sqs_event(*notifications)) == {"batchItemFailures": []}
+
+    assert sorted(key for kind, key in calls if kind == "get") == sorted(keys)  # each body once
+    for current, following in itertools.pairwise(keys):
+        # The next body was asked for before the current image's record was written, i.e. while
+        # it was being resized (the read-ahead is queued before the current image's variant PUTs).
+        record = calls.index(("record", image_id_for(stack.upload_bucket, current)))
+        assert calls.index(("get", following)) < record
+    assert all(record_of(stack, key)["status"] == "processed" for key in keys)

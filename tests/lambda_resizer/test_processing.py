@@ -16,17 +16,17 @@ from tests.imaging import encode, photo_like
 
 
 @pytest.fixture
-def processor(stack: Settings) -> tuple[ImageProcessor, list[str | None]]:
-    """A processor on the moto server whose S3 GETs are recorded (the Range header of each, or None)."""
+def processor(stack: Settings) -> tuple[ImageProcessor, list[tuple[str, str | None]]]:
+    """A processor on the moto server whose S3 GETs are recorded: (key, Range header or None)."""
     s3 = stack.client("s3")
-    ranges: list[str | None] = []
+    gets: list[tuple[str, str | None]] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:
-        ranges.append(params.get("Range"))
+        gets.append((params["Key"], params.get("Range")))
 
     s3.meta.events.register("provide-client-params.s3.GetObject", record)
     config = ResizerConfig.from_env(handler_environment(stack))
-    return ImageProcessor(s3=s3, dynamodb=stack.client("dynamodb"), config=config), ranges
+    return ImageProcessor(s3=s3, dynamodb=stack.client("dynamodb"), config=config), gets
 
 
 def _upload(stack: Settings, key: str) -> SourceObject:
@@ -43,13 +43,13 @@ def _status(stack: Settings, key: str) -> str:
 
 
 def test_a_small_upload_is_read_in_one_get_and_still_estimated(stack: Settings, processor) -> None:
-    images, ranges = processor
+    images, gets = processor
     source = _upload(stack, "uploads/reads/small.jpg")
 
     outcome = images.process(source, memory_mb=1024)
 
     assert outcome.status == "processed" and _status(stack, source.key) == "processed"
-    assert ranges == [None]  # the whole body once, no separate header read
+    assert gets == [(source.key, None)]  # the whole body once, no separate header read
     record = stack.client("dynamodb").get_item(
         TableName=stack.table_name, Key={"image_id": {"S": outcome.image_id}}
     )["Item"]
@@ -59,12 +59,14 @@ def test_a_small_upload_is_read_in_one_get_and_still_estimated(stack: Settings, 
 def test_a_large_upload_has_its_header_read_before_its_body(
     stack: Settings, processor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    images, ranges = processor
+    images, gets = processor
     source = _upload(stack, "uploads/reads/large.jpg")
+    assert source.size is not None
     monkeypatch.setattr(processing, "WHOLE_BODY_BYTES", source.size - 1)  # this upload counts as large
 
     assert images.process(source, memory_mb=1024).status == "processed"
 
+    ranges = [header for _, header in gets]
     assert ranges[0] is not None and ranges[0].startswith("bytes=0-") and ranges[-1] is None
 
 
@@ -76,3 +78,44 @@ def test_a_small_upload_deleted_before_its_read_is_recorded_missing(stack: Setti
     outcome = images.process(source, memory_mb=1024)
 
     assert outcome.status == "failed" and _status(stack, source.key) == "failed"
+
+
+def test_the_next_image_of_a_batch_is_read_while_this_one_is_resized(stack: Settings, processor) -> None:
+    images, gets = processor
+    first, second = _upload(stack, "uploads/reads/first.jpg"), _upload(stack, "uploads/reads/second.jpg")
+
+    images.process(first, memory_mb=1024, then=second)
+    # The read-ahead was queued before this image's variant uploads (the pool is first in, first
+    # out), and those finished before process() returned: the second body has been asked for.
+    assert (second.key, None) in gets
+    images.process(second, memory_mb=1024)
+
+    assert gets.count((second.key, None)) == 1  # the body read ahead was the one used
+    assert _status(stack, first.key) == _status(stack, second.key) == "processed"
+
+
+def test_a_read_ahead_for_another_image_is_not_used(stack: Settings, processor) -> None:
+    images, gets = processor
+    first, second, other = (_upload(stack, f"uploads/reads/{name}.jpg") for name in ("a", "b", "c"))
+
+    images.process(first, memory_mb=1024, then=second)
+    images.process(other, memory_mb=1024)  # not what was announced: read on its own
+    images.process(second, memory_mb=1024)  # the read-ahead was dropped: read again
+
+    assert gets.count((other.key, None)) == 1 and gets.count((second.key, None)) == 2
+    assert {_status(stack, s.key) for s in (first, second, other)} == {"processed"}
+
+
+def test_a_batch_reads_each_image_once_and_processes_them_all(stack: Settings, processor) -> None:
+    images, gets = processor
+    sources = [_upload(stack, f"uploads/reads/batch-{i}.jpg") for i in range(4)]
+
+    outcomes = images.process_all(sources, memory_mb=1024)
+
+    assert [o.status for o in outcomes] == ["processed"] * 4
+    assert sorted(key for key, _ in gets) == sorted(s.key for s in sources)
+
+
+def test_a_message_naming_no_object_processes_nothing(processor) -> None:
+    images, gets = processor
+    assert images.process_all([], memory_mb=1024) == [] and gets == []
