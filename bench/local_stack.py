@@ -19,6 +19,9 @@ without a record or whose object is gone after the restarts. ``emulator_rss_grow
 emulator's RSS growth (holding all N photos after the restarts, against the empty stack) over the
 bytes stored; ``disk_bytes_ratio`` the data dir's size over the bytes stored. Progress goes to
 stderr, one JSON line to stdout.
+
+Profiling: ``BENCH_PY_SPY=FILE`` samples the emulator during the first half with py-spy (raw
+format; ``.venv/bin/uv pip install py-spy`` first), ``BENCH_PY_SPY_ROLE=worker`` a resize worker.
 """
 
 from __future__ import annotations
