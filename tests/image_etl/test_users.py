@@ -83,3 +83,14 @@ def test_users_add_list_and_remove_work_against_a_deployed_pool(deployment: str,
     assert names == ["alice"]
     gone = run("users", "remove", "bob")
     assert gone.exit_code == 2 and "there is no user 'bob'" in gone.stderr
+
+
+def test_a_prefix_with_no_deployment_is_a_clear_error_not_a_traceback(
+    deployment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGE_ETL_STACK", "Staging")  # only Prod is deployed
+    for args in (["users", "list"], ["users", "add", "x", "--group", "viewers"], ["info", "--json"]):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"IMAGE_ETL_STACK=Staging: there is no stack Staging-UploadSite in {REGION}" in result.stderr
+        assert result.stdout == ""
