@@ -79,7 +79,7 @@ def info(
     """Show the endpoints and resource names that the CLI, notebooks and Dagster use."""
     from image_etl.local.usage import data_dir_usage
 
-    settings = load_settings(data_dir)
+    settings = _load_settings_or_exit(data_dir)
     usage = data_dir_usage(Path(settings.data_dir)) if settings.is_local else None
     if as_json:
         print(json.dumps({**settings.to_json(), "data_dir_usage": usage and usage.to_json()}, indent=2))
@@ -277,8 +277,17 @@ def users_remove(
     console.print(f"removed {name} from user pool {settings.user_pool_id}")
 
 
+def _load_settings_or_exit(data_dir: Path | None) -> Settings:
+    """Return the settings, or exit 2 naming the setting that is wrong (a bad day, a missing stack)."""
+    try:
+        return load_settings(data_dir)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
 def _settings_or_exit(data_dir: Path | None) -> Settings:
-    settings = load_settings(data_dir)
+    settings = _load_settings_or_exit(data_dir)
     if settings.is_local and not settings.running:
         console.print(
             f"[red]error:[/red] no local stack is running on {settings.data_dir}; start it with `make up` "

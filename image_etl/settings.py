@@ -246,8 +246,12 @@ def _checked_day(value: str, source: str) -> str:
 
 def deployed_stack_fields(prefix: str, *, region: str | None = None) -> dict[str, str]:
     """Return the Settings fields of the deployment ``prefix`` (``cdk deploy -c stackPrefix=...``),
-    read from its CloudFormation stack outputs."""
+    read from its CloudFormation stack outputs.
+
+    :raises ValueError: when one of the deployment's stacks does not exist (a wrong prefix or region).
+    """
     import boto3
+    from botocore.exceptions import ClientError
 
     from image_etl.stack_outputs import settings_fields_from_outputs, stack_ids
 
@@ -255,7 +259,16 @@ def deployed_stack_fields(prefix: str, *, region: str | None = None) -> dict[str
     outputs: dict[str, str] = {}
     created: list[datetime] = []
     for name in stack_ids(prefix).all():
-        for stack in cloudformation.describe_stacks(StackName=name)["Stacks"]:
+        try:
+            stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ValidationError":  # CloudFormation's "does not exist"
+                raise
+            raise ValueError(
+                f"IMAGE_ETL_STACK={prefix}: there is no stack {name} in {cloudformation.meta.region_name} "
+                "(check the prefix, IMAGE_ETL_REGION / AWS_REGION and the account of your credentials)"
+            ) from None
+        for stack in stacks:
             outputs.update({o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
             created += [stack["CreationTime"]] if "CreationTime" in stack else []
     fields = settings_fields_from_outputs(outputs)

@@ -4,10 +4,12 @@ group it needs (403), with the API's JSON error naming the rule, and lets the ri
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import yaml
 
 from image_etl.resource_shapes import LOCAL, token_issuer, upload_api_environment
 from image_etl.settings import Settings
@@ -24,6 +26,7 @@ ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/images", {"query": {"ids": "a" * 32}}),
 ]
 ROUTE_IDS = ["post-uploads", "list-images", "get-image", "images-by-ids"]
+OPENAPI = Path(__file__).resolve().parents[2] / "lambda_upload_api" / "openapi.yaml"
 
 
 def bad_tokens(settings: Settings, viewer: dict[str, str]) -> dict[str, tuple[str | None, str]]:
@@ -180,3 +183,25 @@ def test_variant_links_may_not_outlive_fifteen_minutes() -> None:
     assert ApiConfig.from_env({**ENV, "VARIANT_URL_EXPIRY_S": "900"}).variant_url_expiry_s == 900
     with pytest.raises(ValueError, match="1 to 900 s"):
         ApiConfig.from_env({**ENV, "VARIANT_URL_EXPIRY_S": "3600"})
+
+
+def test_the_openapi_document_declares_the_token_on_every_operation_and_its_refusals() -> None:
+    document = yaml.safe_load(OPENAPI.read_text())
+    scheme = document["components"]["securitySchemes"]["cognitoAccessToken"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    operations = [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "put", "post", "delete", "patch"}
+    ]
+    # The routes the handler tests above cover are the document's, and each needs the token.
+    assert {(method.upper(), path) for method, path, _ in operations} == {
+        ("POST", "/uploads"),
+        ("GET", "/images"),
+        ("GET", "/images/{image_id}"),
+    }
+    for method, path, operation in operations:
+        security = operation.get("security", document["security"])
+        assert security == [{"cognitoAccessToken": []}], (method, path)
+        assert {"401", "403"} <= set(operation["responses"]), (method, path)

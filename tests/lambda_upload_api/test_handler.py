@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 import requests
@@ -162,6 +162,10 @@ def test_get_image_returns_the_record_with_variant_urls(stack: Settings, call) -
     )
     url = body["variants"]["thumb"]["url"]
     assert requests.get(url, timeout=10).content == b"thumb"
+    # A SigV4 link that lives as long as the setting says, and never beyond 15 minutes.
+    query = parse_qs(urlparse(url).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert int(query["X-Amz-Expires"][0]) == LOCAL.upload_api.variant_url_expiry_s <= 900
 
 
 def test_get_image_unknown_and_malformed_ids(call) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from image_etl.dataset.rules import ManifestConfig, RetentionPolicy, SplitRatios
-from pipelines.resources import DatasetPolicy
+from image_etl.settings import load_settings
+from pipelines.resources import DatasetPolicy, build_resources
 
 VARIABLES = (
     "IMAGE_ETL_NEAR_DUP_DISTANCE",
@@ -54,3 +57,12 @@ def test_a_bad_value_is_refused_at_load_time(monkeypatch: pytest.MonkeyPatch, na
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name):
         DatasetPolicy.from_env()
+
+
+def test_the_dataset_cards_license_comes_from_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMAGE_ETL_DATASET_LICENSE", raising=False)
+    assert build_resources(load_settings(tmp_path))["datasets"].dataset_license == "unknown"
+    monkeypatch.setenv("IMAGE_ETL_DATASET_LICENSE", "cc-by-4.0")
+    assert build_resources(load_settings(tmp_path))["datasets"].dataset_license == "cc-by-4.0"

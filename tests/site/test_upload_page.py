@@ -8,13 +8,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from playwright.sync_api import ConsoleMessage, FileChooser, Page, Request, expect
 
+from image_etl.dataset.annotations import write_annotations
 from image_etl.users import DEMO_PASSWORD_FILE, add_user
-from tests.identity import forged
+from tests.identity import STRANGER_KEY, forged
 from tests.imaging import encode, photo_like
 from tests.stack_process import RunningStack
 
@@ -335,3 +337,86 @@ def test_a_filter_with_no_match_says_so(site: Page) -> None:
     site.fill("#filter", "no-such-label-anywhere")
     expect(site.locator("#gallery .card")).to_have_count(0)
     expect(site.locator("#gallery-empty")).to_have_text("No images labelled “no-such-label-anywhere”.")
+
+
+def test_a_stale_access_token_is_renewed_from_the_refresh_token_without_asking_for_sign_in(
+    shared_stack: RunningStack, site: Page, watched: Watched
+) -> None:
+    settings = shared_stack.settings
+    key = f"image-etl.session.{settings.user_pool_client_id}"
+    stale_tokens = {
+        # expired by its own clock: the page refreshes before it calls the API
+        "expired": forged(settings, username="demo", exp=1_000_000_000, iat=999_996_400),
+        # unexpired but refused by the API (a key the pool does not have): refreshed after the 401
+        "refused": forged(settings, key=STRANGER_KEY, username="demo"),
+    }
+    watched.expected_refusals = True
+    for case, stale in stale_tokens.items():
+        site.evaluate(f"auth.store({{...auth.session, accessToken: '{stale}'}})")
+        before = len(watched.api_requests)
+        site.reload()
+        expect(site.locator("body")).to_have_attribute("data-ready", "true")
+        expect(site.locator("#gallery-section")).to_be_visible()
+        site.wait_for_load_state("networkidle")
+        expect(site.locator("#sign-in")).to_be_hidden()
+        expect(site.locator("#banner")).to_be_hidden()
+        assert len(watched.api_requests) > before, case  # the gallery was fetched, and answered
+        renewed = site.evaluate(f"JSON.parse(localStorage.getItem('{key}')).accessToken")
+        assert renewed != stale and site.evaluate(f"ImageEtlAuth.claimsOf('{renewed}').username") == "demo", (
+            case
+        )
+
+
+def test_the_upload_list_sums_up_its_rows_and_clears_the_finished_ones(site: Page, tmp_path: Path) -> None:
+    [good] = images(tmp_path / "good", 1, seed=90)
+    fake = tmp_path / "not-a-photo.jpg"
+    fake.write_text("this is not a picture")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    site.set_input_files("#file-input", [str(good), str(fake), str(empty)])
+    expect(site.locator("#uploads .upload[data-state=done]")).to_have_count(1, timeout=PROCESSING_S * 1000)
+    expect(site.locator("#uploads .upload[data-state=failed]")).to_have_count(1, timeout=PROCESSING_S * 1000)
+    expect(site.locator("#upload-summary")).to_have_text("1 done, 1 failed, 1 refused")
+    site.click("#clear-uploads")
+    expect(site.locator("#uploads .upload")).to_have_count(0)
+    expect(site.locator("#upload-summary-row")).to_be_hidden()
+
+
+def test_the_detail_view_shows_the_dataset_annotations_once_a_build_has_seen_the_image(
+    shared_stack: RunningStack, site: Page, tmp_path: Path
+) -> None:
+    settings = shared_stack.settings
+    site.fill("#label", "annotated")
+    site.set_input_files("#file-input", [str(p) for p in images(tmp_path, 1, seed=95)])
+    expect(site.locator("#uploads .upload[data-state=done]")).to_have_count(1, timeout=PROCESSING_S * 1000)
+    card = site.locator("#gallery .card[data-label=annotated]").first
+    image_id = card.get_attribute("data-image-id")
+    assert image_id
+
+    card.locator(".card-open").click()  # before any build: no flags, no group, no split
+    facts = site.locator("#detail-facts")
+    expect(facts).to_contain_text("processed")
+    assert "quality flags" not in facts.inner_text() and "duplicate group" not in facts.inner_text()
+    site.keyboard.press("Escape")
+
+    # What the pipeline's record_annotations asset writes onto the record after a build.
+    dynamodb = settings.client("dynamodb")
+    item = dynamodb.get_item(TableName=settings.table_name, Key={"image_id": {"S": image_id}})["Item"]
+    annotations = pd.DataFrame(
+        [
+            {
+                "image_id": image_id,
+                "processed_at": item["processed_at"]["S"],
+                "split": "val",
+                "dup_group": "g0123456789abcdef",
+                "dup_group_size": 3,
+                "quality_flags": ["blurry", "label_conflict"],
+                "keep": True,
+            }
+        ]
+    )
+    assert write_annotations(dynamodb, settings.table_name, annotations).written == 1
+    card.locator(".card-open").click()
+    expect(facts).to_contain_text("blurry, label_conflict")
+    expect(facts).to_contain_text("g0123456789abcdef (3 images)")
+    expect(facts).to_contain_text("val")

@@ -227,7 +227,17 @@ def test_demo_uploads_a_labelled_set_and_reports_the_broken_files(shared_stack: 
     assert {"circles", "squares", "stripes", "broken"} <= labels
 
 
-def test_ctrl_c_stops_every_process_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sent", "times"),
+    [
+        (signal.SIGINT, 3),  # what a terminal sends to the foreground group on Ctrl-C, pressed impatiently
+        (signal.SIGTERM, 5),  # `kill -- -PGID`, a service manager or a container stop, repeated
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_and_sigterm_stop_every_process_cleanly(
+    tmp_path: Path, sent: signal.Signals, times: int
+) -> None:
     stack = RunningStack(tmp_path / "data", free_port(), free_port())
     stack.start()
     assert stack.process is not None
@@ -235,8 +245,8 @@ def test_ctrl_c_stops_every_process_cleanly(tmp_path: Path) -> None:
         ["pgrep", "-g", str(stack.process.pid)], capture_output=True, text=True
     ).stdout.split()
     assert len(children) >= 5  # up, the emulation, two workers, the site
-    for _ in range(3):  # what a terminal sends to the foreground group on Ctrl-C, pressed impatiently
-        os.killpg(stack.process.pid, signal.SIGINT)
+    for _ in range(times):  # to every process of the stack, again while they are stopping
+        os.killpg(stack.process.pid, sent)
         time.sleep(0.05)
     assert stack.process.wait(timeout=30) == 0
     time.sleep(1)
