@@ -137,6 +137,7 @@ def read_header(fp: BinaryIO) -> Header:
         load_plugin(opener)
     im = Image.open(fp, formats=sniffed[1])
     fmt = "JPEG" if im.format == "MPO" else str(im.format)
+    tiff.as_stored(im)  # a TIFF is decoded as stored (the core turns the small image): its size
     width, height = im.size
     if fmt == "JPEG":
         layers = getattr(im, "layer", [])
