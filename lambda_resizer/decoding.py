@@ -96,7 +96,7 @@ def _webp_scaled(im: Image.Image, data: bytes, factor: int) -> Image.Image | Non
         return None
     width, height = im.size
     size = (width // factor, height // factor) if factor >= 2 else (width, height)
-    return webp.decode_scaled(data, size, alpha=im.mode == "RGBA")
+    return webp.decode_scaled(im, data, size)
 
 
 #: Decoded bytes of one band (Pillow stores every pixel in 1 or 4 bytes): small next to the image.
