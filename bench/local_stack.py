@@ -199,7 +199,12 @@ def main() -> None:
             role = os.environ.get("BENCH_PY_SPY_ROLE", "emulator")
             spy = subprocess.Popen(
                 [
-                    *(str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(stack.pids(role)[0])),
+                    *(
+                        str(Path(sys.executable).with_name("py-spy")),
+                        "record",
+                        "-p",
+                        str(stack.pids(role)[0]),
+                    ),
                     *("-f", "raw", "-o", os.environ["BENCH_PY_SPY"], "-r", "50"),
                 ],
                 stdout=subprocess.DEVNULL,
