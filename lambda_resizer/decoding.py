@@ -29,7 +29,13 @@ TRANSPOSE = {
 
 
 def exif_orientation(im: Image.Image) -> tuple[int, bool]:
-    """Return (EXIF orientation 1..8, whether the decoder already applied it)."""
+    """Return (EXIF orientation 1..8, whether the decoder already applied it).
+
+    A TIFF is made to decode as stored (``tiff.as_stored``), whole or in bands, so that its
+    orientation is applied once, by the caller, like a JPEG's.
+    """
+    if im.format == "TIFF":
+        return tiff.as_stored(im), False
     # pillow-heif lets libheif rotate the pixels and resets the EXIF tag, keeping the original.
     original = im.info.get("original_orientation")
     if im.format == "HEIF" and isinstance(original, int) and 1 <= original <= 8:
@@ -90,7 +96,7 @@ def _webp_scaled(im: Image.Image, data: bytes, factor: int) -> Image.Image | Non
         return None
     width, height = im.size
     size = (width // factor, height // factor) if factor >= 2 else (width, height)
-    return webp.decode_scaled(data, size, alpha=im.mode == "RGBA")
+    return webp.decode_scaled(im, data, size)
 
 
 #: Decoded bytes of one band (Pillow stores every pixel in 1 or 4 bytes): small next to the image.

@@ -75,6 +75,7 @@ class Model:
     per_pixel: float  # bytes per pixel of the frame as decoded (at the decode scale)
     fixed_mb: float  # the format's library loaded, its buffers, Python objects
     source_copies: float = 1.0  # copies of the file bytes held at the peak (the caller's included)
+    open_copies: float = 0.0  # copies held for a moment while the header is read, before the decode
     band_copies: int = 2  # banded paths: a band as cropped or decoded, and converted
 
 
@@ -95,10 +96,11 @@ MODELS: dict[str, Model] = {
     "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
     "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
     # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
-    # 1 byte a pixel), lossless one 32-bit ARGB plane; the source is copied twice by Pillow's open.
-    "webp": Model(per_pixel=0.0, fixed_mb=12.0, source_copies=3.0),
-    "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, source_copies=3.0),
-    "webp_lossless": Model(per_pixel=3.5, fixed_mb=0.0, source_copies=3.0),
+    # 1 byte a pixel), lossless one 32-bit ARGB plane. Pillow's open copies the file twice (one
+    # copy is its decoder's, freed before libwebp decodes from the caller's bytes).
+    "webp": Model(per_pixel=0.0, fixed_mb=12.0, open_copies=3.0),
+    "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, open_copies=3.0),
+    "webp_lossless": Model(per_pixel=4.1, fixed_mb=0.0, open_copies=3.0),
     "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
     # Decoded whole by their library, then cut into bands from its buffer (no Pillow copy). HEIF:
     # libde265's picture, libheif's YUV planes and RGB output. AVIF: the YUV planes and dav1d's
@@ -137,6 +139,7 @@ def read_header(fp: BinaryIO) -> Header:
         load_plugin(opener)
     im = Image.open(fp, formats=sniffed[1])
     fmt = "JPEG" if im.format == "MPO" else str(im.format)
+    tiff.as_stored(im)  # a TIFF is decoded as stored (the core turns the small image): its size
     width, height = im.size
     if fmt == "JPEG":
         layers = getattr(im, "layer", [])
@@ -231,7 +234,8 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             # the bands are converted; whichever is larger is the peak (measured: 7.0 bytes a pixel).
             after = max(after, header.pixels * _channels(header.mode) * header.bits / 8)
         decode += after
-    peak = source_bytes * model.source_copies + decode + working + model.fixed_mb * _MB
+    held = max(source_bytes * model.source_copies + decode, source_bytes * model.open_copies)
+    peak = held + working + model.fixed_mb * _MB
     return MemoryEstimate(
         peak_mb=peak / _MB, decoded_mb=decoded_8bit / _MB, scale=scale, path=path, header=header
     )

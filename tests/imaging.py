@@ -27,8 +27,11 @@ def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def tiled_tiff(image: Image.Image, tile: int = 256, *, deflate: bool = True) -> bytes:
-    """Return ``image`` (RGB) as a tiled TIFF, tiles deflated: Pillow writes only striped TIFFs."""
+def tiled_tiff(image: Image.Image, tile: int = 256, *, deflate: bool = True, orientation: int = 1) -> bytes:
+    """Return ``image`` (RGB) as a tiled TIFF, tiles deflated: Pillow writes only striped TIFFs.
+
+    ``orientation`` other than 1 is written as the EXIF Orientation tag (274), pixels as given.
+    """
     import struct
     import zlib
 
@@ -41,9 +44,10 @@ def tiled_tiff(image: Image.Image, tile: int = 256, *, deflate: bool = True) -> 
         for column in range(across):
             raw = padded.crop((column * tile, row * tile, (column + 1) * tile, (row + 1) * tile)).tobytes()
             tiles.append(zlib.compress(raw, 6) if deflate else raw)
+    turned = [(274, 3, 1, orientation)] if orientation != 1 else []
     entries = [
         (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, None), (259, 3, 1, 8 if deflate else 1),
-        (262, 3, 1, 2), (277, 3, 1, 3), (284, 3, 1, 1), (322, 3, 1, tile), (323, 3, 1, tile),
+        (262, 3, 1, 2), *turned, (277, 3, 1, 3), (284, 3, 1, 1), (322, 3, 1, tile), (323, 3, 1, tile),
         (324, 4, len(tiles), None), (325, 4, len(tiles), None),
     ]  # fmt: skip
     ifd_size = 2 + 12 * len(entries) + 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 from collections.abc import Iterator
@@ -33,13 +34,46 @@ def page_count(data: bytes) -> int:
 
 
 # Tags that point at other structures in the original file (or are not needed to decode pixels):
-# a band's file leaves them out.
-_DROPPED_TAGS = {269, 270, 271, 272, 285, 288, 289, 305, 306, 315, 316, 330, 513, 514, 700, 33432,
+# a band's file leaves them out. Orientation (274) too: it applies to the whole image, once (core).
+_DROPPED_TAGS = {269, 270, 271, 272, 274, 285, 288, 289, 305, 306, 315, 316, 330, 513, 514, 700, 33432,
                  33723, 34377, 34665, 34675, 34853, 37724, 40965, 50706}  # fmt: skip
 _OLD_JPEG = 6
 _STRIP_OFFSETS, _ROWS_PER_STRIP, _STRIP_COUNTS = 273, 278, 279
 _TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_COUNTS = 322, 323, 324, 325
 _BITS_PER_SAMPLE, _SAMPLES_PER_PIXEL, _ORIENTATION = 258, 277, 274
+
+
+def as_stored(im: Image.Image) -> int:
+    """Make an opened TIFF decode its pixels as stored; return its EXIF orientation (1..8).
+
+    Pillow 13 turns a TIFF's pixels by its Orientation tag as it loads them (a full-size copy,
+    after which the tag is gone) and reports the turned size before that. The band decoders read
+    stored strips and tiles, so for every route to give the same pixels the turn is taken away
+    from Pillow here: the tag leaves the EXIF that Pillow's load reads it from, and the size is
+    the stored one again. The core applies the orientation once, on the reduced image. The value
+    is kept in ``info["original_orientation"]`` (where pillow-heif keeps the one libheif applied),
+    so later calls return it too.
+
+    :param im: an opened TIFF, not yet loaded (other images are left alone: 1).
+    """
+    if not isinstance(im, TiffImagePlugin.TiffImageFile):
+        return 1
+    kept = im.info.get("original_orientation")
+    if isinstance(kept, int):
+        return kept
+    value = im.tag_v2.get(_ORIENTATION, 1)
+    try:
+        exif = im.getexif()  # cached: the Exif that Pillow's load_end reads the orientation from
+        value = exif.get(_ORIENTATION, value)  # also an orientation given only in XMP
+        exif.pop(_ORIENTATION, None)
+    except Exception:  # unreadable EXIF must not cost us the picture; the tag itself still counts
+        with contextlib.suppress(Exception):
+            im.getexif().pop(_ORIENTATION, None)  # what was read before it failed (Pillow caches it)
+    im.tag_v2.pop(_ORIENTATION, None)
+    im._size = im._tile_size  # Pillow's stored size (_setup set the turned one)
+    orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
+    im.info["original_orientation"] = orientation
+    return orientation
 
 
 def band_unit(im: Image.Image) -> int | None:
@@ -140,13 +174,13 @@ def _raw_strip(im: Image.Image) -> tuple[ImageFile._Tile, int] | None:
     """Return (Pillow's raw tile, bytes per row) of an uncompressed TIFF stored as one strip, else None.
 
     Pillow reads such a file with its raw decoder as one tile covering the image (Pillow's own
-    writer makes these). Planar (one strip per sample) and EXIF-rotated files are left to the
-    whole decode: Pillow rotates the pixels as it loads them.
+    writer makes these). Planar files (one strip per sample) are left to the whole decode. The
+    rows are the stored ones: see :func:`as_stored` for the EXIF orientation.
     """
     if not isinstance(im, TiffImagePlugin.TiffImageFile) or len(im.tile) != 1:
         return None
     tags, tile = im.tag_v2, im.tile[0]
-    if tile.codec_name != "raw" or tags.get(_ORIENTATION, 1) != 1 or _TILE_OFFSETS in tags:
+    if tile.codec_name != "raw" or _TILE_OFFSETS in tags:
         return None
     width, height = im.size
     if tile.extents != (0, 0, width, height) or int(tags.get(_ROWS_PER_STRIP, height)) < height:
@@ -175,6 +209,7 @@ def _raw_bands(
         for top in range(0, height, rows):
             count = min(rows, height - top)
             band = Image.open(io.BytesIO(data), formats=("TIFF",))
+            as_stored(band)  # the whole file's header again: Pillow would turn the band by its tag
             band._size = band._tile_size = (width, count)  # type: ignore[attr-defined]
             band.tile = [ImageFile._Tile("raw", (0, 0, width, count), tile.offset + top * stride, tile.args)]
             band.load()

@@ -5,18 +5,23 @@ copy of one and then the image (16 bytes a pixel; 24 MP needed 400 MB). libwebp 
 scale while decoding (``WebPDecoderOptions.use_scaling``): a lossy still then never exists at full
 size (lossless ones keep one 32-bit ARGB plane inside libwebp). The library is the one Pillow's
 ``_webp`` module is linked against, called through ctypes; anything unexpected (no such library,
-an animation, an ABI mismatch) returns None and Pillow's own path decodes the image.
+an animation, an ABI mismatch) returns None and Pillow's own path decodes the image. Image data
+libwebp cannot decode after reading its header raises: Pillow's decoder is freed by then.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from functools import cache
+from typing import cast
 
-from PIL import Image
+from PIL import Image, WebPImagePlugin
 
 _ABI_VERSION = 0x0209  # WEBP_DECODER_ABI_VERSION of libwebp 1.x
 _MODE_RGB, _MODE_RGBA = 0, 1
+#: libwebp's VP8StatusCode values a decode can end with, for messages.
+_STATUS = {1: "out of memory", 3: "bitstream error", 4: "unsupported feature", 7: "not enough data"}
 
 
 class _Features(ctypes.Structure):
@@ -100,14 +105,46 @@ def _libwebp() -> ctypes.CDLL | None:
     return None
 
 
-def decode_scaled(data: bytes, size: tuple[int, int], *, alpha: bool) -> Image.Image | None:
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """Return glibc's ``malloc_trim``, or None (another C library)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return cast("Callable[[int], int]", trim)
+
+
+def _release_free_memory() -> None:
+    """Give the C heap's free pages back to the system.
+
+    Pillow's copy of the file is allocated from the heap, not mapped (glibc raises its mmap
+    threshold after Pillow's temporary copies of the file are freed): freed, it would stay
+    resident while libwebp maps its own buffers, and the peak would not drop.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def decode_scaled(im: Image.Image, data: bytes, size: tuple[int, int]) -> Image.Image | None:
     """Return the first (only) frame of a still WebP decoded straight to ``size``, or None.
 
+    Once libwebp has read the header and will decode, Pillow's decoder of ``im`` is freed: it
+    holds a copy of the whole file (``WebPAnimDecoder`` copies what it is given), which would
+    otherwise sit beside the caller's bytes for the whole decode. libwebp reads the caller's
+    bytes in place (ctypes passes the pointer), so they are the only copy while it decodes.
+
+    :param im: the file opened by Pillow, not loaded: its pixels can no longer be loaded after a
+        decode here (``im.load()`` fails), only its header facts (size, mode, info) remain.
     :param data: the file's bytes.
     :param size: the output size (libwebp averages the source pixels each output pixel covers).
-    :param alpha: decode RGBA (the file has alpha); else RGB.
-    :return: an RGB or RGBA image of ``size``, or None when libwebp cannot be used for this file.
+    :return: an RGB or RGBA (the file has alpha) image of ``size``, or None when libwebp cannot be
+        used for this file (``im`` then untouched, for Pillow's own path).
+    :raises OSError: libwebp read the header but cannot decode the image data.
     """
+    alpha = im.mode == "RGBA"
     lib = _libwebp()
     if lib is None:
         return None
@@ -130,8 +167,13 @@ def decode_scaled(data: bytes, size: tuple[int, int], *, alpha: bool) -> Image.I
     config.output.u.RGBA.rgba = ctypes.cast(pixels, ctypes.c_void_p)
     config.output.u.RGBA.stride = stride
     config.output.u.RGBA.size = len(pixels)
-    if lib.WebPDecode(data, len(data), ctypes.byref(config)) != 0:
-        return None
+    if isinstance(im, WebPImagePlugin.WebPImageFile) and hasattr(im, "_decoder"):
+        del im._decoder  # Pillow's copy of the file (and its canvases): freed before the decode
+        _release_free_memory()
+    status = lib.WebPDecode(data, len(data), ctypes.byref(config))
+    if status != 0:
+        reason = _STATUS.get(status, f"status {status}")
+        raise OSError(f"libwebp cannot decode the WebP image data ({reason})")
     mode = "RGBA" if alpha else "RGB"
     # Pillow's hints name bytes; any buffer works, and the decoded one is shared, not copied.
     return Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1)  # type: ignore[arg-type]

@@ -119,6 +119,7 @@ def _files() -> dict[str, bytes]:
     palette = image.quantize(colors=200)
     palette.info["transparency"] = 0
     grey16 = image.convert("I").point(lambda v: v * 257).convert("I;16")
+    turned, six = image.transpose(Image.Transpose.ROTATE_90), {0x0112: 6}
     files = {
         "jpeg": encode(image, "JPEG", quality=90),
         "jpeg progressive": encode(image, "JPEG", quality=90, progressive=True),
@@ -131,6 +132,12 @@ def _files() -> dict[str, bytes]:
         "tiff tiled": tiled_tiff(image),
         "tiff one strip": encode(image, "TIFF"),
         "tiff one deflate strip": encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30),
+        # stored turned, the Orientation tag set: decoded as stored, the small image turned
+        "tiff deflate orientation 6": encode(turned, "TIFF", compression="tiff_adobe_deflate", tiffinfo=six),
+        "tiff one strip orientation 6": encode(turned, "TIFF", tiffinfo=six),
+        "tiff one deflate strip orientation 6": encode(
+            turned, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30, tiffinfo=six
+        ),
         "bmp": encode(image, "BMP"),
         "webp": encode(image, "WEBP", quality=80, method=0),
         "webp lossless": encode(image, "WEBP", lossless=True, quality=0, method=0),

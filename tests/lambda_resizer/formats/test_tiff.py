@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lambda_resizer import decoding
 from lambda_resizer.core import Recipe, process_image
+from lambda_resizer.estimate import read_header
 from lambda_resizer.formats import tiff
 from tests.imaging import tiled_tiff
 from tests.lambda_resizer.images import (
+    ORIENTATION,
+    STORED_FROM_DISPLAYED,
     decode,
     encode,
     photo,
@@ -102,3 +107,66 @@ def test_band_decoded_tiff_variants_match_a_whole_decode(name, monkeypatch):
 def test_a_tiff_cut_short_in_its_strips_is_still_named_truncated():
     data = encode(photo(1500, 1100), "TIFF", compression="tiff_adobe_deflate")
     assert reject(data[: len(data) * 2 // 3]).code in ("truncated", "corrupt")
+
+
+# --- EXIF orientation: applied once, whichever way the TIFF is decoded ----------------------
+
+#: Each way the core decodes a TIFF: the stored pixels with the Orientation tag.
+ORIENTED_ROUTES: dict[str, Callable[[Image.Image, int], bytes]] = {
+    # raw rows read from their offsets
+    "uncompressed one strip": lambda stored, o: encode(stored, "TIFF", tiffinfo={ORIENTATION: o}),
+    "uncompressed strips": lambda stored, o: encode(stored, "TIFF", tiffinfo={ORIENTATION: o, 278: 16}),
+    "deflate strips": lambda stored, o: encode(
+        stored, "TIFF", compression="tiff_adobe_deflate", tiffinfo={ORIENTATION: o}
+    ),
+    "lzw strips": lambda stored, o: encode(stored, "TIFF", compression="tiff_lzw", tiffinfo={ORIENTATION: o}),
+    "jpeg strips": lambda stored, o: encode(
+        stored, "TIFF", compression="jpeg", quality=95, tiffinfo={ORIENTATION: o}
+    ),
+    "tiles": lambda stored, o: tiled_tiff(stored, orientation=o),
+}
+#: Reduced by 3 (decoded in bands), and not reduced (decoded whole by Pillow and libtiff).
+ORIENTED_RECIPES = {"banded": Recipe(sizes=(("a", 200), ("b", 80))), "whole": Recipe(sizes=(("a", 600),))}
+
+
+@functools.cache
+def displayed_picture() -> Image.Image:
+    # No symmetry: a flip or a turn too many costs the PSNR. Both sides a multiple of the banded
+    # recipe's reduction (3): a flipped file's partial edge block would shift the picture a little.
+    return photo(600, 450, seed=7)
+
+
+@functools.cache
+def upright_variants(recipe: str) -> tuple[tuple[int, int, bytes], ...]:
+    """Return (width, height, JPEG) of each variant of the picture as an upright PNG."""
+    result = process_image(encode(displayed_picture(), "PNG"), ORIENTED_RECIPES[recipe])
+    return tuple((v.width, v.height, v.encoded["jpeg"]) for v in result.variants)
+
+
+@pytest.mark.parametrize("recipe", list(ORIENTED_RECIPES))
+@pytest.mark.parametrize("route", list(ORIENTED_ROUTES))
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tiff_stored_rotated_gives_the_variants_of_the_upright_picture(orientation, route, recipe):
+    displayed = displayed_picture()
+    transpose = STORED_FROM_DISPLAYED[orientation]
+    stored = displayed.transpose(transpose) if transpose is not None else displayed
+    data = ORIENTED_ROUTES[route](stored, orientation)
+    assert ImageOps.exif_transpose(decode(data)).size == displayed.size  # the test's own premise
+    if recipe == "banded":
+        assert read_header(io.BytesIO(data)).banded  # really decoded in bands (of stored rows)
+
+    result = process_image(data, ORIENTED_RECIPES[recipe])
+    info = result.info
+    assert (info.width, info.height, info.exif_orientation) == (*displayed.size, orientation)
+    for made, (width, height, upright) in zip(result.variants, upright_variants(recipe), strict=True):
+        assert (made.width, made.height) == (width, height)
+        assert psnr(made.encoded["jpeg"], upright) >= 40
+
+
+@pytest.mark.parametrize("route", list(ORIENTED_ROUTES))
+def test_the_estimate_reads_an_oriented_tiff_as_stored(route):
+    stored = photo(450, 600, seed=7)
+    header = read_header(io.BytesIO(ORIENTED_ROUTES[route](stored, 6)))
+    upright = read_header(io.BytesIO(ORIENTED_ROUTES[route](stored, 1)))
+    assert (header.width, header.height) == (450, 600)  # stored, as the band rows are counted
+    assert (header.banded, header.rows, header.unit) == (upright.banded, upright.rows, upright.unit)
