@@ -13,6 +13,7 @@ from lambda_resizer.config import ResizerConfig
 from lambda_resizer.processing import ImageProcessor
 from lambda_resizer.records import SourceObject, from_item, image_id_for
 from tests.imaging import encode, photo_like
+from tests.stack_process import in_this_process
 
 
 @pytest.fixture
@@ -46,7 +47,9 @@ def test_a_small_upload_is_read_in_one_get_and_still_estimated(stack: Settings, 
     images, gets = processor
     source = _upload(stack, "uploads/reads/small.jpg")
 
-    outcome = images.process(source, memory_mb=1024)
+    # The function's memory on top of what this process holds (a pytest worker that ran a CDK synth
+    # or a Dagster job holds hundreds of MB): at a bare 1024 MB the image went to the large tier.
+    outcome = images.process(source, memory_mb=in_this_process().memory_mb)
 
     assert outcome.status == "processed" and _status(stack, source.key) == "processed"
     assert gets == [(source.key, None)]  # the whole body once, no separate header read
@@ -64,7 +67,7 @@ def test_a_large_upload_has_its_header_read_before_its_body(
     assert source.size is not None
     monkeypatch.setattr(processing, "WHOLE_BODY_BYTES", source.size - 1)  # this upload counts as large
 
-    assert images.process(source, memory_mb=1024).status == "processed"
+    assert images.process(source, memory_mb=in_this_process().memory_mb).status == "processed"
 
     ranges = [header for _, header in gets]
     assert ranges[0] is not None and ranges[0].startswith("bytes=0-") and ranges[-1] is None
@@ -75,7 +78,7 @@ def test_a_small_upload_deleted_before_its_read_is_recorded_missing(stack: Setti
     source = _upload(stack, "uploads/reads/gone.jpg")
     stack.client("s3").delete_object(Bucket=stack.upload_bucket, Key=source.key)
 
-    outcome = images.process(source, memory_mb=1024)
+    outcome = images.process(source, memory_mb=in_this_process().memory_mb)
 
     assert outcome.status == "failed" and _status(stack, source.key) == "failed"
 
