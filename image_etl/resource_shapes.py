@@ -118,19 +118,26 @@ class TableShape:
     name: str
     partition_key: str = "image_id"
     index_shards: int = 16
-    #: Every index the table has; the CDK table and the local one are built by looping over them.
-    #: The processed-at index comes first and the label index second (the properties below read them).
+    #: Every index the table has, in any order; the CDK table and the local one are built by looping
+    #: over them. It must hold the two the code queries (the properties below find them by name).
     indexes: tuple[IndexShape, ...] = (PROCESSED_INDEX, LABEL_INDEX)
 
     @property
     def processed_index(self) -> str:
         """Return the name of the processed-at index (the listing and the pipelines query it)."""
-        return self.indexes[0].name
+        return self._index_named(PROCESSED_INDEX.name).name
 
     @property
     def label_index(self) -> str:
         """Return the name of the label index (the upload API's listing by label queries it)."""
-        return self.indexes[1].name
+        return self._index_named(LABEL_INDEX.name).name
+
+    def _index_named(self, name: str) -> IndexShape:
+        for index in self.indexes:
+            if index.name == name:
+                return index
+        have = ", ".join(index.name for index in self.indexes) or "none"
+        raise ValueError(f"table {self.name} has no index {name} (its indexes: {have})")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from image_etl.dataset.index_cache import CACHE_VARIABLE
 from image_etl.dataset.rules import FIRST_DAY
 from image_etl.local.cognito import patch_moto_cognito
 from image_etl.local.emulator import COGNITO_ENVIRONMENT
@@ -28,6 +29,15 @@ os.environ.pop("AWS_PROFILE", None)
 # Dagster's partitions are fixed when `pipelines` is imported, from the settings: a developer's running
 # stack (whose partitions start the day it was first started) must not move the tests' days.
 os.environ.setdefault("IMAGE_ETL_FIRST_DAY", FIRST_DAY)
+
+
+@pytest.fixture(autouse=True)
+def index_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Return the test's own index cache folder: never the user's ~/.cache, and never one that
+    another test (or another xdist worker's test, on a table at the same s3:// location) prunes."""
+    folder = tmp_path / "index-cache"
+    monkeypatch.setenv(CACHE_VARIABLE, str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

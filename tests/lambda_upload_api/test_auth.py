@@ -11,11 +11,12 @@ import jwt
 import pytest
 import yaml
 
-from image_etl.resource_shapes import LOCAL, token_issuer, upload_api_environment
+from image_etl.resource_shapes import token_issuer
 from image_etl.settings import Settings
 from lambda_upload_api.auth import Caller, caller_from, parse_groups, require
 from lambda_upload_api.config import ApiConfig
 from lambda_upload_api.handler import build_resolver
+from tests.function_environments import APP_CLIENT_ID, upload_api_env
 from tests.identity import STRANGER_KEY, forged, tampered, user_tokens
 
 UPLOAD = {"filename": "cat.jpg", "contentType": "image/jpeg", "size": 1000}
@@ -131,18 +132,7 @@ def test_a_refused_request_never_reaches_the_data(
         assert app.resolve(event, None)["statusCode"] == status
 
 
-#: The environment the stacks give the function (`image_etl.resource_shapes`), with made-up names.
-ENV = upload_api_environment(
-    upload_bucket="u",
-    upload_prefix=LOCAL.upload_prefix,
-    variants_bucket="v",
-    table_name="t",
-    allowed_origin="http://127.0.0.1:8000",
-    app_client_id="page-client",
-    table=LOCAL.table,
-    api=LOCAL.upload_api,
-    identity=LOCAL.identity,
-)
+ENV = upload_api_env()
 
 
 @pytest.fixture
@@ -167,7 +157,7 @@ def test_groups_claim_is_read_in_every_shape_api_gateway_passes_it(claim: Any, g
 
 def test_claims_as_api_gateway_passes_them_in_aws(api_config: ApiConfig) -> None:
     claims = {
-        "client_id": "page-client",
+        "client_id": APP_CLIENT_ID,
         "username": "vera",
         "cognito:groups": "viewers",
         "exp": "1767225600",

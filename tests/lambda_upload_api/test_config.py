@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from image_etl.resource_shapes import LOCAL, upload_api_environment
+from image_etl.resource_shapes import LOCAL
 from lambda_upload_api.config import ApiConfig, MissingSetting
+from tests.function_environments import upload_api_env
 
-ENV = upload_api_environment(
-    upload_bucket="uploads-1a2b",
-    upload_prefix=LOCAL.upload_prefix,
-    variants_bucket="variants-1a2b",
-    table_name="Images-1a2b",
-    allowed_origin="https://d111.cloudfront.net/",
-    app_client_id="page-client",
-    table=LOCAL.table,
-    api=LOCAL.upload_api,
-    identity=LOCAL.identity,
-)
+ENV = upload_api_env(allowed_origin="https://d111.cloudfront.net/")
 
 
 def test_the_config_carries_the_values_the_resource_module_sets() -> None:

@@ -10,18 +10,9 @@ import pandas as pd
 import pytest
 
 from image_etl.dataset.build import BuildResult, rebuild_manifest, update_manifest
-from image_etl.dataset.index_cache import CACHE_VARIABLE
 from image_etl.dataset.records import records_frame, upload_day
 from image_etl.dataset.rules import ManifestConfig
 from image_etl.dataset.table import ManifestTable, local_catalog
-
-
-@pytest.fixture(autouse=True)
-def index_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Return the test's own index cache folder (never the user's cache)."""
-    folder = tmp_path / "index-cache"
-    monkeypatch.setenv(CACHE_VARIABLE, str(folder))
-    return folder
 
 
 @pytest.fixture

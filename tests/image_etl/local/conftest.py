@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,25 @@ def emulator(tmp_path: Path) -> Iterator[dict[str, Emulator]]:
     holder = {"current": started}
     yield holder
     stop_clean(holder["current"])
+
+
+#: `disk_full(target, name, error)`: a context in which calling ``target.name`` raises ``error``.
+DiskFull = Callable[[object, str, BaseException], AbstractContextManager[None]]
+
+
+@pytest.fixture
+def disk_full(monkeypatch: pytest.MonkeyPatch) -> DiskFull:
+    """Make one write path fail as a full disk does (``error``: what that path raises then), only
+    inside the ``with`` block, so what the test checks afterwards runs with space back."""
+
+    @contextmanager
+    def full(target: object, name: str, error: BaseException) -> Iterator[None]:
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise error
+
+        with monkeypatch.context() as patch:
+            # raising=False: a module's builtin (`open`) is shadowed, then the shadow removed.
+            patch.setattr(target, name, refuse, raising=False)
+            yield
+
+    return full

@@ -34,6 +34,7 @@ from image_etl.local.provision import table_definition
 from image_etl.local.s3_disk import BlobStore
 from image_etl.resource_shapes import LOCAL, LOCAL_CREDENTIALS
 from image_etl.settings import LOCAL_ACCOUNT_ID, OBJECTS_DIR, STATE_DB
+from tests.image_etl.local.conftest import DiskFull
 
 REGION = "us-east-1"
 BUCKET = LOCAL.variants_bucket
@@ -122,6 +123,11 @@ def body_files(data_dir: Path) -> list[bytes]:
     return sorted(path.read_bytes() for path in (data_dir / OBJECTS_DIR).glob("??/*"))
 
 
+def full_database() -> sqlite3.OperationalError:
+    """Return what SQLite raises when the state file's disk is full."""
+    return sqlite3.OperationalError("database or disk is full")
+
+
 def table_input(**parameters: str) -> dict[str, Any]:
     return {"Name": "manifest", "TableType": "EXTERNAL_TABLE", "Parameters": parameters}
 
@@ -206,18 +212,13 @@ def test_restore_sweeps_the_files_no_record_names(emulators: list[InProcessEmula
 
 
 def test_a_state_file_that_cannot_be_written_refuses_the_write_with_507_and_keeps_nothing(
-    emulators: list[InProcessEmulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    emulators: list[InProcessEmulator], tmp_path: Path, disk_full: DiskFull
 ) -> None:
     s3 = emulators[0].client("s3")
     s3.put_object(Bucket=BUCKET, Key="v/before.bin", Body=b"before")
 
-    def full(*_args: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(StateStore, "put_object", full)
-    with pytest.raises(ClientError) as refused:
+    with disk_full(StateStore, "put_object", full_database()), pytest.raises(ClientError) as refused:
         s3.put_object(Bucket=BUCKET, Key="v/after.bin", Body=b"after")
-    monkeypatch.undo()
 
     error = refused.value.response
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 507
@@ -231,17 +232,15 @@ def test_a_state_file_that_cannot_be_written_refuses_the_write_with_507_and_keep
 
 
 def test_a_refused_item_write_is_not_visible_either(
-    emulators: list[InProcessEmulator], monkeypatch: pytest.MonkeyPatch
+    emulators: list[InProcessEmulator], disk_full: DiskFull
 ) -> None:
     dynamodb = emulators[0].client("dynamodb")
 
-    def full(*_args: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(StateStore, "put_item", full)
-    with pytest.raises(ClientError, match="InsufficientStorage"):
+    with (
+        disk_full(StateStore, "put_item", full_database()),
+        pytest.raises(ClientError, match="InsufficientStorage"),
+    ):
         dynamodb.put_item(TableName=TABLE, Item={"image_id": {"S": "x"}, "status": {"S": "processed"}})
-    monkeypatch.undo()
     assert "Item" not in dynamodb.get_item(TableName=TABLE, Key={"image_id": {"S": "x"}})
 
 

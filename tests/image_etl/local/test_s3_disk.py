@@ -17,6 +17,7 @@ from image_etl.local import s3_disk
 from image_etl.local.emulator import Emulator
 from image_etl.local.s3_disk import BlobStore, DiskBuffer
 from image_etl.settings import OBJECTS_DIR, STATE_DB, local_settings
+from tests.image_etl.local.conftest import DiskFull
 from tests.image_etl.local.emulators import restart, stop_clean
 
 pytestmark = pytest.mark.slow  # each test starts (and most restart) the emulator
@@ -161,20 +162,16 @@ def test_files_left_by_a_cut_write_are_swept_at_start(emulator: dict[str, Emulat
 def test_a_full_disk_refuses_the_write_clearly_and_keeps_nothing_of_it(
     emulator: dict[str, Emulator],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    disk_full: DiskFull,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = emulator["current"].settings
     s3 = settings.client("s3")  # 507 is not retried: the answer is immediate
     s3.put_object(Bucket=settings.variants_bucket, Key="v/before.bin", Body=b"before")
 
-    def no_space(*_args: object, **_kwargs: object) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(s3_disk, "open", no_space, raising=False)
-    with pytest.raises(ClientError) as refused:
+    no_space = OSError(errno.ENOSPC, "No space left on device")
+    with disk_full(s3_disk, "open", no_space), pytest.raises(ClientError) as refused:
         s3.put_object(Bucket=settings.variants_bucket, Key="v/after.bin", Body=b"x" * 10_000)
-    monkeypatch.undo()
 
     error = refused.value.response
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 507
