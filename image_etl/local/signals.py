@@ -7,6 +7,7 @@ print a traceback (or kill the process with the signal's exit code) instead of a
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import signal
 from typing import Any
@@ -25,7 +26,26 @@ def die_with_parent() -> None:
 
 
 def ignore_further_stops() -> None:
-    """Ignore SIGTERM and SIGINT from now on: the process is already stopping."""
+    """Ignore SIGTERM and SIGINT from now on: the process is already stopping.
+
+    Two steps, because each alone prints a traceback in some interleaving: a Python handler that
+    does nothing, now (with ``SIG_IGN`` set here, a second signal that had already arrived but
+    whose handler had not run yet is reported by Python as "OSError: Signal 15 ignored due to race
+    condition", raised in whatever the process is doing), and ``SIG_IGN`` at exit (while the
+    interpreter finalizes, Python puts its own handlers back to the default, and a signal then
+    would kill the process with the signal's exit code).
+    """
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, _already_stopping)
+    atexit.unregister(_ignore_at_exit)
+    atexit.register(_ignore_at_exit)
+
+
+def _already_stopping(*_: Any) -> None:
+    """A stop signal after the first: the process is stopping already."""
+
+
+def _ignore_at_exit() -> None:
     for stop in STOP_SIGNALS:
         signal.signal(stop, signal.SIG_IGN)
 

@@ -41,3 +41,30 @@ def test_a_child_armed_with_die_with_parent_stops_when_its_parent_dies() -> None
     if alive(child):
         os.kill(child, 9)
         raise AssertionError("the child outlived its parent")
+
+
+# Both stop signals arrive before Python runs either handler (held back by the signal mask, then
+# let through at once): the first handler runs while the second is already pending. The process
+# then does some work while it unwinds, as the worker does when a stop lands mid-request.
+BOTH_AT_ONCE = """
+import os, signal, sys
+from image_etl.local.signals import exit_on_stop
+exit_on_stop()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+os.kill(os.getpid(), signal.SIGINT)
+os.kill(os.getpid(), signal.SIGTERM)
+try:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    for _ in range(1000):
+        pass
+finally:
+    for _ in range(100000):
+        sum(range(10))
+"""
+
+
+def test_two_stop_signals_pending_at_once_end_the_process_quietly() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", BOTH_AT_ONCE], capture_output=True, text=True, timeout=60, env=os.environ
+    )
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
