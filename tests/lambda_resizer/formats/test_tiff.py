@@ -145,9 +145,14 @@ def test_band_decoded_tiff_variants_match_a_whole_decode(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", [name for name in banded_tiff_sources() if name.startswith("deflate one")])
-def test_a_deflate_strip_of_8_bit_samples_is_inflated_in_bands(name):
-    im = Image.open(io.BytesIO(banded_tiff_sources()[name]))
-    assert tiff.inflated_rows(im) and read_header(io.BytesIO(banded_tiff_sources()[name])).inflate
+def test_a_deflate_strip_of_8_bit_samples_is_inflated_in_bands_that_are_libtiffs_pixels(name):
+    data = banded_tiff_sources()[name]
+    im = Image.open(io.BytesIO(data))
+    assert tiff.inflated_rows(im) and read_header(io.BytesIO(data)).inflate
+    bands = list(tiff.bands(im, data, 64) or ())
+    assert len(bands) == -(-im.height // 64)
+    assert {band.mode for band in bands} == {decode(data).mode}
+    assert np.array_equal(np.concatenate([np.asarray(band) for band in bands]), np.asarray(decode(data)))
 
 
 @pytest.mark.parametrize(
