@@ -132,7 +132,7 @@ def band_rows_for(width: int, factor: int, unit: int) -> int:
 def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
     """Return the bands straight from the file or its library's buffer where the format allows.
 
-    TIFF strips, tiles and raw rows, BMP rows and PNG bands are read from the file; HEIF and AVIF
+    TIFF strips, tiles, raw and inflated rows, BMP rows and PNG bands are read from the file; HEIF and AVIF
     frames are decoded whole by their library and cut into bands from its buffer.
     """
     if not data:

@@ -44,6 +44,7 @@ class Header:
     unit: int = 1  # banded TIFF: rows of one strip or row of tiles (a band is a multiple of it)
     whole: bool = False  # PNG: decoded whole by libspng (moderate sizes), then handed on in bands
     rows: bool = False  # TIFF: uncompressed single strip, read a band of rows at a time like BMP
+    inflate: bool = False  # TIFF: one Deflate strip, inflated a band of rows at a time (formats.tiff)
 
     @property
     def pixels(self) -> int:
@@ -93,6 +94,8 @@ MODELS: dict[str, Model] = {
     "tiff": Model(per_pixel=1.0, fixed_mb=4.0),
     "tiff_bands": Model(per_pixel=0.0, fixed_mb=10.0, band_copies=3),  # + the band's own small file
     "tiff_rows": Model(per_pixel=0.0, fixed_mb=2.0),  # one uncompressed strip read as rows, as BMP
+    # one Deflate strip inflated a band at a time (its rows, Pillow's band, converted: see below)
+    "tiff_inflate": Model(per_pixel=0.0, fixed_mb=2.0),
     "bmp": Model(per_pixel=1.0, fixed_mb=2.0),
     "bmp_bands": Model(per_pixel=0.0, fixed_mb=2.0),
     # libwebp decoding a still, scaled: lossy keeps a few macroblock rows (and the alpha plane,
@@ -162,10 +165,10 @@ def read_header(fp: BinaryIO) -> Header:
     if fmt == "TIFF" and isinstance(im, TiffImagePlugin.TiffImageFile):
         bits = max(im.tag_v2.get(258, (8,)) or (8,))
         unit = tiff.band_unit(im)
-        rows = tiff.raw_rows(im)
         return Header(
-            fmt, im.mode, width, height, bits=int(bits), banded=unit is not None, unit=unit or 1, rows=rows
-        )
+            fmt, im.mode, width, height, bits=int(bits), banded=unit is not None, unit=unit or 1,
+            rows=tiff.raw_rows(im), inflate=tiff.inflated_rows(im),
+        )  # fmt: skip
     if fmt == "BMP":
         banded = len(im.tile) == 1 and im.tile[0].codec_name == "raw"
         return Header(fmt, im.mode, width, height, banded=banded)
@@ -214,6 +217,7 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         factor = decoding.reduce_factor((header.width, header.height), largest)
         banded = header.banded and factor >= 2
         kind = "_whole" if header.whole else "_rows" if header.rows else "_bands"
+        kind = "_inflate" if header.inflate else kind
         path = header.format.lower() + (kind if banded else "")
         model = MODELS.get(path, MODELS["png"])
         stored = _STORED_BYTES.get(header.mode, 4)
@@ -224,14 +228,17 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             rows = decoding.band_rows_for(header.width, factor, header.unit if banded else 1)
             if path == "png_bands":  # the mapped band, its inflated and stored-block copies, converted
                 per_row_pixel = stored + 2 * _PNG_SAMPLE_BYTES.get(header.mode, 4) * header.bits // 8 + 12
+            elif path == "tiff_inflate":  # the inflated 8-bit samples, Pillow's band and its conversion
+                per_row_pixel = _channels(header.mode) + 2 * stored
             else:  # bands that leave rows over for the next one are joined with them: two copies more
                 per_row_pixel = (model.band_copies + (2 if rows % factor else 0)) * 4
             after = per_row_pixel * rows * header.width + header.pixels / factor**2 * 4
         else:
             after = header.pixels * 4  # converted at full size: the image is barely larger
-        if header.format == "TIFF" and not header.banded:
-            # One compressed strip: libtiff inflates all of it beside the image and frees it before
-            # the bands are converted; whichever is larger is the peak (measured: 7.0 bytes a pixel).
+        if header.format == "TIFF" and not banded and (header.inflate or not header.banded):
+            # One compressed strip decoded whole (not reduced, or not Deflate): libtiff inflates all
+            # of it beside the image and frees it before the bands are converted; whichever is
+            # larger is the peak (measured: 7.0 bytes a pixel).
             after = max(after, header.pixels * _channels(header.mode) * header.bits / 8)
         decode += after
     held = max(source_bytes * model.source_copies + decode, source_bytes * model.open_copies)

@@ -1,12 +1,14 @@
-"""TIFF: pages counted in one walk; striped, tiled and uncompressed images decoded a band at a time."""
+"""TIFF: pages counted in one walk; striped, tiled and single-strip images decoded a band at a time."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import struct
+import zlib
 from collections.abc import Iterator
 
+import numpy as np
 from PIL import Image, ImageFile, TiffImagePlugin, TiffTags
 
 
@@ -41,6 +43,14 @@ _OLD_JPEG = 6
 _STRIP_OFFSETS, _ROWS_PER_STRIP, _STRIP_COUNTS = 273, 278, 279
 _TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_COUNTS = 322, 323, 324, 325
 _BITS_PER_SAMPLE, _SAMPLES_PER_PIXEL, _ORIENTATION = 258, 277, 274
+_COMPRESSION, _FILL_ORDER, _PLANAR, _PREDICTOR, _SAMPLE_FORMAT = 259, 266, 284, 317, 339
+_DEFLATE = (8, 32946)  # Deflate, and Adobe's older code for the same
+#: Pillow's raw modes of 8-bit contiguous samples the inflated rows are unpacked with (as its
+#: libtiff decoder unpacks them), and the samples a pixel each takes.
+_INFLATED_RAWMODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "RGBa": 4, "CMYK": 4}
+#: Compressed bytes handed to zlib at a time, and inflated bytes taken from it at a time (then
+#: copied into the band: a larger piece would be a second copy of the band).
+_INFLATE_CHUNK = 1 << 20
 
 
 def as_stored(im: Image.Image) -> int:
@@ -79,12 +89,13 @@ def as_stored(im: Image.Image) -> int:
 def band_unit(im: Image.Image) -> int | None:
     """Return the rows of one strip or row of tiles of an opened TIFF, or None when it is one piece.
 
-    An uncompressed single strip is rows at known offsets: its unit is one row.
+    An uncompressed single strip is rows at known offsets, and a deflated one is inflated a few
+    rows at a time: their unit is one row.
     """
     tags = getattr(im, "tag_v2", None)
     if tags is None or tags.get(259) == _OLD_JPEG:
         return None
-    if _raw_strip(im) is not None:
+    if _raw_strip(im) is not None or _deflate_strip(im) is not None:
         return 1
     height = im.size[1]
     unit = tags.get(_TILE_LENGTH) if _TILE_OFFSETS in tags else tags.get(_ROWS_PER_STRIP, height)
@@ -109,6 +120,9 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     raw = _raw_strip(im)
     if raw is not None:
         return _raw_bands(im, data, rows, *raw)
+    deflated = _deflate_strip(im)
+    if deflated is not None:
+        return _inflated_bands(im, data, rows, deflated)
     if not isinstance(im, TiffImagePlugin.TiffImageFile):
         return None
     tags = im.tag_v2
@@ -168,6 +182,105 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
 def raw_rows(im: Image.Image) -> bool:
     """Return whether the TIFF is one uncompressed strip, decoded as bands of rows (no band files)."""
     return _raw_strip(im) is not None
+
+
+def inflated_rows(im: Image.Image) -> bool:
+    """Return whether the TIFF is one deflated strip, inflated a band of rows at a time (no libtiff)."""
+    return _deflate_strip(im) is not None
+
+
+def _deflate_strip(im: Image.Image) -> tuple[str, int, bool] | None:
+    """Return (Pillow's raw mode, samples a pixel, horizontal predictor) of a TIFF stored as one
+    Deflate strip of 8-bit contiguous samples, else None.
+
+    libtiff would inflate such a strip whole into a buffer of its own beside Pillow's image (7 bytes
+    a pixel at the peak); its rows are instead inflated here a band at a time. Anything else
+    (other compressions, 16-bit or float samples, planar files, the floating-point predictor, a
+    reversed fill order, palettes) is left to libtiff. Rows are the stored ones (see :func:`as_stored`).
+    """
+    if not isinstance(im, TiffImagePlugin.TiffImageFile) or len(im.tile) != 1:
+        return None
+    tags, tile = im.tag_v2, im.tile[0]
+    if tile.codec_name != "libtiff" or tags.get(_COMPRESSION) not in _DEFLATE or _TILE_OFFSETS in tags:
+        return None
+    width, height = im.size
+    if tile.extents != (0, 0, width, height) or int(tags.get(_ROWS_PER_STRIP, height)) < height:
+        return None
+    if len(tuple(tags.get(_STRIP_OFFSETS, ()))) != 1 or len(tuple(tags.get(_STRIP_COUNTS, ()))) != 1:
+        return None
+    if tags.get(_PLANAR, 1) != 1 or tags.get(_FILL_ORDER, 1) != 1 or tags.get(_PREDICTOR, 1) not in (1, 2):
+        return None
+    samples = int(tags.get(_SAMPLES_PER_PIXEL, 1))
+    bits = tuple(tags.get(_BITS_PER_SAMPLE, (1,)))
+    if set(bits) != {8} or set(tuple(tags.get(_SAMPLE_FORMAT, (1,)))) != {1}:
+        return None
+    rawmode = tile.args[0] if isinstance(tile.args, tuple) and tile.args else None
+    if not isinstance(rawmode, str) or _INFLATED_RAWMODES.get(rawmode) != samples:
+        return None
+    return rawmode, samples, tags.get(_PREDICTOR, 1) == 2
+
+
+def _inflated_bands(
+    im: Image.Image, data: bytes, rows: int, layout: tuple[str, int, bool]
+) -> Iterator[Image.Image]:
+    """Yield a one-strip Deflate TIFF as bands: the strip's bytes fed to zlib a chunk at a time,
+    its output cut into ``rows`` rows, the predictor undone, each band unpacked as Pillow would.
+
+    Data that does not inflate, whose checksum does not match what it inflated to, or that ends
+    before the last row raises OSError saying so (the core rejects the file as corrupt).
+    """
+    rawmode, samples, predictor = layout
+    width, height = im.size
+    mode, stride = im.mode, width * samples
+    tags = im.tag_v2  # type: ignore[attr-defined]  # a TiffImageFile (_deflate_strip)
+    offset, count = int(tags[_STRIP_OFFSETS][0]), int(tags[_STRIP_COUNTS][0])
+    strip = memoryview(data)[offset : offset + count]
+    inflater = zlib.decompressobj()
+    position, pending = 0, memoryview(b"")  # compressed bytes read so far; given to zlib, not yet used
+
+    def inflate(limit: int, row: int) -> bytes | None:
+        """Return up to ``limit`` more inflated bytes (at least one), or None at the end of the data."""
+        nonlocal position, pending
+        while True:
+            if not pending:
+                if position >= len(strip) or inflater.eof:
+                    return None
+                pending = strip[position : position + _INFLATE_CHUNK]
+                position += len(pending)
+            try:
+                piece = inflater.decompress(pending, limit)
+            except zlib.error as exc:
+                raise OSError(f"the deflate strip is corrupt after row {row} of {height}: {exc}") from exc
+            pending = memoryview(inflater.unconsumed_tail)
+            if piece:
+                return piece
+
+    def generate() -> Iterator[Image.Image]:
+        for top in range(0, height, rows):
+            count_rows = min(rows, height - top)
+            band = np.empty((count_rows, width, samples), np.uint8)
+            out, filled = band.data.cast("B"), 0
+            while filled < len(out):
+                piece = inflate(min(len(out) - filled, _INFLATE_CHUNK), top + filled // stride)
+                if piece is None:
+                    raise OSError(f"the deflate strip ends at row {top + filled // stride} of {height}")
+                out[filled : filled + len(piece)] = piece
+                filled += len(piece)
+            del out
+            if top + count_rows == height:
+                # What follows the last row is the stream's end and its Adler-32 checksum: zlib checks
+                # it only when it reaches it, and corrupt data can inflate to the right length of
+                # garbage. At most one chunk of surplus output is read; a stream without its end is
+                # taken as it is, as libtiff takes it.
+                inflate(_INFLATE_CHUNK, height)
+            if predictor:  # horizontal differencing: each sample was stored as its change from the left
+                np.cumsum(band, axis=1, dtype=np.uint8, out=band)  # wraps mod 256, as it was written
+            image = Image.frombytes(mode, (width, count_rows), band, "raw", rawmode)
+            del band
+            yield image
+            del image  # before the next band is inflated: the caller holds it if it still needs it
+
+    return generate()
 
 
 def _raw_strip(im: Image.Image) -> tuple[ImageFile._Tile, int] | None:

@@ -72,7 +72,7 @@ def test_heic_size_comes_from_its_boxes():
     assert (header.format, header.width, header.height) == ("HEIF", 320, 240)
 
 
-def test_striped_tiff_bmp_and_one_raw_strip_are_banded_and_one_compressed_strip_is_not():
+def test_striped_tiff_bmp_and_one_raw_or_deflate_strip_are_banded_and_one_lzw_strip_is_not():
     image = photo(600, 400)
     assert read_header(io.BytesIO(encode(image, "TIFF", compression="tiff_adobe_deflate"))).banded
     assert read_header(io.BytesIO(tiled_tiff(image))).banded
@@ -80,7 +80,9 @@ def test_striped_tiff_bmp_and_one_raw_strip_are_banded_and_one_compressed_strip_
     raw = read_header(io.BytesIO(encode(image, "TIFF")))  # uncompressed, one strip: rows at known offsets
     assert raw.banded and raw.rows
     one_strip = encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30)
-    assert not read_header(io.BytesIO(one_strip)).banded
+    deflated = read_header(io.BytesIO(one_strip))  # inflated a band of rows at a time
+    assert deflated.banded and deflated.inflate and not deflated.rows
+    assert not read_header(io.BytesIO(encode(image, "TIFF", compression="tiff_lzw", strip_size=2**30))).banded
 
 
 @pytest.mark.slow
@@ -91,8 +93,10 @@ def test_the_estimate_grows_with_what_stays_in_memory():
     image = photo(4000, 3000)
     baseline, progressive = (encode(image, "JPEG", progressive=p) for p in (False, True))
     assert peak(progressive) > peak(baseline) + 2 * 1.5 * 12e6 / 2**20 - 1  # every DCT coefficient kept
-    striped = encode(image, "TIFF", compression="tiff_adobe_deflate")
-    assert peak(striped) < peak(encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30))
+    lzw_strip = encode(image, "TIFF", compression="tiff_lzw", strip_size=2**30)  # libtiff holds it inflated
+    assert peak(encode(image, "TIFF", compression="tiff_lzw")) < peak(lzw_strip)
+    deflate_strip = encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30)
+    assert peak(deflate_strip) < peak(lzw_strip)  # inflated a band at a time
 
 
 # --- never below the measured peak ---------------------------------------------------------
@@ -132,6 +136,13 @@ def _files() -> dict[str, bytes]:
         "tiff tiled": tiled_tiff(image),
         "tiff one strip": encode(image, "TIFF"),
         "tiff one deflate strip": encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30),
+        "tiff one deflate strip grey, predictor": encode(
+            image.convert("L"), "TIFF", compression="tiff_adobe_deflate", strip_size=2**30, tiffinfo={317: 2}
+        ),
+        "tiff one deflate strip rgba": encode(
+            rgba, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30
+        ),
+        "tiff one lzw strip": encode(image, "TIFF", compression="tiff_lzw", strip_size=2**30),  # libtiff's
         # stored turned, the Orientation tag set: decoded as stored, the small image turned
         "tiff deflate orientation 6": encode(turned, "TIFF", compression="tiff_adobe_deflate", tiffinfo=six),
         "tiff one strip orientation 6": encode(turned, "TIFF", tiffinfo=six),

@@ -1,4 +1,4 @@
-"""TIFF: pages counted in one walk; striped, tiled and uncompressed single-strip files decoded in bands."""
+"""TIFF: pages counted in one walk; striped, tiled and single-strip (raw, Deflate) files decoded in bands."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, TiffImagePlugin
 
 from lambda_resizer import decoding
 from lambda_resizer.core import Recipe, process_image
@@ -86,7 +86,47 @@ def banded_tiff_sources() -> dict[str, bytes]:
         "uncompressed one strip RGBA": encode(rgba, "TIFF"),
         "uncompressed one strip 16-bit grey big-endian": encode(big_endian(grey16), "TIFF"),
         "uncompressed one strip 1-bit": encode(image.convert("1"), "TIFF"),
+        **deflate_strip_sources(image, rgba),
     }  # fmt: skip
+
+
+#: One Deflate strip (Pillow's writer, libtiff's encoder): predictor 1 or 2 (horizontal differencing).
+ONE_STRIP, PREDICTOR = {"strip_size": 2**30}, {317: 2}
+
+
+def deflate_strip_sources(image: Image.Image, rgba: Image.Image) -> dict[str, bytes]:
+    """Return one-strip Deflate TIFFs the core inflates a band at a time, named "deflate one strip ..."."""
+
+    def deflated(im: Image.Image, predictor: bool = False) -> bytes:
+        info = {"tiffinfo": PREDICTOR} if predictor else {}
+        return encode(im, "TIFF", compression="tiff_adobe_deflate", **ONE_STRIP, **info)
+
+    return {
+        "deflate one strip RGB": deflated(image),
+        "deflate one strip RGB predictor": deflated(image, True),
+        "deflate one strip grey": deflated(image.convert("L")),
+        "deflate one strip grey predictor": deflated(image.convert("L"), True),
+        "deflate one strip RGBA": deflated(rgba),
+        "deflate one strip RGBA predictor": deflated(rgba, True),
+        "deflate one strip LA predictor": deflated(rgba.convert("LA"), True),
+        "deflate one strip CMYK predictor": deflated(image.convert("CMYK"), True),
+        # Adobe's code for Deflate (32946), the directory before the strip as many writers put it
+        "deflate one strip code 32946": directory_first(deflated(image, True), {259: 32946}),
+        "deflate one strip associated alpha": directory_first(deflated(rgba), {338: (1,)}),  # RGBa
+    }
+
+
+def directory_first(data: bytes, retag: dict[int, object] | None = None, keep: float = 1.0) -> bytes:
+    """Return a one-strip TIFF written again with its directory before the strip (Pillow writes it
+    after), some tags changed, and only ``keep`` of the strip's bytes: the file cut short in its strip."""
+    tags = Image.open(io.BytesIO(data)).tag_v2
+    (offset,), (count,) = tags[273], tags[279]
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    for tag, value in {**dict(tags.items()), **(retag or {})}.items():
+        ifd[tag] = value
+        ifd.tagtype[tag] = tags.tagtype[tag]
+    ifd[273] = (0,)  # Pillow adds the end of the directory to StripOffsets itself
+    return b"II*\x00\x08\x00\x00\x00" + ifd.tobytes(8) + data[offset : offset + int(count * keep)]
 
 
 def big_endian(grey16: Image.Image) -> Image.Image:
@@ -102,6 +142,61 @@ def test_band_decoded_tiff_variants_match_a_whole_decode(name, monkeypatch):
     banded = [v.encoded["jpeg"] for v in process_image(data, recipe).variants]
     for made, whole in zip(banded, variants_decoded_whole(data, monkeypatch, recipe), strict=True):
         assert psnr(made, whole) >= 45
+
+
+@pytest.mark.parametrize("name", [name for name in banded_tiff_sources() if name.startswith("deflate one")])
+def test_a_deflate_strip_of_8_bit_samples_is_inflated_in_bands_that_are_libtiffs_pixels(name):
+    data = banded_tiff_sources()[name]
+    im = Image.open(io.BytesIO(data))
+    assert tiff.inflated_rows(im) and read_header(io.BytesIO(data)).inflate
+    bands = list(tiff.bands(im, data, 64) or ())
+    assert len(bands) == -(-im.height // 64)
+    assert {band.mode for band in bands} == {decode(data).mode}
+    assert np.array_equal(np.concatenate([np.asarray(band) for band in bands]), np.asarray(decode(data)))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda image: encode(image, "TIFF", compression="tiff_lzw", **ONE_STRIP),
+        lambda image: encode(
+            image.convert("I").point(lambda v: v * 200).convert("I;16"),
+            "TIFF", compression="tiff_adobe_deflate", **ONE_STRIP,
+        ),
+        lambda image: encode(image.quantize(64), "TIFF", compression="tiff_adobe_deflate", **ONE_STRIP),
+    ],
+    ids=["lzw", "16-bit grey", "palette"],
+)  # fmt: skip
+def test_a_single_strip_zlib_cannot_read_as_rows_is_decoded_whole_by_libtiff(make, monkeypatch):
+    data = make(photo(900, 660, seed=5))
+    assert not tiff.inflated_rows(Image.open(io.BytesIO(data)))
+    recipe = Recipe(sizes=(("a", 300),))
+    made = process_image(data, recipe).variants[0].encoded["jpeg"]
+    assert psnr(made, variants_decoded_whole(data, monkeypatch, recipe)[0]) == float("inf")
+
+
+BANDED, WHOLE = Recipe(sizes=(("a", 300),)), Recipe(sizes=(("a", 1500),))  # reduced by 3; not reduced
+
+
+@pytest.mark.parametrize(
+    ("damage", "recipe"),
+    [
+        (lambda data: directory_first(data, keep=0.5), BANDED),  # the file ends half way through its strip
+        (lambda data: directory_first(data, keep=0.5), WHOLE),
+        (lambda data: data[:8] + bytes(2) + data[10:], BANDED),  # the zlib header (Pillow's strip is at 8)
+        (lambda data: data[:8] + bytes(2) + data[10:], WHOLE),
+        # zeros inflate to the right length of garbage, found by the checksum (libtiff does not look)
+        (lambda data: data[:20_000] + bytes(64) + data[20_064:], BANDED),
+    ],
+    ids=["cut short", "cut short, whole", "bad header", "bad header, whole", "zeroed"],
+)
+def test_a_deflate_strip_that_does_not_inflate_is_rejected_as_corrupt(damage, recipe):
+    picture = photo(1500, 1100)
+    data = encode(picture, "TIFF", compression="tiff_adobe_deflate", tiffinfo=PREDICTOR, **ONE_STRIP)
+    rejected = reject(damage(data), recipe)
+    assert rejected.code == "corrupt"
+    if recipe is BANDED:
+        assert "deflate strip" in rejected.message
 
 
 def test_a_tiff_cut_short_in_its_strips_is_still_named_truncated():
@@ -124,6 +219,10 @@ ORIENTED_ROUTES: dict[str, Callable[[Image.Image, int], bytes]] = {
         stored, "TIFF", compression="jpeg", quality=95, tiffinfo={ORIENTATION: o}
     ),
     "tiles": lambda stored, o: tiled_tiff(stored, orientation=o),
+    # inflated a band of rows at a time
+    "deflate one strip": lambda stored, o: encode(
+        stored, "TIFF", compression="tiff_adobe_deflate", tiffinfo={ORIENTATION: o, **PREDICTOR}, **ONE_STRIP
+    ),
 }
 #: Reduced by 3 (decoded in bands), and not reduced (decoded whole by Pillow and libtiff).
 ORIENTED_RECIPES = {"banded": Recipe(sizes=(("a", 200), ("b", 80))), "whole": Recipe(sizes=(("a", 600),))}
@@ -169,4 +268,6 @@ def test_the_estimate_reads_an_oriented_tiff_as_stored(route):
     header = read_header(io.BytesIO(ORIENTED_ROUTES[route](stored, 6)))
     upright = read_header(io.BytesIO(ORIENTED_ROUTES[route](stored, 1)))
     assert (header.width, header.height) == (450, 600)  # stored, as the band rows are counted
-    assert (header.banded, header.rows, header.unit) == (upright.banded, upright.rows, upright.unit)
+    assert (header.banded, header.rows, header.inflate, header.unit) == (
+        upright.banded, upright.rows, upright.inflate, upright.unit,
+    )  # fmt: skip
