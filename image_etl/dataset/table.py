@@ -410,6 +410,23 @@ class ManifestTable:
         names = tuple(columns) if columns else tuple(schema.names)
         return _to_pandas(self._read_files(self.data_files(days), names, image_keys=image_keys))
 
+    def read_files(self, files: Sequence[DataFile], *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Return the rows of these data files (of the current snapshot), like :meth:`read_days`."""
+        schema = self.table().schema().as_arrow()
+        names = tuple(columns) if columns else tuple(schema.names)
+        return _to_pandas(self._read_files(files, names))
+
+    def day_layout(self, day: str) -> tuple[list[DataFile], np.ndarray, np.ndarray]:
+        """Return (the day's data files, each stored row's unsigned ``image_key``, each row's file
+        position in that list): what deciding which of a day's files a change rewrites needs."""
+        files = self.data_files([day])
+        parts = [self._read_files([f], ("image_key",)).column("image_key") for f in files]
+        image_key = np.concatenate(
+            [keys.as_unsigned(p.to_numpy().astype(np.int64)) for p in parts] or [np.empty(0, np.uint64)]
+        )
+        position = np.repeat(np.arange(len(files), dtype=np.int64), [len(p) for p in parts])
+        return files, image_key, position
+
     def _read_files(
         self, files: Sequence[DataFile], columns: Sequence[str], *, image_keys: np.ndarray | None = None
     ) -> pa.Table:
