@@ -1,8 +1,11 @@
 """Building versions: an incremental run over the upload days that changed, or a full rebuild.
 
-Both end the same way: only partitions (upload days) whose rows differ are replaced, in one
+Both end the same way: only the data files of upload days whose rows differ are replaced, in one
 Iceberg snapshot tagged with the new version id, so a run's cost follows what changed, not the
-table. A run that changes nothing writes nothing and reuses the current version.
+table. A big day is cut into several files by ``image_key`` range (:mod:`image_etl.dataset.slices`)
+and only the files of the slices holding changed rows are rewritten; a day still written as one file
+(a table from before slices) is rewritten whole, cut into slices, on its first change. A run that
+changes nothing writes nothing and reuses the current version.
 
 **Incremental.** The new records of the changed days are compared with every image already in the
 table through its compact index (integer keys of image id, pHash, sha256 and group, tens of bytes
