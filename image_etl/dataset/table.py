@@ -1,6 +1,7 @@
 """The manifest as an Apache Iceberg table: catalog, compact index, partitions, versions and publishing.
 
-One table (``<database>.manifest``) partitioned by ``upload_day``. Every dataset version is a
+One table (``<database>.manifest``) partitioned by ``upload_day``; a big day is several data files,
+cut by ``image_key`` range (:mod:`image_etl.dataset.slices`). Every dataset version is a
 snapshot tagged with its version id; the ``published`` tag names the version consumers read and
 moves only after the version's blocking checks passed. Readers anywhere (pandas, polars, DuckDB over
 Arrow, Athena) read a tag or a snapshot id; an expired version is a clear error, never an empty
