@@ -610,7 +610,7 @@ def _incremental_changes(
     for day in sorted(rewrite):
         if day not in days:
             touched = touched_rows[index.day[touched_rows] == day_number(day)]
-            part = _old_day_part(mt, day, index.image_key[touched], removed_keys)
+            part = _old_day_part(mt, index, day, touched, removed_keys)
             after = _apply_updates(part.rows, update, removed_keys, config.thresholds)
             if not _frames_equal(after, part.rows, schema):
                 result[day] = _Part(after, part.bits, part.replaced)
@@ -637,14 +637,21 @@ def _incremental_changes(
     return _Changes(result, indexed=len(index))
 
 
-def _old_day_part(mt: ManifestTable, day: str, touched: np.ndarray, removed_keys: set[int]) -> _Part:
-    """Return the stored rows of the files of an old day that hold the ``touched`` images (unsigned
-    keys of rows that change or go), with those files: what the run rewrites of that day."""
-    files, stored_key, stored_file = mt.day_layout(day)
+def _old_day_part(
+    mt: ManifestTable, index: Index, day: str, touched: np.ndarray, removed_keys: set[int]
+) -> _Part:
+    """Return the stored rows of the files of an old day that hold the ``touched`` images (index
+    positions of rows that change or go), with those files: what the run rewrites of that day.
+    Which file holds which row comes from the index, so only the rewritten files are read."""
+    rows = np.flatnonzero(index.day == day_number(day))
+    files, stored_file = mt.index_files(rows)
+    stored_key = index.image_key[rows]
     gone = int(np.isin(stored_key, np.fromiter(removed_keys, dtype=np.uint64, count=len(removed_keys))).sum())
     bits = slices.slice_bits(len(stored_key) - gone)
     rewrite, _ = slices.closure(
-        np.unique(slices.slice_of(touched, bits)), slices.slice_of(stored_key, bits), stored_file
+        np.unique(slices.slice_of(index.image_key[touched], bits)),
+        slices.slice_of(stored_key, bits),
+        stored_file,
     )
     replaced = [files[i] for i in rewrite]
     return _Part(mt.read_files(replaced), bits, replaced)
@@ -701,11 +708,8 @@ def _member_rows(mt: ManifestTable, index: Index, members: np.ndarray) -> pd.Dat
     columns = ["image_key", "image_id", *_MEMBER_FACTS, "keep", "conflicting_labels"]
     if not len(members):
         return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
-    found = mt.read_days(
-        sorted({day_name(d) for d in np.unique(index.day[members])}),
-        columns=columns,
-        image_keys=index.image_key[members],
-    )
+    # Only the files holding the members (a slice each, not their whole days), filtered to them.
+    found = mt.read_files(mt.index_files(members)[0], columns=columns, image_keys=index.image_key[members])
     found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
     order = np.argsort(found_keys, kind="stable")
     at = _lookup(found_keys[order], order, index.image_key[members])
