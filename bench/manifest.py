@@ -254,6 +254,8 @@ def step(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "peak_mb": round(_peak_mb(), 0),
         "bytes_written": result.bytes_written,
         "days_rewritten": len(result.days_rewritten),
+        "files_written": result.files_written,
+        "files_removed": result.files_removed,
         "rows": result.rows,
         "unchanged": result.unchanged,
         "table_bytes": _table_bytes(table),
@@ -581,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
             "index_files": incremental["index_files"],
             "incremental_bytes_written": incremental["bytes_written"],
             "incremental_days_rewritten": incremental["days_rewritten"],
+            "incremental_files_written": incremental["files_written"],
+            "incremental_files_removed": incremental["files_removed"],
             "table_bytes": incremental["table_bytes"],
             "bytes_written_share": round(
                 incremental["bytes_written"] / max(incremental["table_bytes"], 1), 5

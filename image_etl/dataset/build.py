@@ -1,8 +1,11 @@
 """Building versions: an incremental run over the upload days that changed, or a full rebuild.
 
-Both end the same way: only partitions (upload days) whose rows differ are replaced, in one
+Both end the same way: only the data files of upload days whose rows differ are replaced, in one
 Iceberg snapshot tagged with the new version id, so a run's cost follows what changed, not the
-table. A run that changes nothing writes nothing and reuses the current version.
+table. A big day is cut into several files by ``image_key`` range (:mod:`image_etl.dataset.slices`)
+and only the files of the slices holding changed rows are rewritten; a day still written as one file
+(a table from before slices) is rewritten whole, cut into slices, on its first change. A run that
+changes nothing writes nothing and reuses the current version.
 
 **Incremental.** The new records of the changed days are compared with every image already in the
 table through its compact index (integer keys of image id, pHash, sha256 and group, tens of bytes
@@ -39,7 +42,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from image_etl.dataset import keys
+from image_etl.dataset import keys, slices
 from image_etl.dataset.duplicates import duplicate_components, near_duplicate_query
 from image_etl.dataset.flags import flag_lists, quality_flag_matrix
 from image_etl.dataset.groups import NO_SPLIT, assign_groups
@@ -81,10 +84,12 @@ class BuildResult:
     rows: int
     #: Images already in the table that the run compared the new ones with (the compact index).
     indexed_images: int
-    #: Upload days (partitions) replaced, and what their new files weigh.
+    #: Upload days (partitions) with rewritten files, and what their new files weigh.
     days_rewritten: list[str] = field(default_factory=list)
     bytes_written: int = 0
     files_written: int = 0
+    #: Data files the new snapshot no longer holds (whole days, or the slices of a day that changed).
+    files_removed: int = 0
     #: Commit attempts (more than 1: another writer committed first and the run was recomputed).
     attempts: int = 1
 
@@ -97,18 +102,31 @@ class RulesChanged(ValueError):
 
 
 @dataclass
+class _Part:
+    """The new rows of the rewritten slices of a day (:mod:`image_etl.dataset.slices`)."""
+
+    rows: pd.DataFrame
+    #: Slice bits of the day (how ``rows`` are split into files).
+    bits: int
+    #: The day's data files these rows replace (every row of them is in ``rows`` or removed).
+    replaced: list[Any]  # pyiceberg DataFile
+
+
+@dataclass
 class _Written:
     """A day's new data files, already written (a full rebuild streams: it never holds the table)."""
 
     files: list[Any]  # pyiceberg DataFile
     rows: int
+    replaced: list[Any]  # pyiceberg DataFile
 
 
 @dataclass
 class _Changes:
-    """The new content of some partitions: day -> rows, or files written (None: the day is now empty)."""
+    """The new content of some partitions: day -> rows of its rewritten slices, or files written
+    (None: the day is now empty, every file of it goes)."""
 
-    days: dict[str, pd.DataFrame | _Written | None]
+    days: dict[str, _Part | _Written | None]
     indexed: int
 
 
@@ -126,21 +144,71 @@ def _ensure_columns(mt: ManifestTable, variants: Iterable[str]) -> None:
         mt.refresh()
 
 
-def _write_day(mt: ManifestTable, rows: pd.DataFrame, write_uuid: uuid.UUID, counter: Any) -> _Written:
-    """Write one day's rows as data files of the table (not yet committed)."""
+def _write_day(mt: ManifestTable, part: _Part, write_uuid: uuid.UUID, counter: Any) -> _Written:
+    """Write a day's rewritten slices as data files of the table (not yet committed)."""
+    table = mt.table()
+    files = _write_slices(table.metadata, table.io, part, write_uuid, counter)
+    return _Written(files, len(part.rows), part.replaced)
+
+
+def _write_slices(metadata: Any, io: Any, part: _Part, write_uuid: uuid.UUID, counter: Any) -> list[Any]:
+    """Write a part's rows as data files, one (or, past the target file size, more) per slice."""
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
-    table = mt.table()
-    files = list(
-        _dataframe_to_data_files(
-            table_metadata=table.metadata,
-            df=to_arrow(rows, table.schema().as_arrow()),
-            io=table.io,
-            write_uuid=write_uuid,
-            counter=counter,
+    schema = metadata.schema().as_arrow()
+    rows = part.rows
+    at = slices.slice_of(keys.as_unsigned(rows["image_key"].to_numpy(dtype=np.int64)), part.bits)
+    written: list[Any] = []
+    for number in np.unique(at):
+        written.extend(
+            _dataframe_to_data_files(
+                table_metadata=metadata,
+                df=to_arrow(rows.iloc[np.flatnonzero(at == number)], schema),
+                io=io,
+                write_uuid=write_uuid,
+                counter=counter,
+            )
         )
+    return written
+
+
+def _day_part(
+    mt: ManifestTable,
+    day: str,
+    after: pd.DataFrame,
+    before: pd.DataFrame,
+    schema: pa.Schema,
+    *,
+    layout: tuple[list[Any], np.ndarray, np.ndarray] | None = None,
+) -> _Part | None:
+    """Return what of a day must be rewritten for its rows to become ``after`` (None: nothing).
+
+    :param after: every row the day holds after the run.
+    :param before: every row the day holds now (or only those of ``layout``'s files read).
+    :param layout: :meth:`ManifestTable.day_layout` of the day, when the caller has it.
+    """
+    if _frames_equal(after, before, schema):
+        return None
+    files, stored_key, stored_file = layout if layout is not None else mt.day_layout(day)
+    bits = slices.slice_bits(len(after))
+    after_key = keys.as_unsigned(after["image_key"].to_numpy(dtype=np.int64))
+    before_key = keys.as_unsigned(before["image_key"].to_numpy(dtype=np.int64))
+    after_at = slices.slice_of(after_key, bits)
+    before_at = slices.slice_of(before_key, bits)
+    changed = [
+        number
+        for number in np.union1d(np.unique(after_at), np.unique(before_at))
+        if not _frames_equal(
+            after.iloc[np.flatnonzero(after_at == number)],
+            before.iloc[np.flatnonzero(before_at == number)],
+            schema,
+        )
+    ]
+    rewrite, written = slices.closure(
+        np.array(changed, dtype=np.int64), slices.slice_of(stored_key, bits), stored_file
     )
-    return _Written(files, len(rows))
+    rows = after.iloc[np.flatnonzero(np.isin(after_at, written))].reset_index(drop=True)
+    return _Part(rows, bits, [files[i] for i in rewrite])
 
 
 def _prepare_days(days: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -177,7 +245,6 @@ def _commit(
     now: dt.datetime | None,
 ) -> BuildResult:
     """Replace the changed partitions in one snapshot tagged with a new version; or write nothing."""
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
     from pyiceberg.table.update.snapshot import ManageSnapshots
 
     from image_etl.dataset.rows import arrow_schema
@@ -212,7 +279,7 @@ def _commit(
             {
                 "parent": head.snapshot_id if head else None,
                 "days": {
-                    d: (f.rows if isinstance(f, _Written) else len(f) if f is not None else 0)
+                    d: (f.rows if isinstance(f, _Written) else len(f.rows) if f is not None else 0)
                     for d, f in sorted(changes.days.items())
                 },
                 "nonce": uuid.uuid4().hex,
@@ -220,13 +287,17 @@ def _commit(
         ).encode()
     ).hexdigest()
     version = new_version_id(digest, now=now)
-    old_files = mt.data_files(changes.days)
+    old_files = [
+        data_file
+        for day, change in sorted(changes.days.items())
+        for data_file in (mt.data_files([day]) if change is None else change.replaced)
+    ]
     variants_now = sorted(
         {
             c[len("variant_") :]
             for f in changes.days.values()
-            if isinstance(f, pd.DataFrame)
-            for c in f.columns
+            if isinstance(f, _Part)
+            for c in f.rows.columns
             if c.startswith("variant_")
         }
     )
@@ -238,7 +309,6 @@ def _commit(
             update.union_by_name(pa.schema([wanted.field(n) for n in missing]))
     # Each read of tx.table_metadata re-applies the staged updates to a deep copy: read it once.
     metadata = tx.table_metadata
-    schema = metadata.schema().as_arrow()
     written = 0
     files = 0
     appended: list[Any] = []
@@ -255,15 +325,9 @@ def _commit(
                     written += data_file.file_size_in_bytes
                     files += 1
                 continue
-            if rows is None or not len(rows):
+            if rows is None or not len(rows.rows):
                 continue
-            for data_file in _dataframe_to_data_files(
-                table_metadata=metadata,
-                df=to_arrow(rows, schema),
-                io=table.io,
-                write_uuid=overwrite.commit_uuid,
-                counter=counter,
-            ):
+            for data_file in _write_slices(metadata, table.io, rows, overwrite.commit_uuid, counter):
                 overwrite.append_data_file(data_file)
                 appended.append(data_file)
                 written += data_file.file_size_in_bytes
@@ -285,6 +349,7 @@ def _commit(
         days_rewritten=sorted(changes.days),
         bytes_written=written,
         files_written=files,
+        files_removed=len(old_files),
     )
 
 
@@ -524,7 +589,7 @@ def _incremental_changes(
     rewrite |= {day_name(d) for d in np.unique(index.day[removed & ~replaced])}
     rewrite |= {day_name(d) for d in np.unique(index.day[members[changed_members]])}
 
-    old_rows = mt.read_days(sorted(rewrite))
+    old_rows = mt.read_days(sorted(rewrite & set(days)))
     schema = mt.table().schema().as_arrow()
     update = pd.DataFrame(
         {
@@ -539,29 +604,57 @@ def _incremental_changes(
         }
     )
     removed_keys = set(index.image_key[removed & ~replaced].tolist())
-    result: dict[str, pd.DataFrame | _Written | None] = {}
+    # Per old day, the images whose row changes or goes: only their slices' files are rewritten.
+    touched_rows = np.concatenate([members[changed_members], np.flatnonzero(removed & ~replaced)])
+    result: dict[str, _Part | _Written | None] = {}
     for day in sorted(rewrite):
-        before = old_rows[old_rows[PARTITION_COLUMN].astype("str") == day].reset_index(drop=True)
-        if day in days:
-            mine = np.flatnonzero(new["_day"].to_numpy(dtype=object) == day)
-            records = new.iloc[mine].drop(columns="_day")
-            after = manifest_rows(
-                records,
-                day=day,
-                dup_group=names[count_m + mine],
-                group_key=group_key[count_m + mine],
-                split=split[count_m + mine],
-                keep=keep[count_m + mine],
-                conflicting_labels=[competing[count_m + i] for i in mine],
-                thresholds=config.thresholds,
-            )
-        else:
-            after = _apply_updates(before, update, removed_keys, config.thresholds)
-        if len(after) == 0 and len(before) == 0:
+        if day not in days:
+            touched = touched_rows[index.day[touched_rows] == day_number(day)]
+            part = _old_day_part(mt, index, day, touched, removed_keys)
+            after = _apply_updates(part.rows, update, removed_keys, config.thresholds)
+            if not _frames_equal(after, part.rows, schema):
+                result[day] = _Part(after, part.bits, part.replaced)
             continue
-        if not _frames_equal(after, before, _widest(schema, after)):
-            result[day] = after if len(after) else None
+        before = old_rows[old_rows[PARTITION_COLUMN].astype("str") == day].reset_index(drop=True)
+        mine = np.flatnonzero(new["_day"].to_numpy(dtype=object) == day)
+        records = new.iloc[mine].drop(columns="_day")
+        after = manifest_rows(
+            records,
+            day=day,
+            dup_group=names[count_m + mine],
+            group_key=group_key[count_m + mine],
+            split=split[count_m + mine],
+            keep=keep[count_m + mine],
+            conflicting_labels=[competing[count_m + i] for i in mine],
+            thresholds=config.thresholds,
+        )
+        if len(after) == 0:
+            if len(before):
+                result[day] = None
+            continue
+        if (changed := _day_part(mt, day, after, before, _widest(schema, after))) is not None:
+            result[day] = changed
     return _Changes(result, indexed=len(index))
+
+
+def _old_day_part(
+    mt: ManifestTable, index: Index, day: str, touched: np.ndarray, removed_keys: set[int]
+) -> _Part:
+    """Return the stored rows of the files of an old day that hold the ``touched`` images (index
+    positions of rows that change or go), with those files: what the run rewrites of that day.
+    Which file holds which row comes from the index, so only the rewritten files are read."""
+    rows = np.flatnonzero(index.day == day_number(day))
+    files, stored_file = mt.index_files(rows)
+    stored_key = index.image_key[rows]
+    gone = int(np.isin(stored_key, np.fromiter(removed_keys, dtype=np.uint64, count=len(removed_keys))).sum())
+    bits = slices.slice_bits(len(stored_key) - gone)
+    rewrite, _ = slices.closure(
+        np.unique(slices.slice_of(index.image_key[touched], bits)),
+        slices.slice_of(stored_key, bits),
+        stored_file,
+    )
+    replaced = [files[i] for i in rewrite]
+    return _Part(mt.read_files(replaced), bits, replaced)
 
 
 def _apply_updates(
@@ -615,11 +708,8 @@ def _member_rows(mt: ManifestTable, index: Index, members: np.ndarray) -> pd.Dat
     columns = ["image_key", "image_id", *_MEMBER_FACTS, "keep", "conflicting_labels"]
     if not len(members):
         return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
-    found = mt.read_days(
-        sorted({day_name(d) for d in np.unique(index.day[members])}),
-        columns=columns,
-        image_keys=index.image_key[members],
-    )
+    # Only the files holding the members (a slice each, not their whole days), filtered to them.
+    found = mt.read_files(mt.index_files(members)[0], columns=columns, image_keys=index.image_key[members])
     found_keys = keys.as_unsigned(found["image_key"].to_numpy(dtype=np.int64))
     order = np.argsort(found_keys, kind="stable")
     at = _lookup(found_keys[order], order, index.image_key[members])
@@ -764,7 +854,7 @@ def _rebuild_changes(
     win_pos = joined["pos"][winners]
     _ensure_columns(mt, variants)
     schema = mt.table().schema().as_arrow()
-    result: dict[str, pd.DataFrame | _Written | None] = {}
+    result: dict[str, _Part | _Written | None] = {}
     write_uuid, counter = uuid.uuid4(), itertools.count(0)
     progress("building and comparing days")
     for number, day in enumerate(days):
@@ -781,8 +871,11 @@ def _rebuild_changes(
             thresholds=config.thresholds,
         )
         before = mt.read_days([day])
-        if not _frames_equal(after, before, _widest(schema, after)):
-            result[day] = _write_day(mt, after, write_uuid, counter) if len(after) else None
+        if not len(after):
+            if len(before):
+                result[day] = None
+        elif (part := _day_part(mt, day, after, before, _widest(schema, after))) is not None:
+            result[day] = _write_day(mt, part, write_uuid, counter)
         if number % 50 == 49:
             progress(f"built {number + 1}/{len(days)} days, {len(result)} changed")
     in_table = {day_name(d) for d in np.unique(index.day)} if len(index) else set(_table_days(mt))

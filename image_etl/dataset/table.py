@@ -1,6 +1,7 @@
 """The manifest as an Apache Iceberg table: catalog, compact index, partitions, versions and publishing.
 
-One table (``<database>.manifest``) partitioned by ``upload_day``. Every dataset version is a
+One table (``<database>.manifest``) partitioned by ``upload_day``; a big day is several data files,
+cut by ``image_key`` range (:mod:`image_etl.dataset.slices`). Every dataset version is a
 snapshot tagged with its version id; the ``published`` tag names the version consumers read and
 moves only after the version's blocking checks passed. Readers anywhere (pandas, polars, DuckDB over
 Arrow, Athena) read a tag or a snapshot id; an expired version is a clear error, never an empty
@@ -236,6 +237,8 @@ class ManifestTable:
         self._cache_root = default_cache_root() if index_cache is None else index_cache or None
         #: The data files the last :meth:`read_index` read from the table (the others came from the cache).
         self.index_files_read: list[str] = []
+        #: The data files of the last :meth:`read_index`, in index order, and each one's first row.
+        self._index_files: tuple[list[DataFile], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
 
     # ------------------------------------------------------------ the table itself
 
@@ -322,6 +325,7 @@ class ManifestTable:
         """
         files = self.data_files()
         self.index_files_read = []
+        self._index_files = (files, np.cumsum([0] + [int(f.record_count) for f in files])[:-1])
         if not files:
             return Index.empty()
         cache = self.index_cache()
@@ -349,6 +353,17 @@ class ManifestTable:
             self.identifier, total, len(self.index_files_read), len(files),
         )  # fmt: skip
         return index
+
+    def index_files(self, rows: np.ndarray) -> tuple[list[DataFile], np.ndarray]:
+        """Return (the data files holding these rows of the last :meth:`read_index`, each row's
+        position in that list): which files to read or rewrite for some images, without reading any.
+
+        :param rows: positions into the index :meth:`read_index` returned last.
+        """
+        files, starts = self._index_files
+        owner = np.searchsorted(starts, np.asarray(rows, dtype=np.int64), side="right") - 1
+        used, position = np.unique(owner, return_inverse=True)
+        return [files[i] for i in used], position.astype(np.int64)
 
     def cache_index(self, files: Sequence[DataFile]) -> None:
         """Put the index of data files just written into the cache (so the next run need not read them)."""
@@ -409,6 +424,29 @@ class ManifestTable:
         schema = self.table().schema().as_arrow()
         names = tuple(columns) if columns else tuple(schema.names)
         return _to_pandas(self._read_files(self.data_files(days), names, image_keys=image_keys))
+
+    def read_files(
+        self,
+        files: Sequence[DataFile],
+        *,
+        columns: Sequence[str] | None = None,
+        image_keys: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """Return the rows of these data files (of the current snapshot), like :meth:`read_days`."""
+        schema = self.table().schema().as_arrow()
+        names = tuple(columns) if columns else tuple(schema.names)
+        return _to_pandas(self._read_files(files, names, image_keys=image_keys))
+
+    def day_layout(self, day: str) -> tuple[list[DataFile], np.ndarray, np.ndarray]:
+        """Return (the day's data files, each stored row's unsigned ``image_key``, each row's file
+        position in that list): what deciding which of a day's files a change rewrites needs."""
+        files = self.data_files([day])
+        parts = [self._read_files([f], ("image_key",)).column("image_key") for f in files]
+        image_key = np.concatenate(
+            [keys.as_unsigned(p.to_numpy().astype(np.int64)) for p in parts] or [np.empty(0, np.uint64)]
+        )
+        position = np.repeat(np.arange(len(files), dtype=np.int64), [len(p) for p in parts])
+        return files, image_key, position
 
     def _read_files(
         self, files: Sequence[DataFile], columns: Sequence[str], *, image_keys: np.ndarray | None = None

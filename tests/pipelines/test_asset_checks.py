@@ -107,12 +107,14 @@ def test_the_blocking_setting_comes_from_the_environment(monkeypatch: pytest.Mon
 
 def write_version(stack: Settings, rows: pd.DataFrame) -> ManifestVersion:
     """Commit ``rows`` (stored columns) as a new tagged version, bypassing the build's rules."""
-    from image_etl.dataset.build import _Changes, _commit
+    from image_etl.dataset.build import _Changes, _commit, _Part
     from image_etl.dataset.rules import ManifestConfig
+    from image_etl.dataset.slices import slice_bits
 
     table = manifest_table(stack)
-    days = {
-        str(day): part.reset_index(drop=True) for day, part in rows.groupby(rows["upload_day"].astype(str))
+    days: dict[str, _Part | None] = {
+        str(day): _Part(part.reset_index(drop=True), slice_bits(len(part)), table.data_files([str(day)]))
+        for day, part in rows.groupby(rows["upload_day"].astype(str))
     }
     existing = {str(d) for d in table.read(table.head_version().name)["upload_day"].astype(str)}
     days.update({day: None for day in existing - set(days)})

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from image_etl.dataset import checks
+from image_etl.dataset import checks, slices
 from image_etl.dataset.groups import split_for, unit_interval
 from image_etl.dataset.rules import SPLITS, SplitRatios
 from image_etl.dataset.table import ManifestTable, local_catalog
@@ -253,6 +253,81 @@ def test_a_run_rewrites_only_the_days_whose_rows_change(table: ManifestTable) ->
     assert again.unchanged and again.bytes_written == 0 and again.version == bridged.version
 
 
+# ---------------------------------------------------------------- slices: a fraction of a day per file
+
+
+def day_files(table: ManifestTable, day: str) -> dict[str, set[str]]:
+    """Return the day's data files (path -> the names of the images in it)."""
+    return {
+        f.file_path: {
+            key.rsplit("/", 1)[-1][:-4] for key in table.read_files([f], columns=["source_key"])["source_key"]
+        }
+        for f in table.data_files([day])
+    }
+
+
+def old_day(count: int) -> list[dict]:
+    """Return a (the keeper-to-be of its group) and ``count - 1`` unrelated images, all on 2026-11-20."""
+    rng = np.random.default_rng(7)
+    a = record("a", BASE, at="2026-11-20T10:00:00", width=640, height=480, format="JPEG")
+    return [a] + [
+        record(f"other{i}", f"{int(rng.integers(0, 2**63)):016x}", at=f"2026-11-20T10:{i:02d}:01")
+        for i in range(count - 1)
+    ]
+
+
+def better_copy_of_a() -> dict:
+    """Return a lossless copy of a, uploaded later: it takes ``keep`` over, so a's row changes."""
+    return record("png", flip(BASE, 3), at="2026-11-26T10:00:00", width=640, height=480, format="PNG")
+
+
+def test_a_changed_row_of_an_old_day_rewrites_only_the_file_of_its_slice(
+    table: ManifestTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slices, "MAX_ROWS_PER_FILE", 2)
+    rebuild(table, by_day(old_day(12)))
+    before = day_files(table, "2026-11-20")
+    assert len(before) > 1 and sum(len(names) for names in before.values()) == 12  # sliced, each row once
+    (holding_a,) = [path for path, names in before.items() if "a" in names]
+
+    result = incremental(table, by_day([better_copy_of_a()]))
+    after = day_files(table, "2026-11-20")
+    assert result.days_rewritten == ["2026-11-20", "2026-11-26"]
+    assert set(before) - set(after) == {holding_a}  # the only file of the old day removed
+    (added,) = set(after) - set(before)
+    assert after[added] == before[holding_a]  # and written again with the same images
+    rows = named(head(table))
+    assert not rows["a"].keep and rows["png"].keep
+
+
+def test_a_table_written_one_file_per_day_is_sliced_by_its_next_update(
+    tmp_path: Path, table: ManifestTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slices, "MAX_ROWS_PER_FILE", 10**6)  # as tables were written before slicing
+    rebuild(table, by_day(old_day(12)))
+    (whole_day,) = day_files(table, "2026-11-20")
+
+    monkeypatch.setattr(slices, "MAX_ROWS_PER_FILE", 2)
+    incremental(table, by_day([better_copy_of_a()]))
+    sliced = day_files(table, "2026-11-20")
+    assert whole_day not in sliced and len(sliced) > 1
+    assert sorted(n for names in sliced.values() for n in names) == sorted(
+        r["source_key"].rsplit("/", 1)[-1][:-4] for r in old_day(12)
+    )
+
+    # From now on a change of a's row rewrites its slice only.
+    dog = record("dog", flip(BASE, 1), at="2026-11-27T10:00:00", label="dogs", width=10, height=10)
+    incremental(table, by_day([dog]))
+    now = day_files(table, "2026-11-20")
+    assert set(sliced) - set(now) == {p for p, names in sliced.items() if "a" in names}
+    assert len(set(now) - set(sliced)) == 1
+    # And the table is what a full build of the same records makes.
+    got = head(table)
+    want = build_once(tmp_path, [*old_day(12), better_copy_of_a(), dog], name="fresh")
+    got.attrs, want.attrs = {}, {}
+    pd.testing.assert_frame_equal(got, want)
+
+
 # ---------------------------------------------------------------- incremental == full (hypothesis)
 
 _KINDS = ("new", "duplicate", "near", "bridge", "reprocessed", "reupload", "failed")
@@ -350,16 +425,27 @@ class World:
 
 @pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(runs=arrival_runs(), seed=st.integers(0, 2**16))
+@given(
+    runs=arrival_runs(),
+    seed=st.integers(0, 2**16),
+    # Rows per file before a day is sliced, per run: 4,096 keeps these days one file each (as tables
+    # written before slicing), 1-3 slice them, and changing it between runs re-slices old days.
+    rows_per_file=st.lists(st.sampled_from([1, 2, 3, slices.MAX_ROWS_PER_FILE]), min_size=3, max_size=3),
+)
 def test_incremental_runs_equal_a_full_rebuild_after_every_run(
-    tmp_path_factory: pytest.TempPathFactory, runs: list[list[tuple[str, int, int]]], seed: int
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    runs: list[list[tuple[str, int, int]]],
+    seed: int,
+    rows_per_file: list[int],
 ) -> None:
     root = tmp_path_factory.mktemp("equal")
     inc = ManifestTable(local_catalog(root / "incremental"), "image_etl")
     full = ManifestTable(local_catalog(root / "full"), "image_etl")
     world = World()
     rng = np.random.default_rng(seed)
-    for number, run in enumerate(runs):
+    for number, (run, limit) in enumerate(zip(runs, rows_per_file, strict=False)):
+        monkeypatch.setattr(slices, "MAX_ROWS_PER_FILE", limit)
         changed = world.apply(run, rng)
         if number == 0:
             rebuild(inc, changed)
