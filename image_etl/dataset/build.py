@@ -632,9 +632,18 @@ def _incremental_changes(
             if len(before):
                 result[day] = None
             continue
-        if (changed := _day_part(mt, day, after, before, _widest(schema, after))) is not None:
+        layout = _index_layout(mt, index, day)
+        if (changed := _day_part(mt, day, after, before, _widest(schema, after), layout=layout)) is not None:
             result[day] = changed
     return _Changes(result, indexed=len(index))
+
+
+def _index_layout(mt: ManifestTable, index: Index, day: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Return :meth:`ManifestTable.day_layout` of a day from the index the run read (which file
+    holds which of the day's rows), so no file is read to know it."""
+    rows = np.flatnonzero(index.day == day_number(day))
+    files, stored_file = mt.index_files(rows)
+    return files, index.image_key[rows], stored_file
 
 
 def _old_day_part(
@@ -643,9 +652,7 @@ def _old_day_part(
     """Return the stored rows of the files of an old day that hold the ``touched`` images (index
     positions of rows that change or go), with those files: what the run rewrites of that day.
     Which file holds which row comes from the index, so only the rewritten files are read."""
-    rows = np.flatnonzero(index.day == day_number(day))
-    files, stored_file = mt.index_files(rows)
-    stored_key = index.image_key[rows]
+    files, stored_key, stored_file = _index_layout(mt, index, day)
     gone = int(np.isin(stored_key, np.fromiter(removed_keys, dtype=np.uint64, count=len(removed_keys))).sum())
     bits = slices.slice_bits(len(stored_key) - gone)
     rewrite, _ = slices.closure(

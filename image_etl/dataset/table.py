@@ -421,9 +421,7 @@ class ManifestTable:
         :param image_keys: only the rows of these images (uint64 ``image_key``s): filtered in Arrow,
             so a few rows of many days never become whole days of pandas rows.
         """
-        schema = self.table().schema().as_arrow()
-        names = tuple(columns) if columns else tuple(schema.names)
-        return _to_pandas(self._read_files(self.data_files(days), names, image_keys=image_keys))
+        return self.read_files(self.data_files(days), columns=columns, image_keys=image_keys)
 
     def read_files(
         self,
