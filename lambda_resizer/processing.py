@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote_plus
 
 from aws_lambda_powertools import Logger
@@ -164,13 +164,16 @@ class ImageProcessor:
         is bounded by that size. ``None`` drops what was read ahead (end of a batch).
         """
         self._ahead = None
-        if source is None or source.size is None:
-            return
-        if source.size > min(WHOLE_BODY_BYTES, self.config.max_object_bytes):
+        if source is None or not self._fetched_whole(source):
             return
         if not source.key.startswith(self.config.upload_prefix):
             return
         self._ahead = (source, _uploads.submit(self._get, source))
+
+    def _fetched_whole(self, source: SourceObject) -> bool:
+        """Return whether the notification says the upload is small enough to fetch whole at once
+        (``WHOLE_BODY_BYTES``, and within the byte limit); else its header is read first."""
+        return source.size is not None and source.size <= min(WHOLE_BODY_BYTES, self.config.max_object_bytes)
 
     def _take_ahead(self, source: SourceObject) -> Future[tuple[Mapping[str, Any], bytes | None]] | None:
         ahead, self._ahead = self._ahead, None
@@ -208,14 +211,12 @@ class ImageProcessor:
         # its bytes (one request fewer per image); a larger one has its header read first, with
         # ranged GETs, so a body that could not be decoded here is never downloaded.
         too_big = source.size is not None and source.size > config.max_object_bytes
-        small = source.size is not None and source.size <= WHOLE_BODY_BYTES
         header = None
         body = self._take_ahead(source)
-        if body is None and not too_big:
-            if small:
-                body = _uploads.submit(self._get, source)
-            elif memory_mb is not None:
-                header = _uploads.submit(self._estimate, source)
+        if body is None and self._fetched_whole(source):
+            body = _uploads.submit(self._get, source)
+        elif body is None and memory_mb is not None and not too_big:
+            header = _uploads.submit(self._estimate, source)
         self.read_ahead(then)
         if self._already_done(image_id, source.etag):
             logger.info("already processed, skipping redelivery", image_id=image_id, key=source.key)
@@ -234,7 +235,7 @@ class ImageProcessor:
             if body is not None:
                 fetched = body.result()
                 if memory_mb is not None and fetched[1] is not None:
-                    estimate = self._estimate_bytes(fetched[1])
+                    estimate = self._estimate_from(io.BytesIO(fetched[1]), len(fetched[1]), source.key)
             elif header is not None:
                 try:
                     estimate = header.result()
@@ -287,28 +288,24 @@ class ImageProcessor:
             return response, None
         return response, response["Body"].read()
 
-    def _estimate_bytes(self, data: bytes) -> MemoryEstimate | None:
-        """Return the estimated peak decoding memory of an image already in memory, or None."""
-        try:
-            header = read_header(io.BytesIO(data))
-        except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError, SyntaxError) as error:
-            logger.debug("header not readable for an estimate", reason=str(error))
-            return None
-        return estimate_memory(header, self.config.recipe, source_bytes=len(data))
-
     def _estimate(self, source: SourceObject) -> MemoryEstimate | None:
         """Return the image's estimated peak decoding memory from its header, or None if unreadable.
 
-        Only the header is fetched (ranged GETs of 64 KiB blocks, usually one); bad bytes are
-        left for the full decode to judge and name.
+        Only the header is fetched (ranged GETs of 64 KiB blocks, usually one).
         """
         reader = RangedObject(self.s3, source.bucket, source.key)
+        return self._estimate_from(io.BufferedReader(reader, buffer_size=_BLOCK), reader.size, source.key)
+
+    def _estimate_from(self, header_bytes: BinaryIO, size: int, key: str) -> MemoryEstimate | None:
+        """Return the estimated peak decoding memory of an image of ``size`` bytes whose header
+        ``header_bytes`` holds, or None if unreadable: bad bytes are left for the full decode to
+        judge and name."""
         try:
-            header = read_header(io.BufferedReader(reader, buffer_size=_BLOCK))
+            header = read_header(header_bytes)
         except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError, SyntaxError) as error:
-            logger.debug("header not readable for an estimate", key=source.key, reason=str(error))
+            logger.debug("header not readable for an estimate", key=key, reason=str(error))
             return None
-        return estimate_memory(header, self.config.recipe, source_bytes=reader.size)
+        return estimate_memory(header, self.config.recipe, source_bytes=size)
 
     def _route_by_memory(
         self, source: SourceObject, image_id: str, estimate: MemoryEstimate, memory_mb: int

@@ -198,13 +198,11 @@ def _deflate_strip(im: Image.Image) -> tuple[str, int, bool] | None:
     (other compressions, 16-bit or float samples, planar files, the floating-point predictor, a
     reversed fill order, palettes) is left to libtiff. Rows are the stored ones (see :func:`as_stored`).
     """
-    if not isinstance(im, TiffImagePlugin.TiffImageFile) or len(im.tile) != 1:
+    found = _single_strip(im, "libtiff")
+    if found is None:
         return None
-    tags, tile = im.tag_v2, im.tile[0]
-    if tile.codec_name != "libtiff" or tags.get(_COMPRESSION) not in _DEFLATE or _TILE_OFFSETS in tags:
-        return None
-    width, height = im.size
-    if tile.extents != (0, 0, width, height) or int(tags.get(_ROWS_PER_STRIP, height)) < height:
+    tags, tile = found
+    if tags.get(_COMPRESSION) not in _DEFLATE:
         return None
     if len(tuple(tags.get(_STRIP_OFFSETS, ()))) != 1 or len(tuple(tags.get(_STRIP_COUNTS, ()))) != 1:
         return None
@@ -283,6 +281,22 @@ def _inflated_bands(
     return generate()
 
 
+def _single_strip(
+    im: Image.Image, codec: str
+) -> tuple[TiffImagePlugin.ImageFileDirectory_v2, ImageFile._Tile] | None:
+    """Return (tags, Pillow's one tile) of a TIFF Pillow reads with ``codec`` as one strip covering
+    the whole image (no tiles), else None: the shape both single-strip band routes start from."""
+    if not isinstance(im, TiffImagePlugin.TiffImageFile) or len(im.tile) != 1:
+        return None
+    tags, tile = im.tag_v2, im.tile[0]
+    if tile.codec_name != codec or _TILE_OFFSETS in tags:
+        return None
+    width, height = im.size
+    if tile.extents != (0, 0, width, height) or int(tags.get(_ROWS_PER_STRIP, height)) < height:
+        return None
+    return tags, tile
+
+
 def _raw_strip(im: Image.Image) -> tuple[ImageFile._Tile, int] | None:
     """Return (Pillow's raw tile, bytes per row) of an uncompressed TIFF stored as one strip, else None.
 
@@ -290,14 +304,11 @@ def _raw_strip(im: Image.Image) -> tuple[ImageFile._Tile, int] | None:
     writer makes these). Planar files (one strip per sample) are left to the whole decode. The
     rows are the stored ones: see :func:`as_stored` for the EXIF orientation.
     """
-    if not isinstance(im, TiffImagePlugin.TiffImageFile) or len(im.tile) != 1:
+    found = _single_strip(im, "raw")
+    if found is None:
         return None
-    tags, tile = im.tag_v2, im.tile[0]
-    if tile.codec_name != "raw" or _TILE_OFFSETS in tags:
-        return None
+    tags, tile = found
     width, height = im.size
-    if tile.extents != (0, 0, width, height) or int(tags.get(_ROWS_PER_STRIP, height)) < height:
-        return None
     if not isinstance(tile.args, tuple) or len(tile.args) != 3 or tile.args[1:] != (0, 1):
         return None  # (rawmode, stride 0: packed rows, top to bottom)
     bits = tuple(tags.get(_BITS_PER_SAMPLE, (1,)))
