@@ -70,6 +70,39 @@ def test_a_run_reads_from_the_table_only_the_files_it_has_not_cached(table: Mani
     assert table.index_files_read == []  # and now that one is cached too
 
 
+@pytest.mark.parametrize("batch_rows", [1, 3, 5, 1 << 20])
+def test_files_read_in_batches_land_at_their_own_rows(
+    table: ManifestTable, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    """Uncached files are read several to a batch: each file's rows must still be the rows the
+    index says it holds (which files a run rewrites comes from that), whatever the batch cuts."""
+    import image_etl.dataset.table as table_module
+
+    rebuild(table, by_day([r for day in DAYS for r in records_on(day, [f"{day}-{c}" for c in "abc"])]))
+    cache = table.index_cache()
+    assert cache is not None
+    files = table.data_files()
+    cache.path(files[0]).unlink()  # the cache lacks the first and last files, not the middle one
+    cache.path(files[-1]).unlink()
+    monkeypatch.setattr(table_module, "INDEX_BATCH_ROWS", batch_rows)
+
+    for reader in (table, uncached(table)):
+        index = reader.read_index()
+        at = 0
+        for data_file in files:
+            stored = reader.read_files([data_file], columns=["image_key", "upload_day"])
+            rows = slice(at, at + len(stored))
+            np.testing.assert_array_equal(
+                index.image_key[rows].view(np.int64), stored["image_key"].to_numpy(np.int64)
+            )
+            owners, _ = reader.index_files(np.arange(rows.start, rows.stop))
+            assert [f.file_path for f in owners] == [data_file.file_path]
+            at += len(stored)
+        assert at == len(index) == 9
+    assert sorted(table.index_files_read) == sorted([files[0].file_path, files[-1].file_path])
+    assert_same_index(table.read_index(), uncached(table).read_index())
+
+
 def test_a_corrupt_or_truncated_entry_is_read_from_the_table_again(table: ManifestTable) -> None:
     three_days(table)
     cache = table.index_cache()
