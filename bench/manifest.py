@@ -497,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         help="with --keep: reuse the records and the initial build a previous run left there",
     )
     parser.add_argument("--skip-full", action="store_true", help="skip the full-rebuild baseline")
-    parser.add_argument("--profile", type=Path, help="write a cProfile of the (warm) incremental run here")
+    parser.add_argument(
+        "--profile", type=Path, help="write cProfiles of the incremental runs here (warm) and to PROFILE.cold"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -550,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         # A cold run first (no cache: a new machine, ephemeral compute), then the same run again on
         # the same table with the cache as the cold run left it: what every later run sees.
         shutil.rmtree(cache, ignore_errors=True)
+        spec["profile"] = f"{args.profile}.cold" if args.profile else None
         cold = in_child("incremental", spec)
         say(f"incremental run of {args.new:,}, cold cache: {cold['seconds']} s, "
             f"peak {cold['peak_mb']:.0f} MB, "

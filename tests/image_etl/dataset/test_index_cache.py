@@ -13,6 +13,8 @@ import pytest
 
 from image_etl.dataset.index_cache import CACHE_VARIABLE, IndexCache, default_cache_root
 from image_etl.dataset.table import Index, ManifestTable, local_catalog
+from image_etl.manifest import manifest_table
+from image_etl.settings import Settings
 from tests.image_etl.dataset.conftest import by_day, head, incremental, rebuild
 from tests.pipelines.conftest import fake_record
 
@@ -176,3 +178,26 @@ def test_the_cache_location_is_a_setting_and_can_be_switched_off(
     assert default_cache_root() == tmp_path / "xdg" / "image-etl" / "index"
     # Two tables never share entries (one folder per table location).
     assert IndexCache(tmp_path, "file:///a").folder != IndexCache(tmp_path, "file:///b").folder
+
+
+def test_a_table_in_object_storage_reads_the_same_index_cold_as_warm(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On S3 (the emulator over HTTP) the files the cache lacks are read several at once: the index,
+    row for row, is the one the files hold, in the files' order."""
+    import image_etl.dataset.table as table_module
+
+    monkeypatch.setattr(table_module, "INDEX_BATCH_ROWS", 8)  # 2 files (4 rows each) a batch
+    table = manifest_table(stack)
+    rebuild(table, by_day([r for day in DAYS for r in records_on(day, [f"{day}-{c}" for c in "abcd"])]))
+    cold = ManifestTable(table.catalog, table.database, location=table.location, index_cache=False)
+
+    index = cold.read_index()
+
+    files = cold.data_files()
+    assert all(f.file_path.startswith("s3://") for f in files)
+    assert sorted(cold.index_files_read) == sorted(f.file_path for f in files)
+    stored = [cold.read_files([f], columns=["image_key"])["image_key"].to_numpy(np.int64) for f in files]
+    np.testing.assert_array_equal(index.image_key.view(np.int64), np.concatenate(stored))
+    assert_same_index(index, table.read_index())  # the writer's cached copy
+    assert table.index_files_read == []
