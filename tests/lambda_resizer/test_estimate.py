@@ -154,8 +154,13 @@ def _files() -> dict[str, bytes]:
         "webp lossless": encode(image, "WEBP", lossless=True, quality=0, method=0),
     }
     for fmt in ("HEIF", "AVIF"):
-        with contextlib.suppress(KeyError, OSError, ValueError):
-            files[fmt.lower()] = encode(image, fmt, quality=60, **({"speed": 10} if fmt == "AVIF" else {}))
+        fast = {"speed": 10} if fmt == "AVIF" else {}
+        full_chroma = {"subsampling": "4:4:4"} if fmt == "AVIF" else {"chroma": 444}
+        with contextlib.suppress(KeyError, OSError, ValueError):  # no encoder here: the rows are left out
+            files[fmt.lower()] = encode(image, fmt, quality=60, **fast)
+            files[f"{fmt.lower()} rgba"] = encode(rgba, fmt, quality=60, **fast)
+            files[f"{fmt.lower()} 4:4:4"] = encode(image, fmt, quality=60, **fast, **full_chroma)
+            files[f"{fmt.lower()} grey"] = encode(image.convert("L"), fmt, quality=60, **fast)
     return files
 
 
