@@ -78,6 +78,7 @@ class Model:
     source_copies: float = 1.0  # copies of the file bytes held at the peak (the caller's included)
     open_copies: float = 0.0  # copies held for a moment while the header is read, before the decode
     band_copies: int = 2  # banded paths: a band as cropped or decoded, and converted
+    per_plane_byte: float = 0.0  # HEIF, AVIF decoded to YUV planes: bytes per byte of the planes
 
 
 #: Measured with `bench/resize.py --memory` (see the module docstring); bytes per pixel are of the
@@ -106,12 +107,13 @@ MODELS: dict[str, Model] = {
     "webp_lossless": Model(per_pixel=4.1, fixed_mb=0.0, open_copies=3.0),
     "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
     # Decoded by their library to the YUV planes only, converted a band at a time (formats.heif,
-    # formats.avif); bytes per byte of the planes (at their bit depth, alpha included). HEIF: libde265's
-    # picture and libheif's copy of it while decoding (freed before the bands are made, so that
-    # is the peak). AVIF: dav1d's picture, which the planes point into, kept while the bands are
-    # converted (a band in RGB(A), its Pillow copy and the reduced image: counted apart).
-    "heif": Model(per_pixel=2.7, fixed_mb=15.0),
-    "avif": Model(per_pixel=1.45, fixed_mb=5.0),
+    # formats.avif); per byte of the planes (at their bit depth, alpha included). HEIF: libde265's
+    # picture and libheif's copy of it, plus libde265's per-block data (per pixel, whatever the
+    # chroma or depth), while decoding: freed before the bands are made, so that is the peak.
+    # AVIF: dav1d's picture, which the planes point into, kept while the bands are converted (a
+    # band in RGB(A), its Pillow copy and the reduced image: counted apart).
+    "heif": Model(per_pixel=2.15, per_plane_byte=1.3, fixed_mb=14.0),
+    "avif": Model(per_pixel=0.0, per_plane_byte=1.45, fixed_mb=5.0),
     # Where the library cannot be called directly: decoded whole to RGB by the plugin's call, then
     # cut into bands from its buffer. HEIF: libde265's picture, libheif's YUV planes and RGB
     # output. AVIF: the YUV planes and dav1d's pictures, libavif's RGB and Pillow's bytes copy of
@@ -229,7 +231,8 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         sample_bytes = 2 if header.bits > 8 else 1
         if planar:
             alpha = 1 if header.mode == "RGBA" else 0
-            decode = header.pixels * (header.samples + alpha) * sample_bytes * model.per_pixel
+            planes = header.pixels * (header.samples + alpha) * sample_bytes
+            decode = planes * model.per_plane_byte + header.pixels * model.per_pixel
             if header.format == "AVIF":  # the planes stay while one band is converted and reduced
                 band = decoding.BAND_BYTES / 4 * _PLANAR_BAND_BYTES[header.mode]
                 decode += band + header.pixels / factor**2 * _STORED_BYTES.get(header.mode, 4)
