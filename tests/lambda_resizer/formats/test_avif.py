@@ -18,8 +18,9 @@ from tests.lambda_resizer.images import ORIENTATION, encode, photo, reject
 
 @pytest.fixture(autouse=True)
 def many_bands(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bands of 64 KiB, so these small test images are decoded in many bands (odd heights among them)."""
-    monkeypatch.setattr(decoding, "BAND_BYTES", 64 * 1024)
+    """Bands of 15 rows of these 900-wide images (reduced by 3): many bands, most starting on an
+    odd row, inside a row of 4:2:0 chroma."""
+    monkeypatch.setattr(decoding, "BAND_BYTES", 4 * 900 * 3 * 5)
 
 
 def with_orientation() -> bytes:

@@ -22,8 +22,9 @@ RECIPE = Recipe(sizes=(("a", 300), ("b", 120)), formats=("jpeg", "webp"))
 
 @pytest.fixture(autouse=True)
 def many_bands(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bands of 64 KiB, so these small test images are decoded in many bands."""
-    monkeypatch.setattr(decoding, "BAND_BYTES", 64 * 1024)
+    """Bands of 15 rows of these 900-wide images (reduced by 3): many bands, most starting on an
+    odd row, inside a row of 4:2:0 chroma."""
+    monkeypatch.setattr(decoding, "BAND_BYTES", 4 * 900 * 3 * 5)
 
 
 def translucent(image: Image.Image) -> Image.Image:
