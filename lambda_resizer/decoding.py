@@ -133,7 +133,7 @@ def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Imag
     """Return the bands straight from the file or its library's buffer where the format allows.
 
     TIFF strips, tiles, raw and inflated rows, BMP rows and PNG bands are read from the file; HEIF and AVIF
-    frames are decoded whole by their library and cut into bands from its buffer.
+    frames are decoded by their library to YUV planes, converted to RGB a band at a time.
     """
     if not data:
         return None

@@ -20,7 +20,7 @@ from typing import BinaryIO
 from PIL import Image, TiffImagePlugin
 
 from . import decoding
-from .formats import jpeg, png, tiff
+from .formats import avif, heif, jpeg, png, tiff
 from .recipe import Recipe, fit
 from .sniffing import load_plugin, sniff
 
@@ -40,7 +40,7 @@ class Header:
     progressive: bool = False  # progressive JPEG, interlaced PNG
     banded: bool = False  # decodable a band at a time: striped or tiled TIFF, uncompressed BMP
     lossless: bool = False  # WebP: VP8L keeps the whole image as 32-bit ARGB while decoding
-    samples: float = 3.0  # JPEG: samples per pixel over all components (1.5 for 4:2:0 colour)
+    samples: float = 3.0  # JPEG, HEIF, AVIF: samples per pixel over all components (1.5 for 4:2:0)
     unit: int = 1  # banded TIFF: rows of one strip or row of tiles (a band is a multiple of it)
     whole: bool = False  # PNG: decoded whole by libspng (moderate sizes), then handed on in bands
     rows: bool = False  # TIFF: uncompressed single strip, read a band of rows at a time like BMP
@@ -78,6 +78,7 @@ class Model:
     source_copies: float = 1.0  # copies of the file bytes held at the peak (the caller's included)
     open_copies: float = 0.0  # copies held for a moment while the header is read, before the decode
     band_copies: int = 2  # banded paths: a band as cropped or decoded, and converted
+    per_plane_byte: float = 0.0  # HEIF, AVIF decoded to YUV planes: bytes per byte of the planes
 
 
 #: Measured with `bench/resize.py --memory` (see the module docstring); bytes per pixel are of the
@@ -105,15 +106,29 @@ MODELS: dict[str, Model] = {
     "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, open_copies=3.0),
     "webp_lossless": Model(per_pixel=4.1, fixed_mb=0.0, open_copies=3.0),
     "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
-    # Decoded whole by their library, then cut into bands from its buffer (no Pillow copy). HEIF:
-    # libde265's picture, libheif's YUV planes and RGB output. AVIF: the YUV planes and dav1d's
-    # pictures, libavif's RGB and Pillow's bytes copy of it, at once inside one call.
-    "heif": Model(per_pixel=5.6, fixed_mb=16.0, source_copies=2.0),
-    "avif": Model(per_pixel=8.4, fixed_mb=4.0, source_copies=2.0),
+    # Decoded by their library to the YUV planes only, converted a band at a time (formats.heif,
+    # formats.avif); per byte of the planes (at their bit depth, alpha included). HEIF: libde265's
+    # picture and libheif's copy of it, plus libde265's per-block data (per pixel, whatever the
+    # chroma or depth), while decoding: freed before the bands are made, so that is the peak.
+    # AVIF: dav1d's picture, which the planes point into, kept while the bands are converted (a
+    # band in RGB(A), its Pillow copy and the reduced image: counted apart).
+    "heif": Model(per_pixel=2.15, per_plane_byte=1.3, fixed_mb=14.0),
+    "avif": Model(per_pixel=0.0, per_plane_byte=1.45, fixed_mb=5.0),
+    # Where the library cannot be called directly: decoded whole to RGB by the plugin's call, then
+    # cut into bands from its buffer. HEIF: libde265's picture, libheif's YUV planes and RGB
+    # output. AVIF: the YUV planes and dav1d's pictures, libavif's RGB and Pillow's bytes copy of
+    # it, at once inside one call. Bytes per pixel.
+    "heif_rgb": Model(per_pixel=5.6, fixed_mb=16.0, source_copies=2.0),
+    "avif_rgb": Model(per_pixel=8.4, fixed_mb=4.0, source_copies=2.0),
     # small enough not to be reduced: decoded whole by the plugins, with Pillow's copy of the frame
     "heif_whole": Model(per_pixel=7.5, fixed_mb=16.0, source_copies=2.0),
     "avif_whole": Model(per_pixel=9.1, fixed_mb=12.0, source_copies=2.0),
 }
+#: Bytes per pixel of one band converted from YUV planes: the converted rows (RGB, RGBA, L) and
+#: Pillow's copy of them (RGB is repacked to 4 bytes; RGBA and L are shared), flattened for RGBA.
+_PLANAR_BAND_BYTES = {"L": 1.0, "RGB": 7.0, "RGBA": 9.5}
+#: Samples per pixel of the planes of HEVC's chroma_format_idc 0..3 (4:0:0, 4:2:0, 4:2:2, 4:4:4).
+_CHROMA_SAMPLES = (1.0, 1.5, 2.0, 3.0)
 #: Bytes Pillow stores per pixel in each mode (RGB and YCbCr are padded to 4).
 _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "LA": 4, "PA": 4}
 #: The variants being made (YCbCr or RGBA at the largest size, split planes, encoders): bytes per
@@ -209,10 +224,20 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             decoded_8bit = decoded_8bit * scale**2
             decode += 2 * 4 * header.pixels * scale**2
     elif header.format in ("HEIF", "AVIF"):
-        banded = decoding.reduce_factor((header.width, header.height), largest) >= 2
-        path = header.format.lower() + ("" if banded else "_whole")
+        factor = decoding.reduce_factor((header.width, header.height), largest)
+        planar = (heif.planar() if header.format == "HEIF" else avif.planar()) and factor >= 2
+        path = header.format.lower() + ("" if planar else "_rgb" if factor >= 2 else "_whole")
         model = MODELS[path]
-        decode = header.pixels * model.per_pixel * (2 if header.bits > 8 else 1)
+        sample_bytes = 2 if header.bits > 8 else 1
+        if planar:
+            alpha = 1 if header.mode == "RGBA" else 0
+            planes = header.pixels * (header.samples + alpha) * sample_bytes
+            decode = planes * model.per_plane_byte + header.pixels * model.per_pixel
+            if header.format == "AVIF":  # the planes stay while one band is converted and reduced
+                band = decoding.BAND_BYTES / 4 * _PLANAR_BAND_BYTES[header.mode]
+                decode += band + header.pixels / factor**2 * _STORED_BYTES.get(header.mode, 4)
+        else:
+            decode = header.pixels * model.per_pixel * sample_bytes
     else:
         factor = decoding.reduce_factor((header.width, header.height), largest)
         banded = header.banded and factor >= 2
@@ -299,9 +324,11 @@ def _webp_header(fp: BinaryIO) -> Header:
 
 def _bmff_header(fp: BinaryIO, fmt: str) -> Header:
     """Return the header of a HEIF or AVIF file: the largest ``ispe`` (the primary image or its grid),
-    bits from ``pixi``, alpha from an ``auxC`` alpha item."""
+    bits from ``pixi`` and the codec configuration (``hvcC``, ``av1C``, which also give the chroma
+    subsampling), alpha from an ``auxC`` alpha item."""
     data = fp.read(256 * 1024)
     sizes: list[tuple[int, int]] = []
+    chroma: list[float] = []  # samples per pixel of each coded item's planes (hvcC, av1C)
     bits = 8
     alpha = b"auxid:1" in data or b"cicp:systems:auxiliary:alpha" in data
 
@@ -328,10 +355,21 @@ def _bmff_header(fp: BinaryIO, fmt: str) -> Header:
             elif kind == b"pixi" and body + 5 <= len(data):
                 channels = data[body + 4]
                 bits = max([bits, *data[body + 5 : body + 5 + channels]])
+            elif kind == b"hvcC" and body + 18 <= len(data):  # chroma_format_idc, bit depths
+                chroma.append(_CHROMA_SAMPLES[data[body + 16] & 3])
+                bits = max(bits, (data[body + 17] & 7) + 8)
+            elif kind == b"av1C" and body + 3 <= len(data):  # high_bitdepth, twelve_bit, mono, subsampling
+                flags = data[body + 2]
+                mono, x, y = flags >> 4 & 1, flags >> 3 & 1, flags >> 2 & 1
+                chroma.append(1.0 if mono else 1 + 2 / ((1 + x) * (1 + y)))
+                bits = max(bits, 12 if flags & 0x60 == 0x60 else 10 if flags & 0x40 else 8)
             position += length
 
     walk(0, len(data))
     if not sizes:
         raise ValueError(f"{fmt} header without an image size (ispe) in its first 256 KiB")
     width, height = max(sizes, key=_area)
-    return Header(fmt, "RGBA" if alpha else "RGB", width, height, bits=bits)
+    # The colour item's planes: the most samples any coded item has (an alpha item is monochrome).
+    samples = max(chroma, default=3.0)
+    mode = "RGBA" if alpha else "L" if samples == 1.0 else "RGB"
+    return Header(fmt, mode, width, height, bits=bits, samples=samples)

@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Iterator
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from PIL import Image
+
+
+def loaded_libraries(fragment: str) -> list[str]:
+    """Return the paths of the shared libraries mapped into this process whose file name has ``fragment``.
+
+    The libraries Pillow's and pillow-heif's modules are linked against are the ones to call
+    through ctypes (same build, already loaded); they live under mangled names in the wheels.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if fragment in line}
+    except OSError:
+        return []
+    return sorted(path for path in paths if fragment in path.rsplit("/", 1)[-1] and ".so" in path)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """Return glibc's ``malloc_trim``, or None (another C library)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return cast("Callable[[int], int]", trim)
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system.
+
+    A plugin's copy of the file is allocated from the heap, not mapped (glibc raises its mmap
+    threshold after Pillow's temporary copies of the file are freed): freed, it would stay
+    resident while the library maps its own buffers, and the peak would not drop.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def buffer_bands(

@@ -12,11 +12,11 @@ libwebp cannot decode after reading its header raises: Pillow's decoder is freed
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
 from functools import cache
-from typing import cast
 
 from PIL import Image, WebPImagePlugin
+
+from . import loaded_libraries, release_free_memory
 
 _ABI_VERSION = 0x0209  # WEBP_DECODER_ABI_VERSION of libwebp 1.x
 _MODE_RGB, _MODE_RGBA = 0, 1
@@ -83,14 +83,10 @@ def _libwebp() -> ctypes.CDLL | None:
     """Return the libwebp already loaded by Pillow's ``_webp`` module, or None."""
     try:
         from PIL import _webp  # noqa: F401  (loads libwebp into this process)
-
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "/libwebp" in line}
-    except (ImportError, OSError):
+    except ImportError:
         return None
-    for path in sorted(paths):
-        name = path.rsplit("/", 1)[-1]
-        if name.startswith(("libwebpdemux", "libwebpmux")) or ".so" not in name:
+    for path in loaded_libraries("libwebp"):
+        if path.rsplit("/", 1)[-1].startswith(("libwebpdemux", "libwebpmux")):
             continue
         try:
             lib = ctypes.CDLL(path)
@@ -103,29 +99,6 @@ def _libwebp() -> ctypes.CDLL | None:
         except (OSError, AttributeError):
             continue
     return None
-
-
-@cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """Return glibc's ``malloc_trim``, or None (another C library)."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return cast("Callable[[int], int]", trim)
-
-
-def _release_free_memory() -> None:
-    """Give the C heap's free pages back to the system.
-
-    Pillow's copy of the file is allocated from the heap, not mapped (glibc raises its mmap
-    threshold after Pillow's temporary copies of the file are freed): freed, it would stay
-    resident while libwebp maps its own buffers, and the peak would not drop.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def decode_scaled(im: Image.Image, data: bytes, size: tuple[int, int]) -> Image.Image | None:
@@ -169,7 +142,7 @@ def decode_scaled(im: Image.Image, data: bytes, size: tuple[int, int]) -> Image.
     config.output.u.RGBA.size = len(pixels)
     if isinstance(im, WebPImagePlugin.WebPImageFile) and hasattr(im, "_decoder"):
         del im._decoder  # Pillow's copy of the file (and its canvases): freed before the decode
-        _release_free_memory()
+        release_free_memory()
     status = lib.WebPDecode(data, len(data), ctypes.byref(config))
     if status != 0:
         reason = _STATUS.get(status, f"status {status}")

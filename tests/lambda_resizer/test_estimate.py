@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 
@@ -154,8 +156,18 @@ def _files() -> dict[str, bytes]:
         "webp lossless": encode(image, "WEBP", lossless=True, quality=0, method=0),
     }
     for fmt in ("HEIF", "AVIF"):
-        with contextlib.suppress(KeyError, OSError, ValueError):
-            files[fmt.lower()] = encode(image, fmt, quality=60, **({"speed": 10} if fmt == "AVIF" else {}))
+        fast = {"speed": 10} if fmt == "AVIF" else {}
+        full_chroma = {"subsampling": "4:4:4"} if fmt == "AVIF" else {"chroma": 444}
+        with contextlib.suppress(KeyError, OSError, ValueError):  # no encoder here: the rows are left out
+            files[fmt.lower()] = encode(image, fmt, quality=60, **fast)
+            files[f"{fmt.lower()} rgba"] = encode(rgba, fmt, quality=60, **fast)
+            files[f"{fmt.lower()} 4:4:4"] = encode(image, fmt, quality=60, **fast, **full_chroma)
+            files[f"{fmt.lower()} grey"] = encode(image.convert("L"), fmt, quality=60, **fast)
+    with contextlib.suppress(KeyError, OSError, ValueError):  # pillow-heif writes 16-bit samples as 10 bits
+        samples = np.asarray(image).astype(np.uint16) * 257
+        out = io.BytesIO()
+        pillow_heif.from_bytes("RGB;16", image.size, samples.tobytes()).save(out, quality=60)
+        files["heif 10-bit"] = out.getvalue()
     return files
 
 
