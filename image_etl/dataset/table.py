@@ -424,6 +424,11 @@ class ManifestTable:
             with io.fs_by_scheme(scheme, netloc).open_input_file(path) as stream:
                 parquet = pq.ParquetFile(stream, read_dictionary=["split"], pre_buffer=scheme != "file")
                 arrow = parquet.read(columns=list(columns), use_threads=False)
+            if arrow.num_rows != data_file.record_count:  # rows would land at another file's rows
+                raise RuntimeError(
+                    f"{self.identifier}: read {arrow.num_rows} index rows of {data_file.file_path}, "
+                    f"the manifests list {data_file.record_count}"
+                )
             if arrow.schema.remove_metadata().equals(wanted):
                 return arrow.replace_schema_metadata(None)
             # A file written before a column existed has none of it: nulls, as a scan would give.

@@ -31,6 +31,7 @@ _COLORSPACE_YCBCR, _COLORSPACE_MONOCHROME, _UNDEFINED = 0, 2, 99
 _CHROMA_MONOCHROME, _CHROMA_420, _CHROMA_422, _CHROMA_444 = 0, 1, 2, 3
 _YCBCR_CHROMAS = (_CHROMA_420, _CHROMA_422, _CHROMA_444)
 _Y, _CB, _CR, _ALPHA = 0, 1, 2, 6
+_COLOR_PROFILE_DOES_NOT_EXIST = 10  # heif_error_Color_profile_does_not_exist (heif_error.h)
 #: Kr, Kb of the NCLX matrix coefficients libheif converts with a linear matrix (nclx.cc
 #: ``get_Kr_Kb``; 10, BT.2020 constant luminance, is converted as 9 there too). Others (2,
 #: unspecified, and 3) get libheif's BT.601 defaults; 0, 8, 11, 12, 13, 14, 16 are not handled here.
@@ -278,11 +279,17 @@ def _converter(decoded: _Decoded, mode: str, size: tuple[int, int]) -> _Convert 
     if mode == "L" or colorspace != _COLORSPACE_YCBCR or chroma not in _YCBCR_CHROMAS:
         return None
     nclx = ctypes.POINTER(_Nclx)()
-    _check(lib.heif_image_get_nclx_color_profile(image, ctypes.byref(nclx)), "read the colour profile")
-    try:
-        matrix, full_range = nclx.contents.matrix_coefficients, bool(nclx.contents.full_range_flag)
-    finally:
-        lib.heif_nclx_color_profile_free(nclx)
+    error = lib.heif_image_get_nclx_color_profile(image, ctypes.byref(nclx))
+    if error.code == _COLOR_PROFILE_DOES_NOT_EXIST:
+        # libheif answers this for the "undefined" profile (2/2/2, full range: no colr box and a
+        # stream without colour values) and converts such an image with its defaults: BT.601 full range.
+        matrix, full_range = 2, True
+    else:
+        _check(error, "read the colour profile")
+        try:
+            matrix, full_range = nclx.contents.matrix_coefficients, bool(nclx.contents.full_range_flag)
+        finally:
+            lib.heif_nclx_color_profile_free(nclx)
     if matrix not in _KR_KB and matrix not in _DEFAULT_MATRICES:
         return None
     coefficients = _coefficients(matrix)
