@@ -362,13 +362,9 @@ class ManifestTable:
         for run in runs:
             first = int(run[0])
             for batch in _batches([files[i] for i in run], INDEX_BATCH_ROWS):
-                at = int(starts[first])
-                self._read_index_batch(batch, index, at)
+                self._read_index_batch(batch, index, int(starts[first]), cache)
                 first += len(batch)
                 self.index_files_read.extend(f.file_path for f in batch)
-                if cache is not None:
-                    for data_file, (start, stop) in zip(batch, _row_ranges(batch), strict=True):
-                        cache.store(data_file, index.slice(at + start, at + stop))
         if cache is not None:
             cache.prune(files)
         log.info(
@@ -394,13 +390,13 @@ class ManifestTable:
         if cache is None:
             return
         for batch in _batches(files, INDEX_BATCH_ROWS):
-            part = Index.allocate(sum(int(f.record_count) for f in batch))
-            self._read_index_batch(batch, part, 0)
-            for data_file, rows in zip(batch, _row_ranges(batch), strict=True):
-                cache.store(data_file, part.slice(*rows))
+            self._read_index_batch(batch, Index.allocate(sum(int(f.record_count) for f in batch)), 0, cache)
 
-    def _read_index_batch(self, files: Sequence[DataFile], index: Index, at: int) -> None:
-        """Write the compact index of data files into ``index`` from row ``at``, in file order.
+    def _read_index_batch(
+        self, files: Sequence[DataFile], index: Index, at: int, cache: IndexCache | None
+    ) -> None:
+        """Write the compact index of data files into ``index`` from row ``at``, in file order, and
+        put each file's rows in ``cache`` (when given).
 
         Each file is read by Parquet's own reader (a dataset scan costs ~2x more per small file: a
         cold 10M-image table is 2,921 files), remote ones several at once (each is two GETs).
@@ -442,22 +438,20 @@ class ManifestTable:
                 schema=wanted,
             )
 
-        local = all(f.file_path.startswith("file:") or "://" not in f.file_path for f in files)
-        if local:
+        if all(io.parse_location(f.file_path, io.properties)[0] == "file" for f in files):
             parts = [read(f) for f in files]
         else:
             with ThreadPoolExecutor(max_workers=REMOTE_READERS) as pool:
                 parts = list(pool.map(read, files))
-        arrow = pa.concat_tables(parts).unify_dictionaries()
+        arrow = pa.concat_tables(parts)  # each chunk keeps its split dictionary: fill reads them one by one
         del parts
-        rows = [int(f.record_count) for f in files]
-        if arrow.num_rows != sum(rows):
-            raise RuntimeError(
-                f"{self.identifier}: read {arrow.num_rows} index rows of {len(files)} data files, "
-                f"the manifests list {sum(rows)}"
-            )
+        rows = [int(f.record_count) for f in files]  # each file's count checked by read()
         days = np.array([day_number(_partition_day(f)) for f in files], dtype=np.int32)
         index.fill(at, arrow, day=np.repeat(days, rows))
+        if cache is not None:
+            for data_file, count in zip(files, rows, strict=True):
+                cache.store(data_file, index.slice(at, at + count))
+                at += count
 
     def read_days(
         self,
@@ -728,12 +722,6 @@ def _batches(files: Sequence[DataFile], rows: int) -> Iterator[list[DataFile]]:
         held += int(data_file.record_count)
     if batch:
         yield batch
-
-
-def _row_ranges(files: Sequence[DataFile]) -> list[tuple[int, int]]:
-    """Return each file's (start, stop) rows in a batch of consecutive files."""
-    stops = np.cumsum([int(f.record_count) for f in files])
-    return [(int(stop) - int(f.record_count), int(stop)) for f, stop in zip(files, stops, strict=True)]
 
 
 def _partition_day(data_file: DataFile) -> str:
