@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .colour import flatten
-from .formats import avif, bmp, heif, jpeg, png, tiff, webp
+from .formats import avif, bmp, heif, jpeg, jpeg_dc, png, tiff, webp
 from .resample import REDUCING_GAP, integer_reduce, resample_ycc
 
 _ORIENTATION_TAG = 0x0112
@@ -62,6 +62,11 @@ def decode_shrunk(
     :return: an image of exactly ``size``; mode YCbCr for colour without alpha, else one of
         L, LA, RGBA, CMYK, I, F.
     """
+    if data and jpeg_dc.applies(im) and jpeg.dct_scale(*im.size, size) == 1:
+        # Progressive at 1/8 scale: from the DC scans alone (libjpeg would hold every coefficient).
+        eighth = jpeg_dc.decode_eighth(data)
+        if eighth is not None:
+            return _resampled(eighth, size, resample, (0.0, 0.0, im.width / 8, im.height / 8))
     box = jpeg.shrink_on_load(im, size) if im.format in ("JPEG", "MPO") else None
     factor = 0 if box is not None or im.format in ("JPEG", "MPO") else reduce_factor(im.size, size)
     scaled = _webp_scaled(im, data, factor) if im.format == "WEBP" else None
@@ -83,6 +88,16 @@ def decode_shrunk(
             im, box = integer_reduce(im, size, box)
     if im.mode == "RGB":
         im = im.convert("YCbCr")
+    return _resampled(im, size, resample, box)
+
+
+def _resampled(
+    im: Image.Image,
+    size: tuple[int, int],
+    resample: Image.Resampling,
+    box: tuple[float, float, float, float] | None,
+) -> Image.Image:
+    """Return the decoded ``box`` of ``im`` resampled to ``size`` (YCbCr: luma and chroma apart)."""
     if im.size == size and box in (None, (0, 0, *size)):
         return im
     if im.mode == "YCbCr":

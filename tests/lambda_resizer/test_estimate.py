@@ -129,6 +129,9 @@ def _files() -> dict[str, bytes]:
     files = {
         "jpeg": encode(image, "JPEG", quality=90),
         "jpeg progressive": encode(image, "JPEG", quality=90, progressive=True),
+        # 8,200 px wide: decoded at 1/8 for 1024 px, from the DC scans (formats.jpeg_dc)
+        "jpeg progressive panorama": encode(photo(8200, 1400), "JPEG", quality=90, progressive=True),
+        "jpeg progressive panorama grey": encode(photo(8200, 2200).convert("L"), "JPEG", progressive=True),
         "png rgb": encode(image, "PNG"),
         "png rgba": encode(rgba, "PNG"),
         "png palette + tRNS": encode(palette, "PNG"),

@@ -1,0 +1,530 @@
+"""Progressive JPEG at 1/8 scale from its DC coefficients alone: the coefficient array never exists.
+
+libjpeg decodes a progressive JPEG by accumulating every scan into the whole image's DCT
+coefficients (2 bytes each, 1.5 a pixel in 4:2:0: 260 MB at 90 MP), whatever the output scale.
+At 1/8 scale each 8x8 block becomes one pixel, its DC coefficient dequantised, / 8, + 128 (libjpeg's
+1x1 IDCT), so only the DC scans matter. They are entropy-decoded here: Huffman-coded differences
+(first scans, any point transform), one raw bit per block (refinement scans), restart intervals;
+the AC scans are skipped. What is held is two bytes per block and one chunk of the scan's bits.
+
+Luma equals libjpeg's exactly. Subsampled chroma is upsampled from its own DC image with a
+triangle filter (libjpeg instead scales it up with a 2x2 IDCT of its first AC coefficients, which
+this decoder does not read): variants differ from libjpeg's in chroma detail below the 1/16 scale,
+well above 40 dB (``tests/lambda_resizer/formats/test_jpeg_dc.py``).
+
+The Huffman decoding is a Python loop over blocks (a few tens of nanoseconds each) on tables of the
+total bits each code consumes at every bit position, which numpy makes a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+_SOF_PROGRESSIVE_HUFFMAN = 0xC2
+#: Frames this decoder declines (None: the caller uses libjpeg): baseline/extended Huffman (not
+#: progressive, libjpeg decodes those a band at a time already), lossless, hierarchical, arithmetic.
+_OTHER_SOF = {0xC0, 0xC1, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_MAX_DC_CATEGORY = 11  # 8-bit samples: DC differences need at most 11 magnitude bits
+_MAX_CODE_BITS = 16 + _MAX_DC_CATEGORY  # the most bits one block's DC difference takes
+#: A scan's entropy-coded data ends at a marker: 0xFF followed by anything but a stuffed zero,
+#: a restart marker (inside the scan) or fill.
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_RESTART = re.compile(rb"\xff[\xd0-\xd7]")
+#: Bits of scan data turned into lookup tables at once: 1 Mbit is 2 MB of windows, 1 MB a table.
+CHUNK_BITS = 1 << 20
+
+
+class JpegDataError(OSError):
+    """The file's DC data cannot be decoded: its message says where and why."""
+
+
+@dataclass
+class _Component:
+    ident: int
+    h: int
+    v: int
+    quant_id: int
+    quant_dc: int = 0  # the quantisation table's DC entry, latched at the component's first scan
+    dc: np.ndarray | None = None  # int16, one per block of the MCU-padded grid
+    al: int = -1  # the point transform its DC values are known to (-1: no scan yet)
+
+
+@dataclass
+class _Frame:
+    width: int
+    height: int
+    components: list[_Component]
+    quant: dict[int, int] = field(default_factory=dict)  # table id -> DC entry
+    dc_tables: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    restart: int = 0
+
+    @property
+    def h_max(self) -> int:
+        return max(c.h for c in self.components)
+
+    @property
+    def v_max(self) -> int:
+        return max(c.v for c in self.components)
+
+    @property
+    def mcus(self) -> tuple[int, int]:
+        """(MCUs per row, MCU rows) of an interleaved scan."""
+        return -(-self.width // (8 * self.h_max)), -(-self.height // (8 * self.v_max))
+
+    def blocks(self, c: _Component) -> tuple[int, int]:
+        """(blocks per row, block rows) a component has in a scan of it alone (not MCU-padded)."""
+        width = -(-self.width * c.h // self.h_max)
+        height = -(-self.height * c.v // self.v_max)
+        return -(-width // 8), -(-height // 8)
+
+
+#: libjpeg's coefficient array above which a progressive file decoded at 1/8 takes this route. Below
+#: it libjpeg is faster (its Huffman decoding is C; this one's chain is a Python loop) and exact in
+#: chroma too, and the array is small beside the interpreter: about 11 MP of 4:2:0.
+COEFFICIENT_BYTES = 32 * 2**20
+
+
+def coefficient_bytes(pixels: int, samples: float) -> float:
+    """Return the bytes libjpeg holds for a progressive file's coefficients (2 a coefficient)."""
+    return 2 * pixels * samples
+
+
+def applies(im: Image.Image) -> bool:
+    """Return whether ``im`` is a progressive JPEG this decoder makes at 1/8 scale.
+
+    Grey and YCbCr files only, large enough to matter (``COEFFICIENT_BYTES``): libjpeg converts
+    CMYK, YCCK and RGB-stored files in ways of its own (they keep libjpeg's route).
+    """
+    if im.format not in ("JPEG", "MPO") or not im.info.get("progressive"):
+        return False
+    if coefficient_bytes(im.width * im.height, sampled(im)) <= COEFFICIENT_BYTES:
+        return False
+    if im.mode == "L":
+        return True
+    layers = [layer[0] for layer in getattr(im, "layer", [])]
+    stored_rgb = im.info.get("adobe_transform") == 0 or layers == ["R", "G", "B"]
+    return im.mode == "RGB" and len(layers) == 3 and not stored_rgb
+
+
+def huffman_progressive(fp: BinaryIO) -> bool:
+    """Return whether a JPEG's frame is progressive with Huffman coding (SOF2), reading only its markers.
+
+    Pillow marks arithmetic-coded and hierarchical progressive frames progressive too; this
+    decoder leaves those to libjpeg, and the estimate must know which route a file takes.
+
+    :param fp: the file, seekable; read from its start, left where the walk stopped.
+    """
+    fp.seek(0)
+    if fp.read(2) != b"\xff\xd8":
+        return False
+    while True:
+        head = fp.read(4)
+        while head[:2] == b"\xff\xff":  # fill bytes before a marker
+            head = head[1:] + fp.read(1)
+        if len(head) < 4 or head[0] != 0xFF or head[1] in (0xD9, 0xDA):
+            return False  # no frame before the first scan or the end
+        if head[1] == _SOF_PROGRESSIVE_HUFFMAN or head[1] in _OTHER_SOF:
+            return head[1] == _SOF_PROGRESSIVE_HUFFMAN
+        fp.seek(int.from_bytes(head[2:4], "big") - 2, io.SEEK_CUR)
+
+
+def sampled(im: Image.Image) -> float:
+    """Return the samples per pixel an opened JPEG stores over all its components (1.5 for 4:2:0)."""
+    layers = getattr(im, "layer", [])
+    if not layers:
+        return float(len(im.mode))
+    h_max = max(layer[1] for layer in layers)
+    v_max = max(layer[2] for layer in layers)
+    return sum(layer[1] * layer[2] for layer in layers) / (h_max * v_max)
+
+
+def decode_eighth(data: bytes | memoryview) -> Image.Image | None:
+    """Return a progressive JPEG decoded at 1/8 scale (mode L or YCbCr), or None when not one it decodes.
+
+    :param data: the whole file (an MPO's first image is decoded).
+    :raises JpegDataError: the DC data is corrupt or ends early.
+    """
+    frame = _decode_dc(memoryview(data))
+    if frame is None:
+        return None
+    out_w, out_h = -(-frame.width // 8), -(-frame.height // 8)
+    planes = []
+    for c in frame.components:
+        if c.dc is None or c.al != 0:
+            what = "no DC scan" if c.dc is None else f"DC known only to bit {c.al}"
+            raise JpegDataError(f"image file is truncated: component {c.ident} has {what}")
+        width = -(-frame.width * c.h // (frame.h_max * 8))
+        height = -(-frame.height * c.v // (frame.v_max * 8))
+        # libjpeg's 1x1 IDCT: dequantise, descale by 3 with rounding, centre on 128, clamp.
+        values = c.dc[:height, :width].astype(np.int32)
+        c.dc = None
+        values *= c.quant_dc
+        values += 4 + (128 << 3)
+        values >>= 3
+        plane = Image.fromarray(np.clip(values, 0, 255, out=values).astype(np.uint8), "L")
+        del values
+        if plane.size != (out_w, out_h):
+            # Chroma stored at 1/2 or 1/4: upsampled around block centres (as libjpeg's fancy
+            # upsampling), then cut to the luma size (the upsampled plane covers whole MCUs).
+            factor_x, factor_y = frame.h_max // c.h, frame.v_max // c.v
+            plane = plane.resize((width * factor_x, height * factor_y), Image.Resampling.LANCZOS)
+            plane = plane.crop((0, 0, out_w, out_h))
+        planes.append(plane)
+    if len(planes) == 1:
+        return planes[0]
+    return Image.merge("YCbCr", planes)
+
+
+def _decode_dc(data: memoryview) -> _Frame | None:
+    """Walk the file's markers and decode every DC scan into the frame's components.
+
+    :return: the frame, or None when the file is not a progressive Huffman one this decoder reads.
+    """
+    if bytes(data[:2]) != b"\xff\xd8":
+        return None
+    frame: _Frame | None = None
+    quant: dict[int, int] = {}
+    tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    restart = 0
+    position = 2
+    size = len(data)
+    while True:
+        while position + 1 < size and data[position] == 0xFF and data[position + 1] == 0xFF:
+            position += 1  # fill bytes before a marker
+        if position + 2 > size:
+            raise JpegDataError("image file is truncated: no end-of-image marker")
+        if data[position] != 0xFF:
+            raise JpegDataError(f"no marker at byte {position}")
+        marker = data[position + 1]
+        if marker == 0xD9:  # EOI
+            return frame
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            position += 2
+            continue
+        if position + 4 > size:
+            raise JpegDataError("image file is truncated inside a marker")
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        body = data[position + 4 : position + 2 + length]
+        if length < 2 or len(body) != length - 2:
+            raise JpegDataError(f"image file is truncated: marker 0x{marker:02X} is cut")
+        position += 2 + length
+        if marker in _OTHER_SOF:
+            return None
+        if marker == _SOF_PROGRESSIVE_HUFFMAN:
+            frame = _frame(body)
+            if frame is None:
+                return None
+        elif marker == 0xDB:
+            _read_quant(body, quant)
+        elif marker == 0xC4:
+            _read_huffman(body, tables)
+        elif marker == 0xDD:
+            if len(body) < 2:
+                raise JpegDataError("restart marker segment is short")
+            restart = int.from_bytes(body[:2], "big")
+        elif marker == 0xDC:
+            return None  # a DNL marker (height given after the first scan): libjpeg's route
+        elif marker == 0xDA:
+            if frame is None:
+                raise JpegDataError("scan before the frame header")
+            match = _SCAN_END.search(data, position)
+            end = match.start() if match else size
+            frame.quant, frame.dc_tables, frame.restart = quant, tables, restart
+            _scan(frame, body, data[position:end])
+            position = end
+
+
+def _frame(body: memoryview) -> _Frame | None:
+    if len(body) < 6:
+        raise JpegDataError("frame header is short")
+    precision, count = body[0], body[5]
+    height, width = int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big")
+    if precision != 8 or height == 0 or count not in (1, 3) or len(body) < 6 + 3 * count:
+        return None  # 12-bit, DNL-sized, CMYK: libjpeg's route (which rejects what it cannot read)
+    components = []
+    for i in range(count):
+        ident, sampling, quant_id = body[6 + 3 * i], body[7 + 3 * i], body[8 + 3 * i]
+        h, v = sampling >> 4, sampling & 15
+        if not (1 <= h <= 4 and 1 <= v <= 4) or quant_id > 3:
+            raise JpegDataError(f"component {ident} has invalid sampling {h}x{v} or table {quant_id}")
+        components.append(_Component(ident, h, v, quant_id))
+    frame = _Frame(width, height, components)
+    if any(frame.h_max % c.h or frame.v_max % c.v for c in components):
+        return None  # sampling ratios that are not powers of two: libjpeg's route
+    return frame
+
+
+def _read_quant(body: memoryview, quant: dict[int, int]) -> None:
+    """Keep each quantisation table's DC entry (its first, in zigzag order)."""
+    position = 0
+    while position < len(body):
+        precision, ident = body[position] >> 4, body[position] & 15
+        entry = 2 if precision else 1
+        if position + 1 + 64 * entry > len(body) or ident > 3:
+            raise JpegDataError("quantisation table is short or numbered over 3")
+        quant[ident] = int.from_bytes(body[position + 1 : position + 1 + entry], "big")
+        position += 1 + 64 * entry
+
+
+def _read_huffman(body: memoryview, tables: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Keep each DC table as lookups by the next 16 bits (see ``_lookup``)."""
+    position = 0
+    while position < len(body):
+        if position + 17 > len(body):
+            raise JpegDataError("Huffman table is short")
+        kind, ident = body[position] >> 4, body[position] & 15
+        counts = list(body[position + 1 : position + 17])
+        symbols = bytes(body[position + 17 : position + 17 + sum(counts)])
+        if len(symbols) != sum(counts) or ident > 3 or kind > 1:
+            raise JpegDataError("Huffman table is short or numbered over 3")
+        position += 17 + len(symbols)
+        if kind == 0:
+            tables[ident] = _lookup(counts, symbols)
+
+
+def _lookup(counts: list[int], symbols: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Return, by the next 16 bits, (bits the code and its magnitude take, magnitude bits); 0: no code."""
+    total = np.zeros(1 << 16, np.uint8)
+    magnitude = np.zeros(1 << 16, np.uint8)
+    code, k = 0, 0
+    for bits, count in enumerate(counts, start=1):
+        for _ in range(count):
+            if code >= 1 << bits:
+                raise JpegDataError("Huffman table has more codes than its lengths allow")
+            symbol = symbols[k]
+            if symbol <= _MAX_DC_CATEGORY:  # a larger one is invalid: left as no code
+                span = slice(code << (16 - bits), (code + 1) << (16 - bits))
+                total[span], magnitude[span] = bits + symbol, symbol
+            code, k = code + 1, k + 1
+        code <<= 1
+    return total, magnitude
+
+
+@dataclass
+class _ScanComponent:
+    component: _Component
+    table: int  # DC table id
+
+
+def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
+    """Decode one scan's DC part into the components' grids (AC scans are skipped)."""
+    count = header[0] if len(header) else 0
+    if count < 1 or len(header) < 4 + 2 * count:
+        raise JpegDataError("scan header is short")
+    by_id = {c.ident: c for c in frame.components}
+    members = []
+    for i in range(count):
+        ident, tables = header[1 + 2 * i], header[2 + 2 * i]
+        if ident not in by_id:
+            raise JpegDataError(f"scan names component {ident}, which the frame lacks")
+        members.append(_ScanComponent(by_id[ident], tables >> 4))
+    ss, se, approx = header[1 + 2 * count], header[2 + 2 * count], header[3 + 2 * count]
+    ah, al = approx >> 4, approx & 15
+    if ss != 0:
+        return  # AC coefficients: not needed at 1/8 scale
+    if se != 0 or al > 13:
+        raise JpegDataError(f"progressive DC scan with spectral end {se} or point transform {al}")
+    layout = _Layout(frame, members)
+    segments = _segments(entropy, layout.units, frame.restart)
+    if ah == 0:
+        for member in members:
+            c = member.component
+            if member.table not in frame.dc_tables:
+                raise JpegDataError(f"DC scan uses Huffman table {member.table}, which is not defined")
+            if c.quant_id not in frame.quant:
+                raise JpegDataError(f"component {c.ident} uses quantisation table {c.quant_id}, not defined")
+            if c.dc is not None:
+                raise JpegDataError(f"component {c.ident} has a second first DC scan")
+        diffs = _huffman_diffs(segments, [frame.dc_tables[m.table] for m in members], layout)
+        for slot, member in enumerate(members):
+            c = member.component
+            c.quant_dc = frame.quant[c.quant_id]
+            c.dc = layout.place(slot, _predicted(layout.take(diffs, slot), layout, slot, len(segments)) << al)
+            c.al = al
+    else:
+        for member in members:
+            c = member.component
+            if c.dc is None or c.al != ah or al != ah - 1:
+                raise JpegDataError(f"DC refinement of component {c.ident} to bit {al} out of order")
+        bits = _refinement_bits(segments, layout)
+        for slot, member in enumerate(members):
+            c = member.component
+            assert c.dc is not None
+            c.dc |= layout.place(slot, layout.take(bits, slot).astype(np.int16) << al)
+            c.al = al
+
+
+class _Layout:
+    """The order a scan codes blocks in: MCUs of each member's h x v blocks, or one component's raster."""
+
+    def __init__(self, frame: _Frame, members: list[_ScanComponent]) -> None:
+        self.frame = frame
+        self.members = members
+        self.interleaved = len(members) > 1
+        if self.interleaved:
+            self.grid = frame.mcus  # (across, down) in MCUs
+            self.slots = [m.component.h * m.component.v for m in members]
+        else:
+            self.grid = frame.blocks(members[0].component)
+            self.slots = [1]
+        self.per_unit = sum(self.slots)  # blocks per MCU
+        self.units = self.grid[0] * self.grid[1]  # MCUs in the scan
+        self.pattern = [slot for slot, n in enumerate(self.slots) for _ in range(n)]
+
+    def take(self, values: np.ndarray, slot: int) -> np.ndarray:
+        """Return one member's values, in the order it is coded, from all blocks' (scan order)."""
+        start = sum(self.slots[:slot])
+        return values.reshape(self.units, self.per_unit)[:, start : start + self.slots[slot]].reshape(-1)
+
+    def place(self, slot: int, values: np.ndarray) -> np.ndarray:
+        """Return a member's values (coded order) as its component's MCU-padded block grid."""
+        c = self.members[slot].component
+        across, down = self.frame.mcus
+        grid = np.zeros((down * c.v, across * c.h), np.int16)
+        if self.interleaved:
+            blocks = values.reshape(down, across, c.v, c.h).transpose(0, 2, 1, 3)
+            grid[:, :] = blocks.reshape(down * c.v, across * c.h)
+        else:
+            width, height = self.grid
+            grid[:height, :width] = values.reshape(height, width)
+        return grid
+
+
+def _segments(entropy: memoryview, units: int, restart: int) -> list[tuple[bytes, int]]:
+    """Return the scan's restart intervals: (destuffed bytes, MCUs in it)."""
+    raw = bytes(entropy)
+    pieces = _RESTART.split(raw) if restart else [raw]
+    expected = -(-units // restart) if restart else 1
+    if len(pieces) < expected:
+        raise JpegDataError(f"image file is truncated: {len(pieces)} of {expected} restart intervals")
+    out = []
+    for i in range(expected):
+        mcus = min(restart, units - i * restart) if restart else units
+        out.append((pieces[i].replace(b"\xff\x00", b"\xff"), mcus))
+    return out
+
+
+def _windows(data: np.ndarray, start_bit: int, bits: int) -> np.ndarray:
+    """Return the 16 bits at each of ``bits`` positions from ``start_bit`` (uint16, zeros past the end)."""
+    first = start_bit >> 3
+    skip = start_bit & 7
+    count = -(-(bits + skip) // 8)
+    chunk = np.zeros(count + 3, np.uint32)
+    available = data[first : first + count + 3]
+    chunk[: len(available)] = available
+    words = chunk[:-3] << 24 | chunk[1:-2] << 16 | chunk[2:-1] << 8 | chunk[3:]
+    shifts = np.arange(16, 8, -1, dtype=np.uint32)
+    return (words[:, None] >> shifts).astype(np.uint16).reshape(-1)[skip : skip + bits]
+
+
+def _huffman_diffs(
+    segments: list[tuple[bytes, int]], tables: list[tuple[np.ndarray, np.ndarray]], layout: _Layout
+) -> np.ndarray:
+    """Return every block's DC difference (int16, scan order) from a first DC scan.
+
+    The restart intervals are laid end to end (each starts on a byte); the bits are made into
+    lookups a chunk at a time and every interval's MCUs in the chunk are chained through it, so
+    short intervals cost a Python call each, not a chunk each.
+    """
+    data = np.frombuffer(b"".join(piece for piece, _ in segments), np.uint8)
+    starts_at = np.cumsum([0] + [8 * len(piece) for piece, _ in segments]).tolist()  # bit of each interval
+    per_unit = layout.per_unit
+    worst = _MAX_CODE_BITS * per_unit  # the most bits one MCU can take
+    reach = CHUNK_BITS + worst  # bit positions a chunk's lookups cover
+    diffs = np.empty(layout.units * per_unit, np.int16)  # a DC difference has 11 bits and a sign
+    done = 0  # blocks decoded so far
+    bits_per_mcu = float(worst)  # measured as the scan is decoded
+    interval, left = 0, segments[0][1]  # the interval being decoded, its MCUs not yet decoded
+    pos = 0
+    while interval < len(segments):
+        # The chunk's windows (the 16 bits at each position) and each table's bits taken at each
+        # position, as bytes: a Python loop indexes those fastest.
+        windows = _windows(data, pos, reach + 16)
+        by_table = {slot: tables[slot][0][windows[:reach]].tobytes() for slot in set(layout.pattern)}
+        lengths = [by_table[slot] for slot in layout.pattern]
+        base, chained = pos, array("I")
+        while interval < len(segments) and pos - base < CHUNK_BITS:
+            q = pos - base
+            n = min(left, max(1, int((CHUNK_BITS - q) / (bits_per_mcu * 1.25))))
+            mark = len(chained)
+            try:
+                end = _chain(lengths, n, q, chained.append)
+            except IndexError:  # denser than measured: only as many as surely fit
+                del chained[mark:]
+                n = min(left, (reach - q) // worst)
+                end = _chain(lengths, n, q, chained.append)
+            if base + end > starts_at[interval + 1]:
+                raise JpegDataError("image file is truncated: a DC scan's data ends early")
+            bits_per_mcu = max(1.0, (end - q) / n)
+            pos, left = base + end, left - n
+            if not left:
+                interval += 1
+                if interval < len(segments):
+                    pos, left = starts_at[interval], segments[interval][1]
+        count = len(chained)
+        at_all = np.frombuffer(chained, np.uint32).reshape(-1, per_unit)
+        for column, slot in enumerate(layout.pattern):
+            total, magnitude = tables[slot]
+            w = windows[at_all[:, column]]
+            taken = total[w].astype(np.int32)
+            if not taken.all():
+                raise JpegDataError("bad Huffman code in a DC scan")
+            size = magnitude[w].astype(np.int32)
+            extra = windows[at_all[:, column] + (taken - size)].astype(np.int32) >> (16 - size)
+            extra = np.where(size > 0, extra, 0)
+            negative = (size > 0) & (extra < (1 << np.maximum(size - 1, 0)))
+            value = np.where(negative, extra - (1 << size) + 1, extra)
+            diffs[done + column : done + count : per_unit] = value
+        done += count
+    return diffs
+
+
+def _chain(lengths: list[bytes], mcus: int, q: int, append: Callable[[int], None]) -> int:
+    """Append the bit position of each block's code for ``mcus`` MCUs from ``q``; return the position after.
+
+    :param lengths: per block of an MCU, its table's bits taken at every position of the chunk.
+    """
+    if len(lengths) == 1:
+        (only,) = lengths
+        for _ in range(mcus):
+            append(q)
+            q += only[q]
+        return q
+    for _ in range(mcus):
+        for table in lengths:
+            append(q)
+            q += table[q]
+    return q
+
+
+def _predicted(diffs: np.ndarray, layout: _Layout, slot: int, segments: int) -> np.ndarray:
+    """Return DC values from one member's differences: a running sum restarting with each interval."""
+    values = np.cumsum(diffs, dtype=np.int32)  # wraps as the int16 result does
+    restart = layout.frame.restart
+    if restart and segments > 1:
+        per_interval = restart * layout.slots[slot]
+        starts = np.arange(per_interval, len(values), per_interval)
+        offsets = np.zeros(len(values), np.int32)
+        offsets[starts] = values[starts - 1] - np.concatenate(([0], values[starts[:-1] - 1]))
+        values -= np.cumsum(offsets)
+    return values.astype(np.int16)  # libjpeg keeps coefficients in 16 bits (wrapping, as here)
+
+
+def _refinement_bits(segments: list[tuple[bytes, int]], layout: _Layout) -> np.ndarray:
+    """Return each block's refinement bit (scan order): one raw bit a block, intervals byte-aligned."""
+    parts = []
+    for data_bytes, mcus in segments:
+        blocks = mcus * layout.per_unit
+        bits = np.unpackbits(np.frombuffer(data_bytes, np.uint8))
+        if len(bits) < blocks:
+            raise JpegDataError("image file is truncated: a DC refinement scan's data ends early")
+        parts.append(bits[:blocks])
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
