@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import importlib
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any, cast
@@ -22,6 +23,50 @@ def loaded_libraries(fragment: str) -> list[str]:
     except OSError:
         return []
     return sorted(path for path in paths if fragment in path.rsplit("/", 1)[-1] and ".so" in path)
+
+
+#: A C function's declaration for ctypes: name, result type (None: void), argument types.
+Signature = tuple[str, Any, list[Any]]
+
+
+def bound_library(
+    loader: str,
+    fragment: str,
+    functions: list[Signature],
+    *,
+    version: tuple[str, tuple[str, ...]] | None = None,
+    skip: tuple[str, ...] = (),
+) -> ctypes.CDLL | None:
+    """Return the shared library a Python module loads, its ``functions`` declared; None if it cannot be used.
+
+    :param loader: the module whose import loads the library into this process (Pillow's ``_webp``).
+    :param fragment: what the library's file name contains (``libwebp``).
+    :param functions: the functions to declare; a library lacking one is not used.
+    :param version: (the function returning its version string, the version prefixes the calls
+        were checked against): another version is not used.
+    :param skip: file-name prefixes of other libraries with the same fragment (``libwebpdemux``).
+    """
+    try:
+        importlib.import_module(loader)
+    except ImportError:
+        return None
+    for path in loaded_libraries(fragment):
+        if path.rsplit("/", 1)[-1].startswith(skip):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            if version is not None:
+                get_version = getattr(lib, version[0])
+                get_version.restype, get_version.argtypes = ctypes.c_char_p, []
+                if not (get_version() or b"").decode(errors="replace").startswith(version[1]):
+                    return None
+            for name, restype, argtypes in functions:
+                function = getattr(lib, name)
+                function.restype, function.argtypes = restype, argtypes
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 @cache

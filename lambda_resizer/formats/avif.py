@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import AvifImagePlugin, Image
 
-from . import buffer_bands, loaded_libraries, release_free_memory
+from . import Signature, bound_library, buffer_bands, release_free_memory
 
 #: libavif versions whose struct layouts below were checked against their avif.h.
 _VERIFIED = ("1.3.", "1.4.")
@@ -119,33 +119,22 @@ class _CropRect(ctypes.Structure):
 @cache
 def _libavif() -> ctypes.CDLL | None:
     """Return the libavif Pillow's ``_avif`` module loaded, if it is a version checked here; else None."""
-    try:
-        from PIL import _avif  # noqa: F401  (loads libavif into this process)
-    except ImportError:
-        return None
-    for path in loaded_libraries("libavif"):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.avifVersion.restype = ctypes.c_char_p
-            if not lib.avifVersion().decode().startswith(_VERIFIED):
-                return None
-            decoder, image = ctypes.POINTER(_Decoder), ctypes.POINTER(_Image)
-            lib.avifDecoderCreate.restype = decoder
-            lib.avifDecoderDestroy.argtypes = [decoder]
-            lib.avifDecoderSetIOMemory.argtypes = [decoder, ctypes.c_char_p, ctypes.c_size_t]
-            lib.avifDecoderParse.argtypes = [decoder]
-            lib.avifDecoderNthImage.argtypes = [decoder, ctypes.c_uint32]
-            lib.avifCodecChoiceFromName.argtypes = [ctypes.c_char_p]
-            lib.avifResultToString.restype = ctypes.c_char_p
-            lib.avifImageCreateEmpty.restype = image
-            lib.avifImageDestroy.argtypes = [image]
-            lib.avifImageSetViewRect.argtypes = [image, image, ctypes.POINTER(_CropRect)]
-            lib.avifRGBImageSetDefaults.argtypes = [ctypes.POINTER(_RGBImage), image]
-            lib.avifImageYUVToRGB.argtypes = [image, ctypes.POINTER(_RGBImage)]
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
+    decoder, image, i = ctypes.POINTER(_Decoder), ctypes.POINTER(_Image), ctypes.c_int
+    functions: list[Signature] = [
+        ("avifDecoderCreate", decoder, []),
+        ("avifDecoderDestroy", None, [decoder]),
+        ("avifDecoderSetIOMemory", i, [decoder, ctypes.c_char_p, ctypes.c_size_t]),
+        ("avifDecoderParse", i, [decoder]),
+        ("avifDecoderNthImage", i, [decoder, ctypes.c_uint32]),
+        ("avifCodecChoiceFromName", i, [ctypes.c_char_p]),
+        ("avifResultToString", ctypes.c_char_p, [i]),
+        ("avifImageCreateEmpty", image, []),
+        ("avifImageDestroy", None, [image]),
+        ("avifImageSetViewRect", i, [image, image, ctypes.POINTER(_CropRect)]),
+        ("avifRGBImageSetDefaults", None, [ctypes.POINTER(_RGBImage), image]),
+        ("avifImageYUVToRGB", i, [image, ctypes.POINTER(_RGBImage)]),
+    ]
+    return bound_library("PIL._avif", "libavif", functions, version=("avifVersion", _VERIFIED))
 
 
 class _Decoded:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import buffer_bands, loaded_libraries, release_free_memory
+from . import Signature, bound_library, buffer_bands, release_free_memory
 
 #: libheif versions whose ``heif_decoding_options`` layout (version 10 of the struct) is below.
 _VERIFIED = ("1.23.",)
@@ -93,49 +93,34 @@ class _Nclx(ctypes.Structure):
 @cache
 def _libheif() -> ctypes.CDLL | None:
     """Return the libheif pillow-heif loaded, if it is a version checked here; else None."""
-    try:
-        import pillow_heif  # noqa: F401  (loads libheif into this process)
-    except ImportError:
-        return None
-    for path in loaded_libraries("libheif"):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.heif_get_version.restype = ctypes.c_char_p
-            if not lib.heif_get_version().decode().startswith(_VERIFIED):
-                return None
-            p, handle_p, size_t = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t
-            options = ctypes.POINTER(_DecodingOptions)
-            for name, restype, argtypes in [
-                ("heif_context_alloc", p, []),
-                ("heif_context_free", None, [p]),
-                ("heif_context_read_from_memory_without_copy", _Error, [p, ctypes.c_char_p, size_t, p]),
-                ("heif_context_set_max_decoding_threads", None, [p, ctypes.c_int]),
-                ("heif_context_get_primary_image_handle", _Error, [p, handle_p]),
-                ("heif_image_handle_release", None, [p]),
-                ("heif_image_handle_get_width", ctypes.c_int, [p]),
-                ("heif_image_handle_get_height", ctypes.c_int, [p]),
-                ("heif_image_handle_has_alpha_channel", ctypes.c_int, [p]),
-                ("heif_image_handle_is_premultiplied_alpha", ctypes.c_int, [p]),
-                ("heif_decoding_options_alloc", options, []),
-                ("heif_decoding_options_free", None, [options]),
-                ("heif_decode_image", _Error, [p, handle_p, ctypes.c_int, ctypes.c_int, options]),
-                ("heif_image_release", None, [p]),
-                ("heif_image_get_colorspace", ctypes.c_int, [p]),
-                ("heif_image_get_chroma_format", ctypes.c_int, [p]),
-                ("heif_image_get_width", ctypes.c_int, [p, ctypes.c_int]),
-                ("heif_image_get_height", ctypes.c_int, [p, ctypes.c_int]),
-                ("heif_image_get_bits_per_pixel_range", ctypes.c_int, [p, ctypes.c_int]),
-                ("heif_image_has_channel", ctypes.c_int, [p, ctypes.c_int]),
-                ("heif_image_get_plane_readonly2", p, [p, ctypes.c_int, ctypes.POINTER(size_t)]),
-                ("heif_image_get_nclx_color_profile", _Error, [p, ctypes.POINTER(ctypes.POINTER(_Nclx))]),
-                ("heif_nclx_color_profile_free", None, [ctypes.POINTER(_Nclx)]),
-            ]:
-                function = getattr(lib, name)
-                function.restype, function.argtypes = restype, argtypes
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
+    p, handle_p, size_t = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t
+    options = ctypes.POINTER(_DecodingOptions)
+    functions: list[Signature] = [
+        ("heif_context_alloc", p, []),
+        ("heif_context_free", None, [p]),
+        ("heif_context_read_from_memory_without_copy", _Error, [p, ctypes.c_char_p, size_t, p]),
+        ("heif_context_set_max_decoding_threads", None, [p, ctypes.c_int]),
+        ("heif_context_get_primary_image_handle", _Error, [p, handle_p]),
+        ("heif_image_handle_release", None, [p]),
+        ("heif_image_handle_get_width", ctypes.c_int, [p]),
+        ("heif_image_handle_get_height", ctypes.c_int, [p]),
+        ("heif_image_handle_has_alpha_channel", ctypes.c_int, [p]),
+        ("heif_image_handle_is_premultiplied_alpha", ctypes.c_int, [p]),
+        ("heif_decoding_options_alloc", options, []),
+        ("heif_decoding_options_free", None, [options]),
+        ("heif_decode_image", _Error, [p, handle_p, ctypes.c_int, ctypes.c_int, options]),
+        ("heif_image_release", None, [p]),
+        ("heif_image_get_colorspace", ctypes.c_int, [p]),
+        ("heif_image_get_chroma_format", ctypes.c_int, [p]),
+        ("heif_image_get_width", ctypes.c_int, [p, ctypes.c_int]),
+        ("heif_image_get_height", ctypes.c_int, [p, ctypes.c_int]),
+        ("heif_image_get_bits_per_pixel_range", ctypes.c_int, [p, ctypes.c_int]),
+        ("heif_image_has_channel", ctypes.c_int, [p, ctypes.c_int]),
+        ("heif_image_get_plane_readonly2", p, [p, ctypes.c_int, ctypes.POINTER(size_t)]),
+        ("heif_image_get_nclx_color_profile", _Error, [p, ctypes.POINTER(ctypes.POINTER(_Nclx))]),
+        ("heif_nclx_color_profile_free", None, [ctypes.POINTER(_Nclx)]),
+    ]
+    return bound_library("pillow_heif", "libheif", functions, version=("heif_get_version", _VERIFIED))
 
 
 def _check(error: _Error, doing: str) -> None:
@@ -246,7 +231,12 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     convert = _converter(decoded, im.mode, size)
     if convert is None:
         decoded.close()
-        return _plugin_bands(im, data, rows)
+        fallback = _plugin_bands(im, data, rows)
+        if fallback is None:  # and ``im`` can no longer load itself: its copy of the file is gone
+            raise OSError(
+                f"pillow-heif decodes the primary image as other than its header's {size} {im.mode}"
+            )
+        return fallback
     return _converted_bands(decoded, convert, im.mode, size, rows)
 
 
@@ -268,6 +258,8 @@ def _converter(decoded: _Decoded, mode: str, size: tuple[int, int]) -> _Convert 
         if not has_alpha or lib.heif_image_get_bits_per_pixel_range(image, _ALPHA) != bits:
             return None
         alpha = decoded.plane(_ALPHA, bits)
+        if alpha.shape != size[::-1]:
+            raise OSError(f"libheif decoded an alpha plane of {alpha.shape} for {size}")
     luma = decoded.plane(_Y, bits)
     shift = bits - 8  # libheif's convert_hdr_to_8bit (hdr_sdr.cc Op_to_sdr_planes): no rounding
 
@@ -296,6 +288,9 @@ def _converter(decoded: _Decoded, mode: str, size: tuple[int, int]) -> _Convert 
     cb, cr = decoded.plane(_CB, bits), decoded.plane(_CR, bits)
     shift_x = 1 if chroma in (_CHROMA_420, _CHROMA_422) else 0
     shift_y = 1 if chroma == _CHROMA_420 else 0
+    subsampled = (-(-size[1] >> shift_y), -(-size[0] >> shift_x))  # rows, columns (rounded up)
+    if any(have < need for plane in (cb, cr) for have, need in zip(plane.shape, subsampled, strict=True)):
+        raise OSError(f"libheif decoded chroma planes of {cb.shape} and {cr.shape} for {size}, short")
     # libheif's cheapest pipeline (colorconversion.cc, Dijkstra over the ops' costs): full-range
     # 4:2:0 goes through Op_YCbCr420_to_RGB24/32 (integer; above 8 bits after Op_to_sdr_planes),
     # everything else through Op_YCbCr_to_RGB (float, at the planes' depth, then Op_to_sdr_planes).

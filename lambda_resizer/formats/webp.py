@@ -16,7 +16,7 @@ from functools import cache
 
 from PIL import Image, WebPImagePlugin
 
-from . import loaded_libraries, release_free_memory
+from . import Signature, bound_library, release_free_memory
 
 _ABI_VERSION = 0x0209  # WEBP_DECODER_ABI_VERSION of libwebp 1.x
 _MODE_RGB, _MODE_RGBA = 0, 1
@@ -81,24 +81,13 @@ class _Config(ctypes.Structure):
 @cache
 def _libwebp() -> ctypes.CDLL | None:
     """Return the libwebp already loaded by Pillow's ``_webp`` module, or None."""
-    try:
-        from PIL import _webp  # noqa: F401  (loads libwebp into this process)
-    except ImportError:
-        return None
-    for path in loaded_libraries("libwebp"):
-        if path.rsplit("/", 1)[-1].startswith(("libwebpdemux", "libwebpmux")):
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-            lib.WebPInitDecoderConfigInternal.argtypes = [ctypes.POINTER(_Config), ctypes.c_int]
-            lib.WebPGetFeaturesInternal.argtypes = [
-                ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Features), ctypes.c_int
-            ]  # fmt: skip
-            lib.WebPDecode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Config)]
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
+    config, features, i = ctypes.POINTER(_Config), ctypes.POINTER(_Features), ctypes.c_int
+    functions: list[Signature] = [
+        ("WebPInitDecoderConfigInternal", i, [config, i]),
+        ("WebPGetFeaturesInternal", i, [ctypes.c_char_p, ctypes.c_size_t, features, i]),
+        ("WebPDecode", i, [ctypes.c_char_p, ctypes.c_size_t, config]),
+    ]
+    return bound_library("PIL._webp", "libwebp", functions, skip=("libwebpdemux", "libwebpmux"))
 
 
 def decode_scaled(im: Image.Image, data: bytes, size: tuple[int, int]) -> Image.Image | None:

@@ -3,7 +3,7 @@ variants of Pillow's whole decode."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,7 +12,13 @@ from PIL import Image
 from lambda_resizer import decoding
 from lambda_resizer.core import process_image
 from lambda_resizer.formats import avif
-from tests.lambda_resizer.formats.test_heif import RECIPE, assert_same_variants, translucent, whole_decode
+from tests.lambda_resizer.formats.test_heif import (
+    RECIPE,
+    assert_same_variants,
+    only_the_planes,
+    translucent,
+    whole_decode,
+)
 from tests.lambda_resizer.images import ORIENTATION, encode, photo, reject
 
 
@@ -41,14 +47,7 @@ SOURCES: dict[str, Callable[[], bytes]] = {
 
 @pytest.fixture
 def planes_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the plugin's RGB route is taken instead of libavif's planes."""
-    if not avif.planar():
-        pytest.skip("Pillow's libavif cannot be called here: every AVIF takes the plugin's route")
-
-    def refuse(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
-        raise AssertionError("the plugin's RGB route was taken")
-
-    monkeypatch.setattr(avif, "_plugin_bands", refuse)
+    only_the_planes(avif, "Pillow's libavif", monkeypatch)
 
 
 @pytest.mark.parametrize("name", list(SOURCES))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import numpy as np
 import pillow_heif
@@ -80,16 +81,20 @@ def assert_same_variants(made: list, reference: list) -> None:
         assert np.abs(alpha[0].astype(int) - alpha[1]).max() <= 1  # transparency as a whole decode keeps it
 
 
-@pytest.fixture
-def planes_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the plugin's RGB route is taken instead of libheif's planes."""
-    if not heif.planar():
-        pytest.skip("pillow-heif's libheif cannot be called here: every HEIC takes the plugin's route")
+def only_the_planes(module: ModuleType, library: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip if ``module`` cannot call its ``library``, else fail the test if the plugin's route is taken."""
+    if not module.planar():
+        pytest.skip(f"{library} cannot be called here: every file takes the plugin's route")
 
     def refuse(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
         raise AssertionError("the plugin's RGB route was taken")
 
-    monkeypatch.setattr(heif, "_plugin_bands", refuse)
+    monkeypatch.setattr(module, "_plugin_bands", refuse)
+
+
+@pytest.fixture
+def planes_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    only_the_planes(heif, "pillow-heif's libheif", monkeypatch)
 
 
 @pytest.mark.parametrize("name", list(SOURCES))
@@ -134,3 +139,15 @@ def test_heic_image_data_that_libheif_cannot_decode_is_rejected_as_corrupt():
 def test_a_heic_cut_short_is_rejected_not_crashed():
     data = SOURCES["4:2:0"]()
     assert reject(data[: len(data) * 2 // 3], RECIPE).code in ("truncated", "corrupt")
+
+
+def test_chroma_planes_short_of_the_image_are_rejected_as_corrupt_not_read_past(monkeypatch, planes_only):
+    plane = heif._Decoded.plane
+
+    def short(self: heif._Decoded, channel: int, bits: int) -> np.ndarray:
+        got = plane(self, channel, bits)
+        return got[: got.shape[0] // 2] if channel == heif._CB else got  # as a hostile stream could decode
+
+    monkeypatch.setattr(heif._Decoded, "plane", short)
+    err = reject(SOURCES["4:2:0"](), RECIPE)
+    assert err.code == "corrupt" and "chroma planes" in err.message, err.message
