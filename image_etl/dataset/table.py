@@ -438,9 +438,12 @@ class ManifestTable:
                 schema=wanted,
             )
 
-        if all(io.parse_location(f.file_path, io.properties)[0] == "file" for f in files):
+        stores = {io.parse_location(f.file_path, io.properties)[:2] for f in files}
+        if all(scheme == "file" for scheme, _ in stores):
             parts = [read(f) for f in files]
         else:
+            for scheme, netloc in stores:  # made (and cached) once here, not by every thread at once
+                io.fs_by_scheme(scheme, netloc)
             with ThreadPoolExecutor(max_workers=REMOTE_READERS) as pool:
                 parts = list(pool.map(read, files))
         arrow = pa.concat_tables(parts)  # each chunk keeps its split dictionary: fill reads them one by one

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from image_etl.dataset.groups import split_codes
 from image_etl.dataset.index_cache import CACHE_VARIABLE, IndexCache, default_cache_root
 from image_etl.dataset.table import Index, ManifestTable, local_catalog
 from image_etl.manifest import manifest_table
@@ -103,6 +104,33 @@ def test_files_read_in_batches_land_at_their_own_rows(
         assert at == len(index) == 9
     assert sorted(table.index_files_read) == sorted([files[0].file_path, files[-1].file_path])
     assert_same_index(table.read_index(), uncached(table).read_index())
+
+
+def test_a_cold_read_keeps_null_keys_and_each_files_own_split_names(table: ManifestTable) -> None:
+    """Failed images have no pHash or sha256 (null, not 0) and no split; files hold different split
+    names (their own dictionaries): read all in one batch, each row keeps its own."""
+    records = []
+    for d, day in enumerate(DAYS):
+        names = [f"{day}-{c}" for c in "abcdefgh"]
+        for i, record in enumerate(records_on(day, names)):
+            if (i + d) % 3 == 0:  # a different mix of failed rows in every file
+                record = fake_record(names[i], processed_at=record["processed_at"], status="failed")
+            records.append(record)
+    rebuild(table, by_day(records))
+    reader = uncached(table)
+    index = reader.read_index()
+    at = 0
+    for data_file in reader.data_files():
+        stored = reader.read_files([data_file], columns=["phash_key", "sha256_key", "split"])
+        rows = slice(at, at + len(stored))
+        np.testing.assert_array_equal(index.phash_valid[rows], stored["phash_key"].notna().to_numpy())
+        np.testing.assert_array_equal(index.sha_valid[rows], stored["sha256_key"].notna().to_numpy())
+        names = [None if pd.isna(v) else str(v) for v in stored["split"]]
+        np.testing.assert_array_equal(index.split[rows], split_codes(names))
+        at += len(stored)
+    assert at == len(index) == 24
+    assert not index.phash_valid.all() and index.phash_valid.any()
+    assert len(set(index.split.tolist())) >= 3  # several split names (and none) across the files
 
 
 def test_a_corrupt_or_truncated_entry_is_read_from_the_table_again(table: ManifestTable) -> None:
