@@ -37,7 +37,6 @@ _MAX_CODE_BITS = 16 + _MAX_DC_CATEGORY  # the most bits one block's DC differenc
 #: A scan's entropy-coded data ends at a marker: 0xFF followed by anything but a stuffed zero,
 #: a restart marker (inside the scan) or fill.
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 #: Bits of scan data turned into lookup tables at once: 1 Mbit is 2 MB of windows, 1 MB a table.
 CHUNK_BITS = 1 << 20
 
@@ -333,7 +332,7 @@ def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
     if se != 0 or al > 13:
         raise JpegDataError(f"progressive DC scan with spectral end {se} or point transform {al}")
     layout = _Layout(frame, members)
-    segments = _segments(entropy, layout.units, frame.restart)
+    intervals = _intervals(entropy, layout.units, frame.restart)
     if ah == 0:
         for member in members:
             c = member.component
@@ -343,18 +342,19 @@ def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
                 raise JpegDataError(f"component {c.ident} uses quantisation table {c.quant_id}, not defined")
             if c.dc is not None:
                 raise JpegDataError(f"component {c.ident} has a second first DC scan")
-        diffs = _huffman_diffs(segments, [frame.dc_tables[m.table] for m in members], layout)
+        diffs = _huffman_diffs(intervals, [frame.dc_tables[m.table] for m in members], layout)
         for slot, member in enumerate(members):
             c = member.component
             c.quant_dc = frame.quant[c.quant_id]
-            c.dc = layout.place(slot, _predicted(layout.take(diffs, slot), layout, slot, len(segments)) << al)
+            values = _predicted(layout.take(diffs, slot), layout, slot, len(intervals))
+            c.dc = layout.place(slot, values << al)
             c.al = al
     else:
         for member in members:
             c = member.component
             if c.dc is None or c.al != ah or al != ah - 1:
                 raise JpegDataError(f"DC refinement of component {c.ident} to bit {al} out of order")
-        bits = _refinement_bits(segments, layout)
+        bits = _refinement_bits(intervals, layout)
         for slot, member in enumerate(members):
             c = member.component
             assert c.dc is not None
@@ -398,18 +398,57 @@ class _Layout:
         return grid
 
 
-def _segments(entropy: memoryview, units: int, restart: int) -> list[tuple[bytes, int]]:
-    """Return the scan's restart intervals: (destuffed bytes, MCUs in it)."""
-    raw = bytes(entropy)
-    pieces = _RESTART.split(raw) if restart else [raw]
-    expected = -(-units // restart) if restart else 1
-    if len(pieces) < expected:
-        raise JpegDataError(f"image file is truncated: {len(pieces)} of {expected} restart intervals")
-    out = []
-    for i in range(expected):
-        mcus = min(restart, units - i * restart) if restart else units
-        out.append((pieces[i].replace(b"\xff\x00", b"\xff"), mcus))
-    return out
+@dataclass
+class _Intervals:
+    """A scan's entropy-coded data destuffed, its restart intervals end to end (each starts on a byte)."""
+
+    data: np.ndarray  # uint8
+    starts: np.ndarray  # int32: the bit each interval starts at, then the end of the last
+    restart: int  # MCUs in each interval but the last (0: the scan is one interval)
+    units: int  # MCUs in the scan
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def mcus(self, interval: int) -> int:
+        """Return the MCUs in one interval."""
+        if not self.restart:
+            return self.units
+        return min(self.restart, self.units - interval * self.restart)
+
+
+def _intervals(entropy: memoryview, units: int, restart: int) -> _Intervals:
+    """Return the scan's data without its stuffed zeros and restart markers, and where each interval starts.
+
+    Vectorised: an interval of one MCU is a marker every few bytes, and a Python object per
+    interval would cost more memory than the coefficients this decoder avoids.
+    """
+    raw = np.frombuffer(entropy, np.uint8)
+    ff = np.flatnonzero(raw[:-1] == 0xFF).astype(np.int32)
+    after = raw[ff + 1]
+    stuffed = ff[after == 0] + 1
+    markers = ff[(after >= 0xD0) & (after <= 0xD7)] if restart else ff[:0]
+    del ff, after
+    count = -(-units // restart) if restart else 1
+    if len(markers) + 1 < count:
+        raise JpegDataError(f"image file is truncated: {len(markers) + 1} of {count} restart intervals")
+    keep = np.ones(len(raw), bool)
+    keep[stuffed] = False
+    keep[markers] = False
+    keep[markers + 1] = False
+    data = raw[keep]
+    del keep
+    # An interval starts after the marker before it: at the bytes kept before that marker (all but
+    # the stuffed zeros and the two bytes of each earlier marker). The last ends at the next marker.
+    ends = markers[:count]
+    kept = ends - 2 * np.arange(len(ends), dtype=np.int32) - np.searchsorted(stuffed, ends).astype(np.int32)
+    if len(data) >= 2**28:  # bit positions are int32: no scan of a file under the size limit is near
+        raise JpegDataError(f"a DC scan of {len(data)} bytes is over what this decoder reads")
+    starts = np.zeros(count + 1, np.int32)
+    starts[1:count] = kept[: count - 1]
+    starts[count] = kept[count - 1] if len(kept) >= count else len(data)
+    starts *= 8
+    return _Intervals(data, starts, restart, units)
 
 
 def _windows(data: np.ndarray, start_bit: int, bits: int) -> np.ndarray:
@@ -426,7 +465,7 @@ def _windows(data: np.ndarray, start_bit: int, bits: int) -> np.ndarray:
 
 
 def _huffman_diffs(
-    segments: list[tuple[bytes, int]], tables: list[tuple[np.ndarray, np.ndarray]], layout: _Layout
+    intervals: _Intervals, tables: list[tuple[np.ndarray, np.ndarray]], layout: _Layout
 ) -> np.ndarray:
     """Return every block's DC difference (int16, scan order) from a first DC scan.
 
@@ -434,24 +473,23 @@ def _huffman_diffs(
     lookups a chunk at a time and every interval's MCUs in the chunk are chained through it, so
     short intervals cost a Python call each, not a chunk each.
     """
-    data = np.frombuffer(b"".join(piece for piece, _ in segments), np.uint8)
-    starts_at = np.cumsum([0] + [8 * len(piece) for piece, _ in segments]).tolist()  # bit of each interval
+    data, starts_at = intervals.data, intervals.starts
     per_unit = layout.per_unit
     worst = _MAX_CODE_BITS * per_unit  # the most bits one MCU can take
     reach = CHUNK_BITS + worst  # bit positions a chunk's lookups cover
     diffs = np.empty(layout.units * per_unit, np.int16)  # a DC difference has 11 bits and a sign
     done = 0  # blocks decoded so far
     bits_per_mcu = float(worst)  # measured as the scan is decoded
-    interval, left = 0, segments[0][1]  # the interval being decoded, its MCUs not yet decoded
+    interval, left = 0, intervals.mcus(0)  # the interval being decoded, its MCUs not yet decoded
     pos = 0
-    while interval < len(segments):
+    while interval < len(intervals):
         # The chunk's windows (the 16 bits at each position) and each table's bits taken at each
         # position, as bytes: a Python loop indexes those fastest.
         windows = _windows(data, pos, reach + 16)
         by_table = {slot: tables[slot][0][windows[:reach]].tobytes() for slot in set(layout.pattern)}
         lengths = [by_table[slot] for slot in layout.pattern]
         base, chained = pos, array("I")
-        while interval < len(segments) and pos - base < CHUNK_BITS:
+        while interval < len(intervals) and pos - base < CHUNK_BITS:
             q = pos - base
             n = min(left, max(1, int((CHUNK_BITS - q) / (bits_per_mcu * 1.25))))
             mark = len(chained)
@@ -461,14 +499,14 @@ def _huffman_diffs(
                 del chained[mark:]
                 n = min(left, (reach - q) // worst)
                 end = _chain(lengths, n, q, chained.append)
-            if base + end > starts_at[interval + 1]:
+            if base + end > int(starts_at[interval + 1]):
                 raise JpegDataError("image file is truncated: a DC scan's data ends early")
             bits_per_mcu = max(1.0, (end - q) / n)
             pos, left = base + end, left - n
             if not left:
                 interval += 1
-                if interval < len(segments):
-                    pos, left = starts_at[interval], segments[interval][1]
+                if interval < len(intervals):
+                    pos, left = int(starts_at[interval]), intervals.mcus(interval)
         count = len(chained)
         at_all = np.frombuffer(chained, np.uint32).reshape(-1, per_unit)
         for column, slot in enumerate(layout.pattern):
@@ -505,26 +543,36 @@ def _chain(lengths: list[bytes], mcus: int, q: int, append: Callable[[int], None
     return q
 
 
-def _predicted(diffs: np.ndarray, layout: _Layout, slot: int, segments: int) -> np.ndarray:
+def _predicted(diffs: np.ndarray, layout: _Layout, slot: int, intervals: int) -> np.ndarray:
     """Return DC values from one member's differences: a running sum restarting with each interval."""
-    values = np.cumsum(diffs, dtype=np.int32)  # wraps as the int16 result does
+    values = diffs.astype(np.int32)  # sums wrap as the int16 result does
     restart = layout.frame.restart
-    if restart and segments > 1:
+    if restart and intervals > 1:
+        # Each interval's first difference is from 0: a running sum along rows of whole intervals.
         per_interval = restart * layout.slots[slot]
-        starts = np.arange(per_interval, len(values), per_interval)
-        offsets = np.zeros(len(values), np.int32)
-        offsets[starts] = values[starts - 1] - np.concatenate(([0], values[starts[:-1] - 1]))
-        values -= np.cumsum(offsets)
+        whole = len(values) // per_interval * per_interval
+        rows = values[:whole].reshape(-1, per_interval)
+        np.cumsum(rows, axis=1, out=rows)
+        np.cumsum(values[whole:], out=values[whole:])
+    else:
+        np.cumsum(values, out=values)
     return values.astype(np.int16)  # libjpeg keeps coefficients in 16 bits (wrapping, as here)
 
 
-def _refinement_bits(segments: list[tuple[bytes, int]], layout: _Layout) -> np.ndarray:
-    """Return each block's refinement bit (scan order): one raw bit a block, intervals byte-aligned."""
-    parts = []
-    for data_bytes, mcus in segments:
-        blocks = mcus * layout.per_unit
-        bits = np.unpackbits(np.frombuffer(data_bytes, np.uint8))
-        if len(bits) < blocks:
-            raise JpegDataError("image file is truncated: a DC refinement scan's data ends early")
-        parts.append(bits[:blocks])
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+def _refinement_bits(intervals: _Intervals, layout: _Layout) -> np.ndarray:
+    """Return each block's refinement bit (scan order): one raw bit a block, each interval from its byte."""
+    count = len(intervals)
+    blocks = np.full(count, intervals.mcus(0) * layout.per_unit, np.int32)
+    blocks[-1] = intervals.mcus(count - 1) * layout.per_unit
+    if np.any(intervals.starts[1:] - intervals.starts[:-1] < blocks):
+        raise JpegDataError("image file is truncated: a DC refinement scan's data ends early")
+    bits = np.unpackbits(intervals.data)
+    if count == 1:
+        return bits[: int(blocks[0])]
+    # Each interval's bits past its blocks are padding (and data after the last): a step up where
+    # padding starts and down where the next interval starts marks them, one byte a bit.
+    padding = np.zeros(len(bits) + 1, np.int8)
+    padding[intervals.starts[:-1] + blocks] = 1
+    padding[intervals.starts[1:-1]] -= 1
+    np.cumsum(padding, out=padding)
+    return bits[padding[:-1] == 0]

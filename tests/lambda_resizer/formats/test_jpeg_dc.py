@@ -37,9 +37,12 @@ def luma(im: Image.Image) -> np.ndarray:
     return pixels[..., 0] if pixels.ndim == 3 else pixels
 
 
+RESTARTS = [{}, {"restart_marker_blocks": 1}, {"restart_marker_blocks": 5}, {"restart_marker_rows": 1}]
+
+
 @pytest.mark.parametrize("mode", ["L", "4:4:4", "4:2:2", "4:2:0"])
 @pytest.mark.parametrize("size", [(803, 597), (64, 48), (37, 9)])
-@pytest.mark.parametrize("restart", [{}, {"restart_marker_blocks": 5}, {"restart_marker_rows": 1}])
+@pytest.mark.parametrize("restart", RESTARTS)
 def test_luma_is_libjpegs_exactly_and_chroma_close(mode, size, restart):
     source = photo(*size)
     options = {"subsampling": {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[mode]} if mode != "L" else {}
