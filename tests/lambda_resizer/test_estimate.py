@@ -132,6 +132,9 @@ def _files() -> dict[str, bytes]:
         # 8,200 px wide: decoded at 1/8 for 1024 px, from the DC scans (formats.jpeg_dc)
         "jpeg progressive panorama": encode(photo(8200, 1400), "JPEG", quality=90, progressive=True),
         "jpeg progressive panorama grey": encode(photo(8200, 2200).convert("L"), "JPEG", progressive=True),
+        "jpeg progressive panorama, restart every MCU": encode(
+            photo(8200, 1400), "JPEG", quality=90, progressive=True, restart_marker_blocks=1
+        ),
         "png rgb": encode(image, "PNG"),
         "png rgba": encode(rgba, "PNG"),
         "png palette + tRNS": encode(palette, "PNG"),
