@@ -77,6 +77,11 @@ def _grey16(img: Image.Image) -> Image.Image:
 KINDS: dict[str, tuple[str, Callable[[Image.Image], bytes]]] = {
     "jpeg": ("jpg", lambda im: _save(im, "JPEG", quality=90)),
     "jpeg_progressive": ("jpg", lambda im: _save(im, "JPEG", quality=90, progressive=True)),
+    # a restart marker every MCU: the most restart intervals a file can have (formats.jpeg_dc)
+    "jpeg_progressive_restart": (
+        "jpg",
+        lambda im: _save(im, "JPEG", quality=90, progressive=True, restart_marker_blocks=1),
+    ),
     "jpeg_444": ("jpg", lambda im: _save(im, "JPEG", quality=90, subsampling=0)),
     "png_rgb": ("png", lambda im: _save(im, "PNG", compress_level=6)),
     "png_rgba": ("png", lambda im: _save(_rgba(im), "PNG", compress_level=6)),

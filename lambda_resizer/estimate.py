@@ -46,6 +46,7 @@ class Header:
     rows: bool = False  # TIFF: uncompressed single strip, read a band of rows at a time like BMP
     inflate: bool = False  # TIFF: one Deflate strip, inflated a band of rows at a time (formats.tiff)
     dc: bool = False  # progressive JPEG that is decoded from its DC scans when at 1/8 (formats.jpeg_dc)
+    restart: int = 0  # JPEG: the restart interval in MCUs set before the first scan (0: none)
 
     @property
     def pixels(self) -> int:
@@ -80,7 +81,14 @@ class Model:
     open_copies: float = 0.0  # copies held for a moment while the header is read, before the decode
     band_copies: int = 2  # banded paths: a band as cropped or decoded, and converted
     per_plane_byte: float = 0.0  # HEIF, AVIF decoded to YUV planes: bytes per byte of the planes
+    # The fixed cost is the decode's own, freed before the variants are made: the peak is the
+    # larger of it and the variants' working memory, not their sum.
+    fixed_then_working: bool = False
 
+
+#: The DC route's bytes per restart interval of a scan (formats.jpeg_dc): its start and, byte-aligned,
+#: at least a byte of data (measured: 10000 x 10000 grey, an interval a block, 5.0 bytes each).
+_BYTES_PER_RESTART_INTERVAL = 5
 
 #: Measured with `bench/resize.py --memory` (see the module docstring); bytes per pixel are of the
 #: frame at the decode scale: for JPEG, the DCT-scaled image; for banded paths, 0 (only bands and
@@ -89,8 +97,9 @@ MODELS: dict[str, Model] = {
     "jpeg": Model(per_pixel=5.0, fixed_mb=3.0),
     "jpeg_progressive": Model(per_pixel=5.0, fixed_mb=3.0),  # plus 2 bytes per DCT coefficient
     # progressive at 1/8 from its DC scans (formats.jpeg_dc): one chunk of the scan's bit windows and
-    # lookups, the 1/8 planes; plus 4 bytes per block (measured 8 to 90 MP: 1.0-1.1 of the peak)
-    "jpeg_dc": Model(per_pixel=0.0, fixed_mb=15.0),
+    # lookups and a piece's masks, over before the 1/8 image is resampled; plus 4 bytes per block
+    # and 5 per restart interval (measured 11 to 100 MP: 11-12 MB fixed, 1.0-1.2 of the peak)
+    "jpeg_dc": Model(per_pixel=0.0, fixed_mb=14.0, fixed_then_working=True),
     "png": Model(per_pixel=1.0, fixed_mb=2.0),  # times Pillow's bytes per pixel of the mode
     # a band mapped, inflated, re-wrapped as stored blocks, converted; the map's pages released
     "png_bands": Model(per_pixel=0.0, fixed_mb=4.0),
@@ -166,8 +175,11 @@ def read_header(fp: BinaryIO) -> Header:
     if fmt == "JPEG":
         progressive = bool(im.info.get("progressive") or im.info.get("progression"))
         dc = jpeg_dc.applies(im) and jpeg_dc.huffman_progressive(fp)
+        restart = jpeg_dc.restart_interval(fp) if dc else 0
         samples = jpeg_dc.sampled(im)
-        return Header(fmt, im.mode, width, height, progressive=progressive, samples=samples, dc=dc)
+        return Header(
+            fmt, im.mode, width, height, progressive=progressive, samples=samples, dc=dc, restart=restart
+        )
     if fmt == "PNG":
         rawmode = im.tile[0].args if im.tile else ""
         bits = 16 if "16" in str(rawmode) else 8
@@ -217,6 +229,9 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             decode += jpeg_dc.coefficient_bytes(header.pixels, header.samples)
         elif path == "jpeg_dc":  # each block's DC value and difference (16 bits each)
             decode += 2 * 2 * header.pixels * header.samples / 64
+            if header.restart:  # each interval's start (4 bytes) and its data's last byte
+                largest_blocks = -(-header.width // 8) * -(-header.height // 8)  # no scan has more
+                decode += _BYTES_PER_RESTART_INTERVAL * -(-largest_blocks // header.restart)
     elif header.format == "WEBP":
         factor = decoding.reduce_factor((header.width, header.height), largest)
         if header.frames > 1:
@@ -273,7 +288,8 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             after = max(after, header.pixels * _channels(header.mode) * header.bits / 8)
         decode += after
     held = max(source_bytes * model.source_copies + decode, source_bytes * model.open_copies)
-    peak = held + working + model.fixed_mb * _MB
+    fixed = model.fixed_mb * _MB
+    peak = held + (max(working, fixed) if model.fixed_then_working else working + fixed)
     return MemoryEstimate(
         peak_mb=peak / _MB, decoded_mb=decoded_8bit / _MB, scale=scale, path=path, header=header
     )

@@ -3,17 +3,23 @@
 libjpeg decodes a progressive JPEG by accumulating every scan into the whole image's DCT
 coefficients (2 bytes each, 1.5 a pixel in 4:2:0: 260 MB at 90 MP), whatever the output scale.
 At 1/8 scale each 8x8 block becomes one pixel, its DC coefficient dequantised, / 8, + 128 (libjpeg's
-1x1 IDCT), so only the DC scans matter. They are entropy-decoded here: Huffman-coded differences
-(first scans, any point transform), one raw bit per block (refinement scans), restart intervals;
-the AC scans are skipped. What is held is two bytes per block and one chunk of the scan's bits.
+1x1 IDCT and its range-limit table), so only the DC scans matter. They are entropy-decoded here:
+Huffman-coded differences (first scans, any point transform), one raw bit per block (refinement
+scans), restart intervals; the AC scans are skipped. What is held is a few bytes per block and per
+restart interval, one chunk of the scan's bits and one piece of its bytes.
 
-Luma equals libjpeg's exactly. Subsampled chroma is upsampled from its own DC image with a
-triangle filter (libjpeg instead scales it up with a 2x2 IDCT of its first AC coefficients, which
-this decoder does not read): variants differ from libjpeg's in chroma detail below the 1/16 scale,
-well above 40 dB (``tests/lambda_resizer/formats/test_jpeg_dc.py``).
+Luma equals libjpeg's exactly. Subsampled chroma is upsampled from its own DC image with Lanczos
+(libjpeg instead scales it up with a 2x2 IDCT of its first AC coefficients, which this decoder does
+not read): variants differ from libjpeg's in chroma detail below the 1/16 scale, well above 40 dB
+(``tests/lambda_resizer/formats/test_jpeg_dc.py``).
 
-The Huffman decoding is a Python loop over blocks (a few tens of nanoseconds each) on tables of the
-total bits each code consumes at every bit position, which numpy makes a chunk at a time.
+Damage: junk before a marker is skipped as libjpeg skips it (never copied); a restart marker lost
+or out of order sends the file to libjpeg's route (``decode_eighth`` returns None), which
+resynchronises as every viewer does; a bad Huffman code, a scan cut short, two frame headers or an
+empty frame raise :class:`JpegDataError`.
+
+The Huffman decoding is a Python loop over blocks (about 100 ns each) on tables of the total bits
+each code consumes at every bit position, which numpy makes a chunk at a time.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import io
 import re
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -33,16 +39,26 @@ _SOF_PROGRESSIVE_HUFFMAN = 0xC2
 #: progressive, libjpeg decodes those a band at a time already), lossless, hierarchical, arithmetic.
 _OTHER_SOF = {0xC0, 0xC1, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _MAX_DC_CATEGORY = 11  # 8-bit samples: DC differences need at most 11 magnitude bits
-_MAX_CODE_BITS = 16 + _MAX_DC_CATEGORY  # the most bits one block's DC difference takes
 #: A scan's entropy-coded data ends at a marker: 0xFF followed by anything but a stuffed zero,
 #: a restart marker (inside the scan) or fill.
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 #: Bits of scan data turned into lookup tables at once: 1 Mbit is 2 MB of windows, 1 MB a table.
 CHUNK_BITS = 1 << 20
+#: Bytes of a scan's entropy-coded data destuffed at once: its masks and offsets are ~3 MB.
+PIECE_BYTES = 1 << 17
+#: libjpeg's post-IDCT range limit (``prepare_range_limit_table``), indexed by the descaled value & 1023:
+#: a sample out of range wraps as libjpeg's does (255 just above, 0 far above or below), not clamped.
+_RANGE_LIMIT = np.concatenate(
+    [np.arange(128, 256), np.full(384, 255), np.zeros(384), np.arange(0, 128)]
+).astype(np.uint8)
 
 
 class JpegDataError(OSError):
     """The file's DC data cannot be decoded: its message says where and why."""
+
+
+class _LeftToLibjpeg(Exception):
+    """Damage libjpeg recovers from as every viewer does (restart markers lost or out of order)."""
 
 
 @dataclass
@@ -121,18 +137,46 @@ def huffman_progressive(fp: BinaryIO) -> bool:
 
     :param fp: the file, seekable; read from its start, left where the walk stopped.
     """
+    for marker, _ in _header_markers(fp):
+        if marker == _SOF_PROGRESSIVE_HUFFMAN or marker in _OTHER_SOF:
+            return marker == _SOF_PROGRESSIVE_HUFFMAN
+    return False  # no frame before the first scan or the end
+
+
+def restart_interval(fp: BinaryIO) -> int:
+    """Return the restart interval (MCUs) set before a JPEG's first scan, 0 for none.
+
+    The DC route holds a few bytes for every restart interval of a scan, so the estimate counts
+    them: an interval of one MCU is as many intervals as blocks.
+
+    :param fp: the file, seekable; read from its start, left where the walk stopped.
+    """
+    restart = 0
+    for marker, length in _header_markers(fp):
+        if marker == 0xDD and length >= 4:
+            restart = int.from_bytes(fp.read(2), "big")
+            fp.seek(length - 4, io.SEEK_CUR)
+    return restart
+
+
+def _header_markers(fp: BinaryIO) -> Iterator[tuple[int, int]]:
+    """Yield (marker, segment length) of each marker segment before the first scan, ``fp`` at its body.
+
+    The caller may read the body; the walk resumes after the segment whatever it read.
+    """
     fp.seek(0)
     if fp.read(2) != b"\xff\xd8":
-        return False
+        return
     while True:
         head = fp.read(4)
         while head[:2] == b"\xff\xff":  # fill bytes before a marker
             head = head[1:] + fp.read(1)
         if len(head) < 4 or head[0] != 0xFF or head[1] in (0xD9, 0xDA):
-            return False  # no frame before the first scan or the end
-        if head[1] == _SOF_PROGRESSIVE_HUFFMAN or head[1] in _OTHER_SOF:
-            return head[1] == _SOF_PROGRESSIVE_HUFFMAN
-        fp.seek(int.from_bytes(head[2:4], "big") - 2, io.SEEK_CUR)
+            return
+        length = int.from_bytes(head[2:4], "big")
+        body = fp.tell()
+        yield head[1], length
+        fp.seek(body + length - 2)
 
 
 def sampled(im: Image.Image) -> float:
@@ -151,7 +195,10 @@ def decode_eighth(data: bytes | memoryview) -> Image.Image | None:
     :param data: the whole file (an MPO's first image is decoded).
     :raises JpegDataError: the DC data is corrupt or ends early.
     """
-    frame = _decode_dc(memoryview(data))
+    try:
+        frame = _decode_dc(memoryview(data))
+    except _LeftToLibjpeg:
+        return None  # libjpeg resynchronises at the next restart marker: its route decodes the file
     if frame is None:
         return None
     out_w, out_h = -(-frame.width // 8), -(-frame.height // 8)
@@ -162,13 +209,14 @@ def decode_eighth(data: bytes | memoryview) -> Image.Image | None:
             raise JpegDataError(f"image file is truncated: component {c.ident} has {what}")
         width = -(-frame.width * c.h // (frame.h_max * 8))
         height = -(-frame.height * c.v // (frame.v_max * 8))
-        # libjpeg's 1x1 IDCT: dequantise, descale by 3 with rounding, centre on 128, clamp.
+        # libjpeg's 1x1 IDCT: dequantise, descale by 3 with rounding, range-limit (centred on 128).
         values = c.dc[:height, :width].astype(np.int32)
         c.dc = None
         values *= c.quant_dc
-        values += 4 + (128 << 3)
+        values += 4
         values >>= 3
-        plane = Image.fromarray(np.clip(values, 0, 255, out=values).astype(np.uint8), "L")
+        values &= len(_RANGE_LIMIT) - 1
+        plane = Image.fromarray(_RANGE_LIMIT[values], "L")
         del values
         if plane.size != (out_w, out_h):
             # Chroma stored at 1/2 or 1/4: upsampled around block centres (as libjpeg's fancy
@@ -215,6 +263,8 @@ def _decode_dc(data: memoryview) -> _Frame | None:
         if length < 2 or len(body) != length - 2:
             raise JpegDataError(f"image file is truncated: marker 0x{marker:02X} is cut")
         position += 2 + length
+        if frame is not None and (marker in _OTHER_SOF or marker == _SOF_PROGRESSIVE_HUFFMAN):
+            raise JpegDataError("invalid JPEG file structure: two frame (SOF) markers")
         if marker in _OTHER_SOF:
             return None
         if marker == _SOF_PROGRESSIVE_HUFFMAN:
@@ -246,6 +296,8 @@ def _frame(body: memoryview) -> _Frame | None:
         raise JpegDataError("frame header is short")
     precision, count = body[0], body[5]
     height, width = int.from_bytes(body[1:3], "big"), int.from_bytes(body[3:5], "big")
+    if width == 0:
+        raise JpegDataError("empty JPEG image: the frame header gives width 0")
     if precision != 8 or height == 0 or count not in (1, 3) or len(body) < 6 + 3 * count:
         return None  # 12-bit, DNL-sized, CMYK: libjpeg's route (which rejects what it cannot read)
     components = []
@@ -332,7 +384,6 @@ def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
     if se != 0 or al > 13:
         raise JpegDataError(f"progressive DC scan with spectral end {se} or point transform {al}")
     layout = _Layout(frame, members)
-    intervals = _intervals(entropy, layout.units, frame.restart)
     if ah == 0:
         for member in members:
             c = member.component
@@ -342,19 +393,25 @@ def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
                 raise JpegDataError(f"component {c.ident} uses quantisation table {c.quant_id}, not defined")
             if c.dc is not None:
                 raise JpegDataError(f"component {c.ident} has a second first DC scan")
-        diffs = _huffman_diffs(intervals, [frame.dc_tables[m.table] for m in members], layout)
+        lookups = [frame.dc_tables[m.table] for m in members]
+        # The most bits an MCU can take: each block's longest code and magnitude in its table.
+        worst = max(layout.per_unit, sum(int(lookups[slot][0].max()) for slot in layout.pattern))
+        intervals = _intervals(entropy, layout.units, frame.restart, worst)
+        diffs = _huffman_diffs(intervals, lookups, layout, worst)
+        del intervals  # the scan's data, before the sums (4 bytes a block)
         for slot, member in enumerate(members):
             c = member.component
             c.quant_dc = frame.quant[c.quant_id]
-            values = _predicted(layout.take(diffs, slot), layout, slot, len(intervals))
-            c.dc = layout.place(slot, values << al)
+            values = _predicted(layout.take(diffs, slot), layout, slot)
+            values <<= al
+            c.dc = layout.place(slot, values)
             c.al = al
     else:
         for member in members:
             c = member.component
             if c.dc is None or c.al != ah or al != ah - 1:
                 raise JpegDataError(f"DC refinement of component {c.ident} to bit {al} out of order")
-        bits = _refinement_bits(intervals, layout)
+        bits = _refinement_bits(_intervals(entropy, layout.units, frame.restart, layout.per_unit), layout)
         for slot, member in enumerate(members):
             c = member.component
             assert c.dc is not None
@@ -385,13 +442,16 @@ class _Layout:
         return values.reshape(self.units, self.per_unit)[:, start : start + self.slots[slot]].reshape(-1)
 
     def place(self, slot: int, values: np.ndarray) -> np.ndarray:
-        """Return a member's values (coded order) as its component's MCU-padded block grid."""
+        """Return a member's values (coded order) as its component's MCU-padded block grid (int16).
+
+        Values past 16 bits wrap, as libjpeg's coefficients (``JCOEF``) do.
+        """
         c = self.members[slot].component
         across, down = self.frame.mcus
         grid = np.zeros((down * c.v, across * c.h), np.int16)
-        if self.interleaved:
+        if self.interleaved:  # written through views: no reordered copy of the values
             blocks = values.reshape(down, across, c.v, c.h).transpose(0, 2, 1, 3)
-            grid[:, :] = blocks.reshape(down * c.v, across * c.h)
+            grid.reshape(down, c.v, across, c.h)[...] = blocks
         else:
             width, height = self.grid
             grid[:height, :width] = values.reshape(height, width)
@@ -417,38 +477,85 @@ class _Intervals:
         return min(self.restart, self.units - interval * self.restart)
 
 
-def _intervals(entropy: memoryview, units: int, restart: int) -> _Intervals:
-    """Return the scan's data without its stuffed zeros and restart markers, and where each interval starts.
+def _intervals(entropy: memoryview, units: int, restart: int, unit_bits: int) -> _Intervals:
+    """Return the scan's data without stuffed zeros, fill and restart markers, and where each interval starts.
 
-    Vectorised: an interval of one MCU is a marker every few bytes, and a Python object per
-    interval would cost more memory than the coefficients this decoder avoids.
+    A piece (``PIECE_BYTES``) at a time and vectorised: an interval of one MCU is a marker every few
+    bytes, and a Python object per interval would cost more memory than the coefficients this
+    decoder avoids. Of each interval only the bytes its MCUs can take are kept (``unit_bits`` an
+    MCU at most): junk before the next marker, which libjpeg skips, is never copied, however long.
+
+    :raises _LeftToLibjpeg: a restart marker is missing or out of order.
     """
     raw = np.frombuffer(entropy, np.uint8)
-    ff = np.flatnonzero(raw[:-1] == 0xFF).astype(np.int32)
-    after = raw[ff + 1]
-    stuffed = ff[after == 0] + 1
-    markers = ff[(after >= 0xD0) & (after <= 0xD7)] if restart else ff[:0]
-    del ff, after
     count = -(-units // restart) if restart else 1
-    if len(markers) + 1 < count:
-        raise JpegDataError(f"image file is truncated: {len(markers) + 1} of {count} restart intervals")
-    keep = np.ones(len(raw), bool)
-    keep[stuffed] = False
-    keep[markers] = False
-    keep[markers + 1] = False
-    data = raw[keep]
-    del keep
-    # An interval starts after the marker before it: at the bytes kept before that marker (all but
-    # the stuffed zeros and the two bytes of each earlier marker). The last ends at the next marker.
-    ends = markers[:count]
-    kept = ends - 2 * np.arange(len(ends), dtype=np.int32) - np.searchsorted(stuffed, ends).astype(np.int32)
-    if len(data) >= 2**28:  # bit positions are int32: no scan of a file under the size limit is near
-        raise JpegDataError(f"a DC scan of {len(data)} bytes is over what this decoder reads")
+    if len(raw) >= 2**28:  # bit positions are int32: no scan of a file under the size limit is near
+        raise JpegDataError(f"a DC scan of {len(raw)} bytes is over what this decoder reads")
+    full = restart or units  # MCUs in every interval but the last
+    full_bytes = -(-(full * unit_bits) // 8)  # the most an interval's data can take, from a byte
+    last_bytes = -(-((units - (count - 1) * full) * unit_bits) // 8)
+
+    def need(interval: np.ndarray) -> np.ndarray:
+        """Return the bytes each interval's data can take (int32)."""
+        return np.where(interval < count - 1, full_bytes, last_bytes).astype(np.int32)
+
+    capacity = (count - 1) * full_bytes + last_bytes
+    data = np.empty(min(len(raw), capacity), np.uint8)  # pages never written are never resident
     starts = np.zeros(count + 1, np.int32)
-    starts[1:count] = kept[: count - 1]
-    starts[count] = kept[count - 1] if len(kept) >= count else len(data)
+    found = 0  # restart markers passed: the interval being read
+    carried = 0  # bytes of that interval's data kept from earlier pieces
+    kept = 0  # bytes of ``data`` written
+    pos = 0
+    while pos < len(raw) and found < count:
+        if found == count - 1 and carried >= need(np.array(found)):
+            break  # the last interval's data is complete: what follows is junk or a trailing marker
+        piece = raw[pos : pos + PIECE_BYTES + 1]  # a byte more: a marker's second byte
+        n = min(PIECE_BYTES, len(piece))
+        ff = np.flatnonzero(piece[:n] == 0xFF)
+        ff = ff[ff + 1 < len(piece)]
+        after = piece[ff + 1]
+        keep = np.ones(len(piece), bool)
+        keep[ff[after == 0] + 1] = False  # a stuffed zero
+        keep[ff[after == 0xFF]] = False  # fill before a marker (or before a stuffed 0xFF)
+        rst = ff[(after & 0xF8) == 0xD0]
+        del ff, after
+        rst = rst[: count - found]  # those past the last interval end the scan's data
+        numbers = piece[rst + 1] - 0xD0
+        if np.any(numbers != (found + np.arange(len(rst))) % 8):
+            raise _LeftToLibjpeg("a restart marker is missing or out of order")
+        keep[rst] = keep[rst + 1] = False
+        end = n  # the piece's bytes this pass consumes: with the byte after a last 0xFF it paired
+        if len(rst) == count - found:  # the last interval's end: nothing after it is read
+            end = int(rst[-1])
+        elif n < len(piece) and piece[n - 1] == 0xFF and (piece[n] == 0 or piece[n] & 0xF8 == 0xD0):
+            end = n + 1
+        keep[end:] = False
+        # Each byte's interval (from the markers before it), and the interval's bytes kept up to it:
+        # those past what its MCUs can take are dropped.
+        bounds = rst + 2  # where the next interval's data begins, in the piece
+        interval = np.zeros(len(piece), np.int32)
+        interval[bounds[bounds < len(piece)]] = 1
+        np.cumsum(interval, out=interval)
+        before = np.cumsum(keep, dtype=np.int32)
+        at_begin = np.concatenate([[-carried], before[bounds - 1]]).astype(np.int32)
+        within = at_begin[interval]
+        np.subtract(before, within, out=within)
+        keep &= within <= need(found + np.arange(len(at_begin)))[interval]
+        del within, interval
+        np.cumsum(keep, dtype=np.int32, out=before)
+        starts[found + 1 : found + 1 + len(rst)] = kept + before[rst]  # data kept before each marker
+        carried = int(before[-1] - before[bounds[-1] - 1]) if len(rst) else carried + int(before[-1])
+        taken = piece[keep]
+        data[kept : kept + len(taken)] = taken
+        kept += len(taken)
+        del keep, before, taken
+        found += len(rst)
+        pos += end
+    if found < count - 1:
+        raise _LeftToLibjpeg(f"{found + 1} of {count} restart intervals")
+    starts[count] = kept
     starts *= 8
-    return _Intervals(data, starts, restart, units)
+    return _Intervals(data[:kept], starts, restart, units)
 
 
 def _windows(data: np.ndarray, start_bit: int, bits: int) -> np.ndarray:
@@ -460,22 +567,28 @@ def _windows(data: np.ndarray, start_bit: int, bits: int) -> np.ndarray:
     available = data[first : first + count + 3]
     chunk[: len(available)] = available
     words = chunk[:-3] << 24 | chunk[1:-2] << 16 | chunk[2:-1] << 8 | chunk[3:]
-    shifts = np.arange(16, 8, -1, dtype=np.uint32)
-    return (words[:, None] >> shifts).astype(np.uint16).reshape(-1)[skip : skip + bits]
+    del chunk
+    out = np.empty((count, 8), np.uint16)
+    shifted = np.empty_like(words)
+    for k in range(8):  # the window at each bit of a byte, written in place (no 8-wide uint32 copy)
+        np.right_shift(words, 16 - k, out=shifted)
+        out[:, k] = shifted
+    return out.reshape(-1)[skip : skip + bits]
 
 
 def _huffman_diffs(
-    intervals: _Intervals, tables: list[tuple[np.ndarray, np.ndarray]], layout: _Layout
+    intervals: _Intervals, tables: list[tuple[np.ndarray, np.ndarray]], layout: _Layout, worst: int
 ) -> np.ndarray:
     """Return every block's DC difference (int16, scan order) from a first DC scan.
 
     The restart intervals are laid end to end (each starts on a byte); the bits are made into
     lookups a chunk at a time and every interval's MCUs in the chunk are chained through it, so
     short intervals cost a Python call each, not a chunk each.
+
+    :param worst: the most bits one MCU can take.
     """
     data, starts_at = intervals.data, intervals.starts
     per_unit = layout.per_unit
-    worst = _MAX_CODE_BITS * per_unit  # the most bits one MCU can take
     reach = CHUNK_BITS + worst  # bit positions a chunk's lookups cover
     diffs = np.empty(layout.units * per_unit, np.int16)  # a DC difference has 11 bits and a sign
     done = 0  # blocks decoded so far
@@ -489,7 +602,9 @@ def _huffman_diffs(
         by_table = {slot: tables[slot][0][windows[:reach]].tobytes() for slot in set(layout.pattern)}
         lengths = [by_table[slot] for slot in layout.pattern]
         base, chained = pos, array("I")
-        while interval < len(intervals) and pos - base < CHUNK_BITS:
+        # A chunk chains at most CHUNK_BITS blocks (each code takes a bit at least): so many
+        # intervals of a few bits cannot make its positions list longer than its bits.
+        while interval < len(intervals) and pos - base < CHUNK_BITS and len(chained) < CHUNK_BITS:
             q = pos - base
             n = min(left, max(1, int((CHUNK_BITS - q) / (bits_per_mcu * 1.25))))
             mark = len(chained)
@@ -499,6 +614,8 @@ def _huffman_diffs(
                 del chained[mark:]
                 n = min(left, (reach - q) // worst)
                 end = _chain(lengths, n, q, chained.append)
+            if end - q < n * per_unit:  # a block took no bits: no code matched
+                raise JpegDataError("bad Huffman code in a DC scan")
             if base + end > int(starts_at[interval + 1]):
                 raise JpegDataError("image file is truncated: a DC scan's data ends early")
             bits_per_mcu = max(1.0, (end - q) / n)
@@ -543,36 +660,47 @@ def _chain(lengths: list[bytes], mcus: int, q: int, append: Callable[[int], None
     return q
 
 
-def _predicted(diffs: np.ndarray, layout: _Layout, slot: int, intervals: int) -> np.ndarray:
-    """Return DC values from one member's differences: a running sum restarting with each interval."""
-    values = diffs.astype(np.int32)  # sums wrap as the int16 result does
+def _predicted(diffs: np.ndarray, layout: _Layout, slot: int) -> np.ndarray:
+    """Return DC values (int32) from one member's differences: a running sum restarting with each interval."""
+    values = diffs.astype(np.int32)  # libjpeg sums in an int; the coefficient keeps 16 bits of it
     restart = layout.frame.restart
-    if restart and intervals > 1:
+    per_interval = restart * layout.slots[slot]
+    if restart and len(values) > per_interval:
         # Each interval's first difference is from 0: a running sum along rows of whole intervals.
-        per_interval = restart * layout.slots[slot]
         whole = len(values) // per_interval * per_interval
         rows = values[:whole].reshape(-1, per_interval)
         np.cumsum(rows, axis=1, out=rows)
         np.cumsum(values[whole:], out=values[whole:])
     else:
         np.cumsum(values, out=values)
-    return values.astype(np.int16)  # libjpeg keeps coefficients in 16 bits (wrapping, as here)
+    return values
 
 
 def _refinement_bits(intervals: _Intervals, layout: _Layout) -> np.ndarray:
-    """Return each block's refinement bit (scan order): one raw bit a block, each interval from its byte."""
+    """Return each block's refinement bit (scan order): one raw bit a block, each interval from its byte.
+
+    Only the bytes each interval's blocks need are read (gathered by index, a batch of intervals
+    at a time), so what lies past them costs nothing.
+    """
     count = len(intervals)
-    blocks = np.full(count, intervals.mcus(0) * layout.per_unit, np.int32)
-    blocks[-1] = intervals.mcus(count - 1) * layout.per_unit
-    if np.any(intervals.starts[1:] - intervals.starts[:-1] < blocks):
-        raise JpegDataError("image file is truncated: a DC refinement scan's data ends early")
-    bits = np.unpackbits(intervals.data)
-    if count == 1:
-        return bits[: int(blocks[0])]
-    # Each interval's bits past its blocks are padding (and data after the last): a step up where
-    # padding starts and down where the next interval starts marks them, one byte a bit.
-    padding = np.zeros(len(bits) + 1, np.int8)
-    padding[intervals.starts[:-1] + blocks] = 1
-    padding[intervals.starts[1:-1]] -= 1
-    np.cumsum(padding, out=padding)
-    return bits[padding[:-1] == 0]
+    blocks = intervals.mcus(0) * layout.per_unit  # in every interval but the last
+    last = intervals.mcus(count - 1) * layout.per_unit
+    out = np.empty((count - 1) * blocks + last, np.uint8)
+    width = -(-blocks // 8)  # bytes an interval's bits take
+    rows = max(1, (1 << 17) // width)  # intervals at once: 1 MB of bits unpacked
+    for first in range(0, count, rows):
+        stop = min(count, first + rows)
+        starts = intervals.starts[first : stop + 1]
+        wanted = np.full(stop - first, blocks, np.int32)
+        if stop == count:
+            wanted[-1] = last
+        if np.any(starts[1:] - starts[:-1] < wanted):
+            raise JpegDataError("image file is truncated: a DC refinement scan's data ends early")
+        at = (starts[:-1, None] >> 3) + np.arange(width, dtype=np.int32)
+        bits = np.unpackbits(intervals.data[np.minimum(at, len(intervals.data) - 1)], axis=1)[:, :blocks]
+        if stop == count:  # the last interval's bits, maybe fewer
+            out[first * blocks : (count - 1) * blocks] = bits[:-1].reshape(-1)
+            out[(count - 1) * blocks :] = bits[-1, :last]
+        else:
+            out[first * blocks : stop * blocks] = bits.reshape(-1)
+    return out

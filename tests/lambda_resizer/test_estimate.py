@@ -135,6 +135,10 @@ def _files() -> dict[str, bytes]:
         "jpeg progressive panorama, restart every MCU": encode(
             photo(8200, 1400), "JPEG", quality=90, progressive=True, restart_marker_blocks=1
         ),
+        # grey, so an MCU is a block: the most restart intervals, each held by the DC route
+        "jpeg progressive panorama grey, restart every block": encode(
+            photo(8200, 2200).convert("L"), "JPEG", progressive=True, restart_marker_blocks=1
+        ),
         "png rgb": encode(image, "PNG"),
         "png rgba": encode(rgba, "PNG"),
         "png palette + tRNS": encode(palette, "PNG"),

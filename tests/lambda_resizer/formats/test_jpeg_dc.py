@@ -210,3 +210,148 @@ def test_damaged_files_end_as_a_named_error_never_another_exception():
                 jpeg_dc.decode_eighth(bytes(damaged))
             except jpeg_dc.JpegDataError as exc:
                 assert str(exc)
+
+
+def _first_dc_scan(data: bytes) -> tuple[int, int]:
+    """Return where the first scan's entropy-coded data starts and where its next marker is."""
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    end = jpeg_dc._SCAN_END.search(data, start)
+    assert end is not None
+    return start, end.start()
+
+
+def _restart_markers(data: bytes, start: int, end: int) -> list[int]:
+    return [i for i in range(start, end - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+
+
+def test_two_frame_headers_or_width_0_are_rejected_as_libjpeg_rejects_them():
+    data = encode(photo(200, 120), "JPEG", quality=85, progressive=True)
+    sof = data.index(b"\xff\xc2")
+    frame = data[sof : sof + 2 + int.from_bytes(data[sof + 2 : sof + 4], "big")]
+    wider = bytearray(frame)
+    wider[7:9] = (4000).to_bytes(2, "big")  # a second frame after the first scan, claiming more
+    _, end = _first_dc_scan(data)
+    twice = data[:end] + bytes(wider) + data[end:]
+    with pytest.raises(jpeg_dc.JpegDataError, match="two frame"):
+        jpeg_dc.decode_eighth(twice)
+    no_width = bytearray(data)
+    no_width[sof + 7 : sof + 9] = b"\x00\x00"
+    with pytest.raises(jpeg_dc.JpegDataError, match="width 0"):
+        jpeg_dc.decode_eighth(bytes(no_width))
+
+
+@pytest.mark.parametrize("restart", [{}, {"restart_marker_blocks": 4}])
+def test_junk_before_the_next_marker_is_skipped_as_libjpeg_skips_it_and_never_copied(restart):
+    import tracemalloc
+
+    data = encode(photo(1600, 1200), "JPEG", quality=90, progressive=True, **restart)
+    start, end = _first_dc_scan(data)
+    junk = bytes(range(1, 255)) * (40 * 2**20 // 254)  # no 0xFF: no marker in it
+    markers = _restart_markers(data, start, end)
+    at = markers[len(markers) // 2] if markers else end  # inside the scan, or after its last interval
+    damaged = data[:at] + junk + data[at:]
+    clean = jpeg_dc.decode_eighth(data)
+    assert clean is not None and np.array_equal(luma(clean), luma(libjpeg_eighth(data)))
+    peaks = []
+    for file in (data, damaged):
+        tracemalloc.start()
+        ours = jpeg_dc.decode_eighth(file)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert ours is not None and np.array_equal(luma(ours), luma(clean))  # the junk changed nothing
+    assert luma(libjpeg_eighth(damaged)).tolist() == luma(clean).tolist()
+    assert peaks[1] - peaks[0] < len(junk) / 8, peaks  # a piece's masks at most, not a copy of the junk
+
+
+@pytest.mark.parametrize("damage", ["missing", "out of order"])
+def test_a_lost_restart_marker_goes_to_libjpeg_which_resynchronises(every_progressive_file, damage):
+    data = encode(photo(2400, 1600), "JPEG", quality=90, progressive=True, restart_marker_blocks=6)
+    start, end = _first_dc_scan(data)
+    marker = _restart_markers(data, start, end)[5]
+    if damage == "missing":
+        damaged = data[:marker] + data[marker + 2 :]
+    else:
+        damaged = data[: marker + 1] + bytes([0xD0 + (data[marker + 1] - 0xD0 + 3) % 8]) + data[marker + 2 :]
+    assert jpeg_dc.decode_eighth(damaged) is None  # our route declines; libjpeg's reads the file
+    result = process_image(damaged, EIGHTH)
+    assert [v.name for v in result.variants] == ["a", "b"]
+    theirs = libjpeg_eighth(damaged)
+    clean = jpeg_dc.decode_eighth(data)
+    assert clean is not None and psnr(luma_image(theirs), luma_image(clean)) > 30  # one interval lost
+
+
+def luma_image(im: Image.Image) -> Image.Image:
+    return Image.fromarray(luma(im))
+
+
+def _with_dc_quant(data: bytes, value: int) -> bytes:
+    """Return the JPEG with the DC entry of its first quantisation table set to ``value`` (8-bit)."""
+    out = bytearray(data)
+    dqt = data.index(b"\xff\xdb")
+    assert data[dqt + 4] >> 4 == 0  # 8-bit entries
+    out[dqt + 5] = value
+    return bytes(out)
+
+
+def test_values_past_255_wrap_as_libjpegs_range_limit_does():
+    # A DC quantiser far too large for the coefficients: dequantised values leave 0..255 (what a
+    # broken or hostile encoder writes). libjpeg does not clamp them: its range-limit table maps
+    # them to 255 a little above, 0 far above, and back round; ours must give the same pixels.
+    source = photo(803, 597).convert("L")
+    data = _with_dc_quant(encode(source, "JPEG", quality=90, progressive=True), 60)
+    ours, theirs = jpeg_dc.decode_eighth(data), libjpeg_eighth(data)
+    assert ours is not None and np.array_equal(np.asarray(ours), np.asarray(theirs))
+    frame = jpeg_dc._decode_dc(memoryview(data))
+    assert frame is not None and frame.components[0].dc is not None
+    descaled = (frame.components[0].dc.astype(np.int32) * 60 + 4) >> 3
+    assert (descaled >= 512).any() or (descaled < -128).any()  # clamping would differ: wrapped values
+
+
+def _only_category_0(data: bytes) -> bytes:
+    """Return the JPEG with every DC Huffman table replaced by one that codes only category 0 ("0")."""
+    out = [b"\xff\xd8"]
+    for segment in jpeg_segments(data):
+        if segment[1] != 0xC4:
+            out.append(segment)
+            continue
+        body, tables, i = segment[4:], b"", 0
+        while i < len(body):
+            counts = body[i + 1 : i + 17]
+            size = 17 + sum(counts)
+            tables += body[i : i + size] if body[i] >> 4 else bytes([body[i], 1]) + bytes(15) + b"\x00"
+            i += size
+        out.append(struct.pack(">HH", 0xFFC4, 2 + len(tables)) + tables)
+    return b"".join(out) + b"\xff\xd9"
+
+
+def test_a_code_no_table_has_fails_at_once_not_after_chaining_the_whole_scan(monkeypatch):
+    import tracemalloc
+
+    # Small chunks: the clean decode holds one chunk's positions at a time; a decoder that kept
+    # chaining blocks at a code taking no bits would hold every block's before failing.
+    monkeypatch.setattr(jpeg_dc, "CHUNK_BITS", 1 << 14)
+    data = encode(photo(2400, 1600), "JPEG", quality=90, progressive=True)
+    broken = _only_category_0(data)  # the first difference other than 0 has no code
+    tracemalloc.start()
+    assert jpeg_dc.decode_eighth(data) is not None
+    clean_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    with pytest.raises(jpeg_dc.JpegDataError, match="Huffman"):
+        jpeg_dc.decode_eighth(broken)
+    failing_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert failing_peak < clean_peak, (failing_peak, clean_peak)
+
+
+@pytest.mark.parametrize("restart", [{}, {"restart_marker_blocks": 1}, {"restart_marker_blocks": 7}])
+def test_the_scan_read_in_small_pieces_decodes_the_same(monkeypatch, restart):
+    # Pieces of a few bytes end on every kind of byte: a stuffed 0xFF and its zero, a marker and its
+    # number, fill, in turn.
+    data = encode(photo(640, 480), "JPEG", quality=97, progressive=True, **restart)
+    whole = jpeg_dc.decode_eighth(data)
+    assert whole is not None
+    for piece in (2, 3, 5, 64):
+        monkeypatch.setattr(jpeg_dc, "PIECE_BYTES", piece)
+        pieces = jpeg_dc.decode_eighth(data)
+        assert pieces is not None and np.array_equal(np.asarray(pieces), np.asarray(whole)), piece
