@@ -24,7 +24,6 @@ each code consumes at every bit position, which numpy makes a chunk at a time.
 
 from __future__ import annotations
 
-import io
 import re
 from array import array
 from collections.abc import Callable, Iterator
@@ -154,8 +153,7 @@ def restart_interval(fp: BinaryIO) -> int:
     restart = 0
     for marker, length in _header_markers(fp):
         if marker == 0xDD and length >= 4:
-            restart = int.from_bytes(fp.read(2), "big")
-            fp.seek(length - 4, io.SEEK_CUR)
+            restart = int.from_bytes(fp.read(2), "big")  # the walk goes on past the rest itself
     return restart
 
 
@@ -507,7 +505,7 @@ def _intervals(entropy: memoryview, units: int, restart: int, unit_bits: int) ->
     kept = 0  # bytes of ``data`` written
     pos = 0
     while pos < len(raw) and found < count:
-        if found == count - 1 and carried >= need(np.array(found)):
+        if found == count - 1 and carried >= last_bytes:
             break  # the last interval's data is complete: what follows is junk or a trailing marker
         piece = raw[pos : pos + PIECE_BYTES + 1]  # a byte more: a marker's second byte
         n = min(PIECE_BYTES, len(piece))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -176,11 +177,12 @@ def test_variants_match_libjpegs_route(every_progressive_file, monkeypatch, subs
 
 
 def _dc_scan_span(data: bytes) -> tuple[int, int]:
-    """Return where the first scan's entropy-coded data starts and ends."""
+    """Return where the first scan's entropy-coded data starts and where its next marker is."""
     sos = data.index(b"\xff\xda")
     start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-    end = data.index(b"\xff\xc4", start) if b"\xff\xc4" in data[start:] else data.index(b"\xff\xda", start)
-    return start, end
+    end = jpeg_dc._SCAN_END.search(data, start)
+    assert end is not None
+    return start, end.start()
 
 
 def test_a_bad_huffman_code_or_cut_dc_scan_is_rejected_with_the_reason(every_progressive_file):
@@ -212,15 +214,6 @@ def test_damaged_files_end_as_a_named_error_never_another_exception():
                 assert str(exc)
 
 
-def _first_dc_scan(data: bytes) -> tuple[int, int]:
-    """Return where the first scan's entropy-coded data starts and where its next marker is."""
-    sos = data.index(b"\xff\xda")
-    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-    end = jpeg_dc._SCAN_END.search(data, start)
-    assert end is not None
-    return start, end.start()
-
-
 def _restart_markers(data: bytes, start: int, end: int) -> list[int]:
     return [i for i in range(start, end - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
 
@@ -231,7 +224,7 @@ def test_two_frame_headers_or_width_0_are_rejected_as_libjpeg_rejects_them():
     frame = data[sof : sof + 2 + int.from_bytes(data[sof + 2 : sof + 4], "big")]
     wider = bytearray(frame)
     wider[7:9] = (4000).to_bytes(2, "big")  # a second frame after the first scan, claiming more
-    _, end = _first_dc_scan(data)
+    _, end = _dc_scan_span(data)
     twice = data[:end] + bytes(wider) + data[end:]
     with pytest.raises(jpeg_dc.JpegDataError, match="two frame"):
         jpeg_dc.decode_eighth(twice)
@@ -243,10 +236,8 @@ def test_two_frame_headers_or_width_0_are_rejected_as_libjpeg_rejects_them():
 
 @pytest.mark.parametrize("restart", [{}, {"restart_marker_blocks": 4}])
 def test_junk_before_the_next_marker_is_skipped_as_libjpeg_skips_it_and_never_copied(restart):
-    import tracemalloc
-
     data = encode(photo(1600, 1200), "JPEG", quality=90, progressive=True, **restart)
-    start, end = _first_dc_scan(data)
+    start, end = _dc_scan_span(data)
     junk = bytes(range(1, 255)) * (40 * 2**20 // 254)  # no 0xFF: no marker in it
     markers = _restart_markers(data, start, end)
     at = markers[len(markers) // 2] if markers else end  # inside the scan, or after its last interval
@@ -267,7 +258,7 @@ def test_junk_before_the_next_marker_is_skipped_as_libjpeg_skips_it_and_never_co
 @pytest.mark.parametrize("damage", ["missing", "out of order"])
 def test_a_lost_restart_marker_goes_to_libjpeg_which_resynchronises(every_progressive_file, damage):
     data = encode(photo(2400, 1600), "JPEG", quality=90, progressive=True, restart_marker_blocks=6)
-    start, end = _first_dc_scan(data)
+    start, end = _dc_scan_span(data)
     marker = _restart_markers(data, start, end)[5]
     if damage == "missing":
         damaged = data[:marker] + data[marker + 2 :]
@@ -326,8 +317,6 @@ def _only_category_0(data: bytes) -> bytes:
 
 
 def test_a_code_no_table_has_fails_at_once_not_after_chaining_the_whole_scan(monkeypatch):
-    import tracemalloc
-
     # Small chunks: the clean decode holds one chunk's positions at a time; a decoder that kept
     # chaining blocks at a code taking no bits would hold every block's before failing.
     monkeypatch.setattr(jpeg_dc, "CHUNK_BITS", 1 << 14)
