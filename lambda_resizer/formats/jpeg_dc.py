@@ -13,10 +13,10 @@ Luma equals libjpeg's exactly. Subsampled chroma is upsampled from its own DC im
 not read): variants differ from libjpeg's in chroma detail below the 1/16 scale, well above 40 dB
 (``tests/lambda_resizer/formats/test_jpeg_dc.py``).
 
-Damage: junk before a marker is skipped as libjpeg skips it (never copied); a restart marker lost
-or out of order sends the file to libjpeg's route (``decode_eighth`` returns None), which
-resynchronises as every viewer does; a bad Huffman code, a scan cut short, two frame headers or an
-empty frame raise :class:`JpegDataError`.
+Damage: junk before a marker, in a scan or between segments, is skipped as libjpeg skips it (never
+copied); a restart marker lost or out of order sends the file to libjpeg's route (``decode_eighth``
+returns None), which resynchronises as every viewer does; a bad Huffman code, a scan cut short (by
+the file's end too), two frame headers or an empty frame raise :class:`JpegDataError`.
 
 The Huffman decoding is a Python loop over blocks (about 100 ns each) on tables of the total bits
 each code consumes at every bit position, which numpy makes a chunk at a time.
@@ -41,6 +41,9 @@ _MAX_DC_CATEGORY = 11  # 8-bit samples: DC differences need at most 11 magnitude
 #: A scan's entropy-coded data ends at a marker: 0xFF followed by anything but a stuffed zero,
 #: a restart marker (inside the scan) or fill.
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+#: The next marker after junk between segments: 0xFF followed by anything but a stuffed zero or
+#: fill, as libjpeg's ``next_marker`` finds it (FF 00 pairs are junk there too).
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xff]")
 #: Bits of scan data turned into lookup tables at once: 1 Mbit is 2 MB of windows, 1 MB a table.
 CHUNK_BITS = 1 << 20
 #: Bytes of a scan's entropy-coded data destuffed at once: its masks and offsets are ~3 MB.
@@ -246,8 +249,14 @@ def _decode_dc(data: memoryview) -> _Frame | None:
             position += 1  # fill bytes before a marker
         if position + 2 > size:
             raise JpegDataError("image file is truncated: no end-of-image marker")
-        if data[position] != 0xFF:
-            raise JpegDataError(f"no marker at byte {position}")
+        if data[position] != 0xFF or data[position + 1] == 0:
+            # Junk between segments (stray bytes, FF 00 pairs): libjpeg's next_marker skips it with
+            # a warning and reads on, so the file is not rejected for it here either.
+            match = _NEXT_MARKER.search(data, position)
+            if match is None:
+                raise JpegDataError("image file is truncated: no end-of-image marker")
+            position = match.start()
+            continue
         marker = data[position + 1]
         if marker == 0xD9:  # EOI
             return frame
@@ -283,7 +292,12 @@ def _decode_dc(data: memoryview) -> _Frame | None:
             if frame is None:
                 raise JpegDataError("scan before the frame header")
             match = _SCAN_END.search(data, position)
-            end = match.start() if match else size
+            if match is None:
+                # No marker after the scan: the file is cut (no EOI can follow). Said at once: cut
+                # inside a scan with restart markers, it would read as a lost marker and go to
+                # libjpeg's route, which holds every coefficient before failing the same way.
+                raise JpegDataError("image file is truncated: the file ends inside a scan")
+            end = match.start()
             frame.quant, frame.dc_tables, frame.restart = quant, tables, restart
             _scan(frame, body, data[position:end])
             position = end
@@ -513,13 +527,20 @@ def _intervals(entropy: memoryview, units: int, restart: int, unit_bits: int) ->
         ff = ff[ff + 1 < len(piece)]
         after = piece[ff + 1]
         keep = np.ones(len(piece), bool)
+        if pos + n == len(raw) and piece[n - 1] == 0xFF:
+            # The data's last byte 0xFF (its marker's fill, FF FF <marker>): never data, as a data
+            # 0xFF is always stuffed (FF 00). Kept, it would be 8 bits a short scan does not have.
+            keep[n - 1] = False
         keep[ff[after == 0] + 1] = False  # a stuffed zero
         keep[ff[after == 0xFF]] = False  # fill before a marker (or before a stuffed 0xFF)
         rst = ff[(after & 0xF8) == 0xD0]
         del ff, after
         rst = rst[: count - found]  # those past the last interval end the scan's data
-        numbers = piece[rst + 1] - 0xD0
-        if np.any(numbers != (found + np.arange(len(rst))) % 8):
+        # Only the markers between intervals are numbered in sequence: libjpeg never reads the
+        # number of one after the last interval (it ends the scan's data like any marker).
+        between = rst[: count - 1 - found]
+        numbers = piece[between + 1] - 0xD0
+        if np.any(numbers != (found + np.arange(len(between))) % 8):
             raise _LeftToLibjpeg("a restart marker is missing or out of order")
         keep[rst] = keep[rst + 1] = False
         end = n  # the piece's bytes this pass consumes: with the byte after a last 0xFF it paired

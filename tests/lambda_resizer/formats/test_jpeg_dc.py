@@ -255,6 +255,81 @@ def test_junk_before_the_next_marker_is_skipped_as_libjpeg_skips_it_and_never_co
     assert peaks[1] - peaks[0] < len(junk) / 8, peaks  # a piece's masks at most, not a copy of the junk
 
 
+def _scan_spans(data: bytes) -> list[tuple[int, int, int, int]]:
+    """Return (spectral start, successive approximation high, data start, next marker) of every scan."""
+    spans, at = [], 2
+    for segment in jpeg_segments(data):
+        if segment[1] == 0xDA:
+            count = segment[4]
+            ss, _, approx = segment[5 + 2 * count : 8 + 2 * count]
+            start = at + 2 + int.from_bytes(segment[2:4], "big")
+            spans.append((ss, approx >> 4, start, at + len(segment)))
+        at += len(segment)
+    return spans
+
+
+def test_a_fill_byte_ending_a_short_scan_is_not_read_as_its_data():
+    # A DC refinement scan one byte short, then fill before its marker (FF FF <marker>): libjpeg skips
+    # every fill byte, so the scan is as short as without it. Read as data, the fill would be the
+    # 8 missing blocks' bits (all ones) and the file would decode to pixels libjpeg never gives.
+    data = encode(photo(240, 160).convert("L"), "JPEG", quality=90, progressive=True)  # 600 blocks: 75 bytes
+    end = next(end for ss, ah, _, end in _scan_spans(data) if ss == 0 and ah)
+    assert data[end - 2] != 0xFF  # the byte cut is a plain data byte, not a stuffed zero
+    cut = data[: end - 1] + data[end:]
+    filled = data[: end - 1] + b"\xff" + data[end:]
+    for damaged in (cut, filled):
+        with pytest.raises(jpeg_dc.JpegDataError, match="truncated: a DC refinement scan's data ends early"):
+            jpeg_dc.decode_eighth(damaged)
+
+
+@pytest.mark.parametrize("scan", ["first", "refinement"])
+def test_a_file_cut_inside_a_dc_scan_with_restart_markers_is_truncated_at_once(scan):
+    # The intervals after the cut have no markers: read as lost markers, the file would go to
+    # libjpeg's route (decode_eighth returns None), which holds every coefficient before failing too.
+    data = encode(photo(200, 150), "JPEG", quality=90, progressive=True, restart_marker_blocks=4)
+    dc_scans = [(start, end) for ss, _, start, end in _scan_spans(data) if ss == 0]
+    start, end = dc_scans[0 if scan == "first" else -1]
+    assert len(dc_scans) > 1 and len(_restart_markers(data, start, end)) > 4
+    with pytest.raises(jpeg_dc.JpegDataError, match="truncated: the file ends inside a scan"):
+        jpeg_dc.decode_eighth(data[: (start + end) // 2])
+
+
+@pytest.mark.parametrize("where", ["before a segment", "after a TEM marker", "after a restart marker"])
+def test_junk_between_segments_is_skipped_as_libjpeg_skips_it(where):
+    data = encode(photo(200, 150), "JPEG", quality=90, progressive=True)
+    junk = b"\x12\xff\x00\x34"  # stray bytes, FF 00 among them: no marker
+    dqt = data.index(b"\xff\xdb")
+    _, end = _dc_scan_span(data)
+    if where == "before a segment":  # as broken EXIF writers leave after APP1
+        damaged = data[:dqt] + junk + data[dqt:]
+    elif where == "after a TEM marker":  # a standalone marker after the first scan
+        damaged = data[:end] + b"\xff\x01" + junk + data[end:]
+    else:  # a standalone restart marker between header segments
+        damaged = data[:dqt] + b"\xff\xd3" + junk + data[dqt:]
+    ours, clean = jpeg_dc.decode_eighth(damaged), jpeg_dc.decode_eighth(data)
+    assert ours is not None and clean is not None
+    assert np.array_equal(luma(ours), luma(libjpeg_eighth(damaged)))
+    assert np.array_equal(luma(ours), luma(clean))
+    with pytest.raises(jpeg_dc.JpegDataError, match="truncated: no end-of-image marker"):
+        jpeg_dc.decode_eighth(data[:dqt] + junk)  # junk and no marker after it
+
+
+@pytest.mark.parametrize("piece", [4, jpeg_dc.PIECE_BYTES])
+@pytest.mark.parametrize("after", [b"", b"\x12\x34"], ids=["alone", "junk after it"])
+def test_a_restart_marker_after_the_last_interval_is_ignored_whatever_its_number(monkeypatch, piece, after):
+    # libjpeg reads a marker's number only where an interval ends and another begins: one after the
+    # last interval, in sequence or not (with junk after it or not), ends the scan like any marker.
+    monkeypatch.setattr(jpeg_dc, "PIECE_BYTES", piece)  # 4: the marker in a piece after the data's
+    data = encode(photo(200, 150).convert("L"), "JPEG", quality=90, progressive=True, restart_marker_blocks=8)
+    start, end = _dc_scan_span(data)
+    last = _restart_markers(data, start, end)[-1]
+    out_of_sequence = 0xD0 + (data[last + 1] - 0xD0 + 4) % 8  # the next in sequence would be + 1
+    damaged = data[:end] + bytes([0xFF, out_of_sequence]) + after + data[end:]
+    ours = jpeg_dc.decode_eighth(damaged)
+    assert ours is not None and np.array_equal(luma(ours), luma(libjpeg_eighth(damaged)))
+    assert np.array_equal(luma(ours), luma(libjpeg_eighth(data)))
+
+
 @pytest.mark.parametrize("damage", ["missing", "out of order"])
 def test_a_lost_restart_marker_goes_to_libjpeg_which_resynchronises(every_progressive_file, damage):
     data = encode(photo(2400, 1600), "JPEG", quality=90, progressive=True, restart_marker_blocks=6)
