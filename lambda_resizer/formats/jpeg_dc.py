@@ -163,21 +163,45 @@ def restart_interval(fp: BinaryIO) -> int:
 def _header_markers(fp: BinaryIO) -> Iterator[tuple[int, int]]:
     """Yield (marker, segment length) of each marker segment before the first scan, ``fp`` at its body.
 
-    The caller may read the body; the walk resumes after the segment whatever it read.
+    The caller may read the body; the walk resumes after the segment whatever it read. Junk and
+    fill bytes before a marker, and standalone markers, are passed over as the decoder passes them
+    (so the estimate sees the segments the decode will use).
     """
     fp.seek(0)
     if fp.read(2) != b"\xff\xd8":
         return
     while True:
-        head = fp.read(4)
-        while head[:2] == b"\xff\xff":  # fill bytes before a marker
-            head = head[1:] + fp.read(1)
-        if len(head) < 4 or head[0] != 0xFF or head[1] in (0xD9, 0xDA):
+        start = fp.tell()
+        head = fp.read(2)
+        if len(head) == 2 and (head[0] != 0xFF or head[1] in (0x00, 0xFF)):
+            if not _seek_next_marker(fp, start):
+                return
+            head = fp.read(2)
+        if len(head) < 2 or head[1] in (0xD9, 0xDA):
             return
-        length = int.from_bytes(head[2:4], "big")
+        if head[1] == 0x01 or 0xD0 <= head[1] <= 0xD7:  # TEM, RSTn: no length follows
+            continue
+        raw = fp.read(2)
+        if len(raw) < 2:
+            return
+        length = int.from_bytes(raw, "big")
         body = fp.tell()
         yield head[1], length
         fp.seek(body + length - 2)
+
+
+def _seek_next_marker(fp: BinaryIO, start: int, chunk: int = 1 << 16) -> bool:
+    """Put ``fp`` at the first marker at or after ``start`` (FF then neither 00 nor FF); False if none."""
+    fp.seek(start)
+    carry = b""
+    while block := fp.read(chunk):
+        window = carry + block
+        match = _NEXT_MARKER.search(window)
+        if match is not None:
+            fp.seek(fp.tell() - len(window) + match.start())
+            return True
+        carry = window[-1:]  # an FF ending the block pairs with the next block's first byte
+    return False
 
 
 def sampled(im: Image.Image) -> float:

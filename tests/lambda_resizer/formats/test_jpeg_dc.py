@@ -419,3 +419,17 @@ def test_the_scan_read_in_small_pieces_decodes_the_same(monkeypatch, restart):
         monkeypatch.setattr(jpeg_dc, "PIECE_BYTES", piece)
         pieces = jpeg_dc.decode_eighth(data)
         assert pieces is not None and np.array_equal(np.asarray(pieces), np.asarray(whole)), piece
+
+
+@pytest.mark.parametrize(
+    "junk", [b"\x12\x34", b"\xff\x00" * 40_000 + b"\x07", b"\xff\xd2\x12", b"\xff\xff\xff"]
+)
+def test_the_header_walk_passes_junk_as_the_decoder_does(junk):
+    # The estimate reads the restart interval and the frame type from the header alone: junk before
+    # a segment (a stray byte pair, a long run of FF 00, a standalone marker, fill) must not hide them.
+    data = encode(photo(240, 160), "JPEG", quality=90, progressive=True, restart_marker_blocks=3)
+    dri = data.index(b"\xff\xdd")
+    damaged = data[:dri] + junk + data[dri:]
+    assert jpeg_dc.restart_interval(io.BytesIO(damaged)) == jpeg_dc.restart_interval(io.BytesIO(data)) > 0
+    assert jpeg_dc.huffman_progressive(io.BytesIO(damaged))
+    assert jpeg_dc.decode_eighth(damaged) is not None
