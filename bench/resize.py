@@ -42,6 +42,7 @@ from PIL import Image, ImageCms, ImageOps, features
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lambda_resizer import resample  # noqa: E402
 from lambda_resizer.core import DEFAULT_RECIPE, Recipe, fit, process_image  # noqa: E402
 from lambda_resizer.sniffing import accepted_extensions  # noqa: E402
 
@@ -307,6 +308,20 @@ def core_jpegs(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> list[bytes]:
     return [variant.encoded["jpeg"] for variant in process_image(data, recipe).variants]
 
 
+def pillow_resampled(fn: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    """Return ``fn`` run with Pillow's scalar resampler, as on a platform without the SIMD wheel."""
+
+    def run(data: bytes) -> object:
+        usable = resample.simd_usable
+        resample.simd_usable = lambda mode, resample_filter: False  # type: ignore[assignment]
+        try:
+            return fn(data)
+        finally:
+            resample.simd_usable = usable  # type: ignore[assignment]
+
+    return run
+
+
 def time_pipelines(
     pipelines: dict[str, Callable[[bytes], object]], photos: list[bytes], repeat: int
 ) -> dict[str, list[list[float]]]:
@@ -420,6 +435,8 @@ def main() -> None:
         "core": core_jpegs,
         "naive": naive,
         "core_webp": lambda data: process_image(data, webp),
+        # The same core with Pillow's resampler (Linux aarch64, where the SIMD wheel is missing).
+        "core_pillow_resample": pillow_resampled(core_jpegs),
     }
     libvips = not args.no_libvips and load_libvips()
     if libvips:
@@ -457,6 +474,8 @@ def main() -> None:
         "rss_mb_after_import_only": round(rss["import"], 1),
         "seconds_50mp": round(rss["process_s"], 3),
         "webp_time_ratio": round(best["core_webp"] / best["core"], 2),
+        "simd_resample_time_ratio": round(best["core"] / best["core_pillow_resample"], 3),
+        "simd_resample": resample.simd_checked(),
         **(
             {
                 "libvips_photos_per_s": round(len(photos) / best["libvips"], 2),
@@ -495,6 +514,8 @@ def main() -> None:
         rss, base = r["peak_rss_mb_50mp"], r["rss_mb_after_import_only"]
         print(f"peak RSS 50 MP       {rss} MB (imports and file bytes only: {base} MB)")
         print(f"WebP on / JPEG only  {r['webp_time_ratio']}x time")
+        simd = r["simd_resample_time_ratio"]
+        print(f"SIMD / Pillow resize {simd}x time (SIMD in use: {r['simd_resample']})")
         if libvips:
             print(
                 f"libvips {r['libvips_version']}       {r['libvips_photos_per_s']} photos/s, "

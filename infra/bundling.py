@@ -63,6 +63,15 @@ class LambdaPlatform:
 ARM64_PY312 = LambdaPlatform(
     architecture=lambda_.Architecture.ARM_64, runtime=lambda_.Runtime.PYTHON_3_12, machine="aarch64"
 )
+X86_64_PY312 = LambdaPlatform(
+    architecture=lambda_.Architecture.X86_64, runtime=lambda_.Runtime.PYTHON_3_12, machine="x86_64"
+)
+#: The resize functions run on x86_64: their SIMD resampler (cykooz-resizer, fast_image_resize)
+#: ships Linux wheels for x86_64 only, and with it the core takes 0.79 of its time with Pillow's
+#: resampler, about what x86_64's higher price per GB-second costs (README, bench/RESULTS.md).
+#: The upload API has no such need.
+RESIZER_PLATFORM = X86_64_PY312
+UPLOAD_API_PLATFORM = ARM64_PY312
 
 
 class BundlingError(RuntimeError):
@@ -232,8 +241,9 @@ def package_code(package: Path) -> lambda_.Code:
 
 def main() -> None:
     """Fill the wheelhouse for every layer (`make wheels`), so later synths need no network."""
-    for requirements in (RESIZER_REQUIREMENTS, UPLOAD_API_REQUIREMENTS):
-        PipLayerBundling(requirements=requirements, platform=ARM64_PY312).fill_wheelhouse()
+    layers = ((RESIZER_REQUIREMENTS, RESIZER_PLATFORM), (UPLOAD_API_REQUIREMENTS, UPLOAD_API_PLATFORM))
+    for requirements, platform in layers:
+        PipLayerBundling(requirements=requirements, platform=platform).fill_wheelhouse()
         print(f"wheels for {requirements.relative_to(REPO)} are in {CACHE / 'wheelhouse'}")
 
 

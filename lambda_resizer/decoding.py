@@ -14,7 +14,7 @@ from PIL import Image
 
 from .colour import flatten
 from .formats import avif, bmp, heif, jpeg, jpeg_dc, png, tiff, webp
-from .resample import REDUCING_GAP, integer_reduce, resample_ycc
+from .resample import REDUCING_GAP, integer_reduce, resample_ycc, resize
 
 _ORIENTATION_TAG = 0x0112
 TRANSPOSE = {
@@ -102,7 +102,7 @@ def _resampled(
         return im
     if im.mode == "YCbCr":
         return resample_ycc(im, size, resample, box, REDUCING_GAP)
-    return im.resize(size, resample, box=box, reducing_gap=REDUCING_GAP)
+    return resize(im, size, resample, box, REDUCING_GAP)
 
 
 def _webp_scaled(im: Image.Image, data: bytes, factor: int) -> Image.Image | None:

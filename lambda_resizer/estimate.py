@@ -94,8 +94,10 @@ _BYTES_PER_RESTART_INTERVAL = 5
 #: frame at the decode scale: for JPEG, the DCT-scaled image; for banded paths, 0 (only bands and
 #: the reduced image are ever resident, counted apart).
 MODELS: dict[str, Model] = {
-    "jpeg": Model(per_pixel=5.0, fixed_mb=3.0),
-    "jpeg_progressive": Model(per_pixel=5.0, fixed_mb=3.0),  # plus 2 bytes per DCT coefficient
+    # JPEG's peak comes while the variants are made: with the SIMD resampler's code, faulted in at
+    # its first use in the process (3 MB, lambda_resizer.resample), resident by then.
+    "jpeg": Model(per_pixel=5.0, fixed_mb=5.0),
+    "jpeg_progressive": Model(per_pixel=5.0, fixed_mb=5.0),  # plus 2 bytes per DCT coefficient
     # progressive at 1/8 from its DC scans (formats.jpeg_dc): one chunk of the scan's bit windows and
     # lookups and a piece's masks, over before the 1/8 image is resampled; plus 4 bytes per block
     # and 5 per restart interval (measured 11 to 100 MP: 11-12 MB fixed, 1.0-1.2 of the peak)

@@ -23,7 +23,7 @@ from image_etl.resource_shapes import (
     glue_database_name,
     upload_cors_rules,
 )
-from infra.bundling import ARM64_PY312, LambdaPlatform
+from infra.bundling import RESIZER_PLATFORM, LambdaPlatform
 from infra.components.catalog import DatasetCatalog
 from infra.components.monitoring import Alarms
 from infra.components.queue import UploadQueue
@@ -49,7 +49,7 @@ class ImageProcessingStack(Stack):
         *,
         site_origin: str,
         names: StackNames = LOCAL,
-        platform: LambdaPlatform = ARM64_PY312,
+        platform: LambdaPlatform = RESIZER_PLATFORM,
         alarm_topic_arn: str | None = None,
         stack_prefix: str = "ImageEtl",
         **kwargs: Any,

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from image_etl import stack_outputs
 from image_etl.resource_shapes import LOCAL, StackNames, site_config, upload_api_environment
-from infra.bundling import ARM64_PY312, REPO, UPLOAD_API_REQUIREMENTS, LambdaPlatform
+from infra.bundling import REPO, UPLOAD_API_PLATFORM, UPLOAD_API_REQUIREMENTS, LambdaPlatform
 from infra.components.functions import PythonFunction
 from infra.components.identity import Identity
 from infra.components.monitoring import Alarms
@@ -43,7 +43,7 @@ class UploadApiStack(Stack):
         table: dynamodb.ITable,
         site: StaticSite,
         names: StackNames = LOCAL,
-        platform: LambdaPlatform = ARM64_PY312,
+        platform: LambdaPlatform = UPLOAD_API_PLATFORM,
         alarm_topic_arn: str | None = None,
         cognito_plus_tier: bool = True,
         **kwargs: Any,

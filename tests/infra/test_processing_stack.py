@@ -8,7 +8,7 @@ import pytest
 
 from image_etl import stack_outputs
 from image_etl.resource_shapes import LOCAL, NOTIFICATION_EVENTS, UPLOAD_PREFIX
-from infra.bundling import ARM64_PY312, RESIZER_REQUIREMENTS
+from infra.bundling import RESIZER_PLATFORM, RESIZER_REQUIREMENTS
 from tests.infra.conftest import Cloud
 
 pytestmark = pytest.mark.slow
@@ -116,12 +116,13 @@ def test_table_is_on_demand_recoverable_and_outlives_the_stack(cloud: Cloud) -> 
     # Keys and indexes: tests/infra/test_parity.py holds them to the table `image-etl up` creates.
 
 
-def test_resize_function_runs_on_graviton_with_the_handlers_environment(cloud: Cloud) -> None:
+def test_resize_function_runs_on_x86_64_with_the_handlers_environment(cloud: Cloud) -> None:
     stack = cloud.processing
     function = cloud.resources(stack, "AWS::Lambda::Function")[cloud.logical_id(stack.resizer.function)]
     props = function["Properties"]
     assert props["Runtime"] == "python3.12"
-    assert props["Architectures"] == ["arm64"]
+    # x86_64: the SIMD resampler's Linux wheels exist for it only (infra/bundling.py, README).
+    assert props["Architectures"] == ["x86_64"]
     assert props["Handler"] == "lambda_resizer.handler.lambda_handler"
     assert props["Timeout"] == LOCAL.function.timeout_s
     assert props["MemorySize"] == LOCAL.function.memory_mb
@@ -136,19 +137,20 @@ def test_resize_function_runs_on_graviton_with_the_handlers_environment(cloud: C
     }
 
 
-def test_layer_holds_pillow_built_for_arm64_and_python_312(cloud: Cloud) -> None:
+def test_layer_holds_pillow_and_the_simd_resampler_built_for_x86_64_and_python_312(cloud: Cloud) -> None:
     stack = cloud.processing
     layer = cloud.resources(stack, "AWS::Lambda::LayerVersion")[cloud.logical_id(stack.resizer.layer)]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     site = cloud.asset_dir(layer["Properties"]["Content"]["S3Key"]) / "python"
-    suffix = ARM64_PY312.extension_suffix
+    suffix = RESIZER_PLATFORM.extension_suffix
     assert (site / "PIL" / f"_imaging.{suffix}.so").is_file()
+    assert (site / "cykooz_resizer" / f"rust_lib.{suffix}.so").is_file()
     assert (site / f"_pillow_heif.{suffix}.so").is_file()
     assert list((site / "numpy" / "_core").glob(f"_multiarray_umath.{suffix}.so"))
     assert (site / "aws_lambda_powertools").is_dir()
     foreign = [
-        path.name for path in site.rglob("*.so") if "x86_64" in path.name or "cpython-311" in path.name
+        path.name for path in site.rglob("*.so") if "aarch64" in path.name or "cpython-311" in path.name
     ]
     assert foreign == []
     pins = dict(

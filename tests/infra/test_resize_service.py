@@ -13,7 +13,7 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from image_etl.resource_shapes import LOCAL
-from infra.bundling import ARM64_PY312
+from infra.bundling import RESIZER_PLATFORM
 from infra.components.queue import UploadQueue
 from infra.components.resize_service import ResizeService
 from infra.components.table import ImageTable
@@ -76,7 +76,7 @@ def tiers(tmp_path_factory: pytest.TempPathFactory) -> Tiers:
         "variants_prefix": LOCAL.variants_prefix,
         "table": table.table,
         "table_shape": LOCAL.table,
-        "platform": ARM64_PY312,
+        "platform": RESIZER_PLATFORM,
     }
     large = ResizeService(
         stack,
