@@ -46,7 +46,6 @@ class Header:
     rows: bool = False  # TIFF: uncompressed single strip, read a band of rows at a time like BMP
     inflate: bool = False  # TIFF: one Deflate strip, inflated a band of rows at a time (formats.tiff)
     dc: bool = False  # progressive JPEG that is decoded from its DC scans when at 1/8 (formats.jpeg_dc)
-    restart: int = 0  # JPEG: the restart interval in MCUs set before the first scan (0: none)
 
     @property
     def pixels(self) -> int:
@@ -177,11 +176,8 @@ def read_header(fp: BinaryIO) -> Header:
     if fmt == "JPEG":
         progressive = bool(im.info.get("progressive") or im.info.get("progression"))
         dc = jpeg_dc.applies(im) and jpeg_dc.huffman_progressive(fp)
-        restart = jpeg_dc.restart_interval(fp) if dc else 0
         samples = jpeg_dc.sampled(im)
-        return Header(
-            fmt, im.mode, width, height, progressive=progressive, samples=samples, dc=dc, restart=restart
-        )
+        return Header(fmt, im.mode, width, height, progressive=progressive, samples=samples, dc=dc)
     if fmt == "PNG":
         rawmode = im.tile[0].args if im.tile else ""
         bits = 16 if "16" in str(rawmode) else 8
@@ -231,9 +227,11 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
             decode += jpeg_dc.coefficient_bytes(header.pixels, header.samples)
         elif path == "jpeg_dc":  # each block's DC value and difference (16 bits each)
             decode += 2 * 2 * header.pixels * header.samples / 64
-            if header.restart:  # each interval's start (4 bytes) and its data's last byte
-                largest_blocks = -(-header.width // 8) * -(-header.height // 8)  # no scan has more
-                decode += _BYTES_PER_RESTART_INTERVAL * -(-largest_blocks // header.restart)
+            # Each restart interval's start and its data's last byte. A DRI may set or change the
+            # interval between any two scans, after the header read here, so the count is taken
+            # at its worst: an interval a block of the largest component (no scan has more).
+            largest_blocks = -(-header.width // 8) * -(-header.height // 8)
+            decode += _BYTES_PER_RESTART_INTERVAL * largest_blocks
     elif header.format == "WEBP":
         factor = decoding.reduce_factor((header.width, header.height), largest)
         if header.frames > 1:

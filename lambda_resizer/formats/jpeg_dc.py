@@ -145,21 +145,6 @@ def huffman_progressive(fp: BinaryIO) -> bool:
     return False  # no frame before the first scan or the end
 
 
-def restart_interval(fp: BinaryIO) -> int:
-    """Return the restart interval (MCUs) set before a JPEG's first scan, 0 for none.
-
-    The DC route holds a few bytes for every restart interval of a scan, so the estimate counts
-    them: an interval of one MCU is as many intervals as blocks.
-
-    :param fp: the file, seekable; read from its start, left where the walk stopped.
-    """
-    restart = 0
-    for marker, length in _header_markers(fp):
-        if marker == 0xDD and length >= 4:
-            restart = int.from_bytes(fp.read(2), "big")  # the walk goes on past the rest itself
-    return restart
-
-
 def _header_markers(fp: BinaryIO) -> Iterator[tuple[int, int]]:
     """Yield (marker, segment length) of each marker segment before the first scan, ``fp`` at its body.
 

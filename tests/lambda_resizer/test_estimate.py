@@ -101,6 +101,21 @@ def test_the_estimate_grows_with_what_stays_in_memory():
     assert peak(deflate_strip) < peak(lzw_strip)  # inflated a band at a time
 
 
+def test_the_dc_route_is_budgeted_for_the_most_restart_intervals_whatever_the_header_says():
+    # A DRI can come between any two scans, after the header the estimate reads: a file whose
+    # header sets none may still restart every block later. The estimate counts that worst case,
+    # which the measured-peak test below holds to a file restarting every block.
+    def estimate(data: bytes):
+        return estimate_memory(read_header(io.BytesIO(data)), DEFAULT_RECIPE, source_bytes=len(data))
+
+    grey = photo(8200, 2200).convert("L")
+    plain = encode(grey, "JPEG", progressive=True)
+    every_block = encode(grey, "JPEG", progressive=True, restart_marker_blocks=1)
+    assert estimate(plain).path == estimate(every_block).path == "jpeg_dc"
+    extra = (len(every_block) - len(plain)) / 2**20  # only the file itself is larger
+    assert estimate(every_block).peak_mb - estimate(plain).peak_mb == pytest.approx(extra, abs=0.01)
+
+
 # --- never below the measured peak ---------------------------------------------------------
 
 PROBE = """
