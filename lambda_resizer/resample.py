@@ -11,11 +11,13 @@ or that check fails, Pillow resamples, luma with the recipe's filter and chroma 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from functools import cache
 from typing import Any
 
 import numpy as np
+import PIL
 from PIL import Image
 
 try:
@@ -69,12 +71,18 @@ def resize(
     """
     area = box or (0.0, 0.0, float(im.width), float(im.height))
     outside = area[0] < 0 or area[1] < 0 or area[2] > im.width or area[3] > im.height
-    if outside or not simd_usable(im.mode, resample):  # Pillow says what is wrong with the box
+    # Downscaling only: enlarging, fast_image_resize runs the vertical pass first and clips its
+    # overshoot elsewhere than Pillow (up to 20 levels apart); empty boxes and sizes are Pillow's
+    # to refuse or fill. The core never enlarges.
+    shrinks = 0 < size[0] <= area[2] - area[0] and 0 < size[1] <= area[3] - area[1]
+    if outside or not shrinks or not simd_usable(im.mode, resample):
         return im.resize(size, resample, box=box, reducing_gap=reducing_gap)
     if reducing_gap is not None:
         factor_x = int((area[2] - area[0]) / size[0] / reducing_gap) or 1
         factor_y = int((area[3] - area[1]) / size[1] / reducing_gap) or 1
         if factor_x > 1 or factor_y > 1:
+            if area[0] or area[1]:  # Pillow reduces a margin around the box, on its own grid
+                return im.resize(size, resample, box=box, reducing_gap=reducing_gap)
             im = im.reduce((factor_x, factor_y))
             area = (area[0] / factor_x, area[1] / factor_y, area[2] / factor_x, area[3] / factor_y)
     return _simd_resize(im, size, resample, area)
@@ -95,9 +103,13 @@ def _simd_resize(
     if area != (0, 0, im.width, im.height):
         options.crop_box = CropBox(area[0], area[1], area[2] - area[0], area[3] - area[1])
     out = Image.new(im.mode, size)
+    # The library reads both images' memory with the GIL released and holds the Python images,
+    # not their cores: these references keep the pixels alive even if another thread closes one.
+    cores = (im.im, out.im)
     # A resizer keeps its largest buffer for the next call: a new one each time frees it at once
     # (and threads never share one).
     RustResizer().resize_pil(PilImageWrapper(im), PilImageWrapper(out), options.rust_options)
+    del cores
     out.info = im.info.copy()
     return out
 
@@ -114,12 +126,54 @@ def simd_checked() -> bool:
         logger.info("cykooz-resizer is not installed: Pillow resamples (scalar)")
         return False
     try:
-        failed = _simd_mismatch()
+        # The struct is checked from Python first: a layout the library misreads would crash the
+        # process inside it (a bad pointer), not raise or differ.
+        failed = _layout_mismatch() or _simd_mismatch()
     except Exception as exc:  # an ABI it cannot read raises, not only differs
         failed = f"{type(exc).__name__}: {exc}"
     if failed:
         logger.warning("fast_image_resize disagrees with Pillow here (%s): Pillow resamples", failed)
     return not failed
+
+
+class _ImagingMemory(ctypes.Structure):
+    """The head of Pillow's ImagingMemoryInstance (Imaging.h, Pillow >= 12) as fast_image_resize reads it."""
+
+    _fields_ = [
+        ("mode", ctypes.c_int),
+        ("type", ctypes.c_int),
+        ("depth", ctypes.c_int),
+        ("bands", ctypes.c_int),
+        ("xsize", ctypes.c_int),
+        ("ysize", ctypes.c_int),
+        ("palette", ctypes.c_void_p),
+        ("image8", ctypes.c_void_p),  # rows of 1-byte pixels (L)
+        ("image32", ctypes.c_void_p),  # rows of 4-byte pixels (RGB, YCbCr, RGBA)
+    ]
+
+
+def _layout_mismatch() -> str:
+    """Return how Pillow's image struct differs from the layout fast_image_resize reads, or ''."""
+    version = str(PIL.__version__)  # what the library itself reads to pick a layout
+    if int(version.split(".")[0]) < 12:  # there it reads an older layout
+        return f"Pillow {version}"
+    prototype = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)
+    get_pointer = prototype(("PyCapsule_GetPointer", ctypes.pythonapi))  # not the shared one's types
+    for mode, value in (("L", 201), ("YCbCr", (11, 22, 33)), ("RGBA", (44, 55, 66, 77))):
+        canary = Image.new(mode, (37, 5))
+        canary.putpixel((1, 2), value)
+        head = _ImagingMemory.from_address(get_pointer(canary.getim(), b"Pillow Imaging"))
+        rows = head.image8 if mode == "L" else head.image32
+        if (head.xsize, head.ysize, head.bands) != (37, 5, len(canary.getbands())) or not rows:
+            return f"{mode}: Pillow's image struct is not the layout the library reads"
+        # Only now are its pointers followed: the third row, its second pixel.
+        row = ctypes.cast(rows, ctypes.POINTER(ctypes.c_void_p))[2]
+        size = 1 if mode == "L" else 4
+        pixel = bytes((ctypes.c_uint8 * size).from_address(row + size))
+        expected = bytes([value]) if isinstance(value, int) else bytes(value)
+        if pixel[: len(expected)] != expected:
+            return f"{mode}: a pixel read through Pillow's row pointers is {pixel!r}, not {expected!r}"
+    return ""
 
 
 def _simd_mismatch() -> str:

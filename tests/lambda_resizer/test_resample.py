@@ -172,3 +172,50 @@ def test_a_box_outside_the_image_is_refused_as_pillow_refuses_it() -> None:
         img.resize((10, 10), Image.Resampling.LANCZOS, box=(0, 0, img.width + 1, img.height))
     with pytest.raises(ValueError, match="can't exceed"):
         resample.resize(img, (10, 10), Image.Resampling.LANCZOS, (0, 0, img.width + 1, img.height))
+
+
+@pytest.mark.skipif(not SIMD_PLATFORM, reason="no cykooz-resizer wheel for this platform")
+def test_a_pillow_whose_struct_it_would_misread_is_refused_before_the_library_runs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The library picks its struct layout from PIL.__version__: a misread layout would crash the
+    # process inside it, so the check is made from Python, before any call into it.
+    import PIL
+
+    resample.simd_checked.cache_clear()
+    monkeypatch.setattr(PIL, "__version__", "11.3.0")
+    try:
+        with caplog.at_level(logging.WARNING, logger=resample.__name__):
+            assert not resample.simd_checked()
+        assert "Pillow 11.3.0" in caplog.text
+    finally:
+        resample.simd_checked.cache_clear()
+
+
+@pytest.mark.skipif(not SIMD_PLATFORM, reason="no cykooz-resizer wheel for this platform")
+def test_the_struct_check_reads_pillows_own_pixels() -> None:
+    assert resample._layout_mismatch() == ""
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [
+        ((400, 300), None),  # enlarging: Pillow clips the overshoot of its passes otherwise
+        ((211, 157), (5.0, 5.0, 5.0, 60.0)),  # an empty box
+        ((300, 100), (0.0, 0.0, 200.0, 240.0)),  # enlarging on one axis only
+    ],
+)
+def test_what_the_core_never_asks_for_is_pillows_own(
+    size: tuple[int, int], box: tuple[float, ...] | None
+) -> None:
+    img = sample("YCbCr")
+    ours = resample.resize(img, size, Image.Resampling.LANCZOS, box)  # type: ignore[arg-type]
+    assert ours.tobytes() == img.resize(size, Image.Resampling.LANCZOS, box=box).tobytes()  # type: ignore[arg-type]
+
+
+def test_a_reducing_gap_around_an_offset_box_is_pillows_own() -> None:
+    img = sample("L").resize((1272, 960))
+    box = (100.5, 40.25, 1200.0, 900.0)
+    ours = resample.resize(img, (200, 151), Image.Resampling.LANCZOS, box, reducing_gap=1.0)
+    theirs = img.resize((200, 151), Image.Resampling.LANCZOS, box=box, reducing_gap=1.0)
+    assert ours.tobytes() == theirs.tobytes()
