@@ -7,7 +7,8 @@ ISA-L, about twice as fast as the zlib Pillow uses) and handed to Pillow's own P
 fed come out. The decoder writes into an anonymous memory map viewed as the image; once a band
 has been converted and reduced, its pages are given back to the kernel (``MADV_DONTNEED``).
 Interlaced and animated files, and modes Pillow cannot write into mapped memory, return None:
-they are decoded whole.
+they are decoded whole. 8-bit grey, RGB and RGBA files skip Pillow's (scalar) unfiltering: each
+band goes to libspng as a small PNG of its own (`spng_bands`), twice as fast with the same pixels.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ FAST_INFLATE = zlib.__name__ != "zlib"
 #: Raw modes libspng decodes exactly as Pillow does (palettes expanded to RGB); its 16-bit, grey +
 #: alpha and 1-bit output differ, and colour keys (tRNS) are left to Pillow.
 _SPNG_RAWMODES = {"RGB", "RGBA", "L", "L;2", "L;4", "P", "P;1", "P;2", "P;4"}
+
+#: Pillow mode -> (PNG colour type, bytes a pixel) of the 8-bit files libspng decodes a band at a time.
+_SPNG_BAND_TYPES = {"L": (0, 1), "RGB": (2, 3), "RGBA": (6, 4)}
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 #: Pillow mode of the decoded file -> (mode of the mapped image, how a band is handed on).
 MAPPED = {"L": "L", "P": "P", "RGB": "RGBX", "RGBA": "RGBA", "I;16": "I;16"}
@@ -93,34 +98,10 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
         # Pillow's hints name bytes; any buffer works, and this one is shared, not copied.
         target = Image.frombuffer(mapped, (width, height), memory, "raw", mapped, 0, 1)  # type: ignore[arg-type]
         decoder.setimage(target.im, (0, 0, width, height))
-        inflater = zlib.decompressobj()
-        pending = b""
-        idat = _idat_data(data, tile.offset - 8)
-        first = True
         released = 0
         try:
-            for top in range(0, height, rows):
-                count = min(rows, height - top)
-                wanted = count * row_bytes
-                raw = [pending]
-                have = len(pending)
-                while have < wanted:
-                    # Input left over from the last call, else the next IDAT, else nothing: the
-                    # inflater may still hold output when its input is used up.
-                    chunk = inflater.unconsumed_tail or next(idat, b"")
-                    out = inflater.decompress(chunk, wanted - have)
-                    if not out and not chunk:
-                        break
-                    raw.append(out)
-                    have += len(out)
-                joined = b"".join(raw)
-                if len(joined) < wanted:
-                    raise EOFError(
-                        f"PNG image data ends after {top + len(joined) // row_bytes} of {height} rows"
-                    )
-                pending = joined[wanted:]
-                _feed(decoder, joined[:wanted], header=first, last=top + count >= height)
-                first = False
+            for top, count, raw in _inflated_rows(data, tile.offset, row_bytes, height, rows):
+                _feed(decoder, raw, header=top == 0, last=top + count >= height)
                 rows_view = view[top * stride : (top + count) * stride]
                 band = Image.frombuffer(mapped, (width, count), rows_view, "raw", mapped, 0, 1)  # type: ignore[arg-type]
                 if mapped == "RGBX":
@@ -139,6 +120,109 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
             decoder.cleanup()  # the map itself goes with the last image viewing it
 
     return generate()
+
+
+def spng_bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
+    """Return an iterator over an 8-bit grey, RGB or RGBA PNG as bands of ``rows`` rows, by libspng.
+
+    Each band's rows, inflated by ISA-L, go to libspng as a small PNG of their own (stored deflate
+    blocks), led by the row above them unfiltered (filter type None): its rows' Up, Average and
+    Paeth filters then refer to the right pixels, and libspng's SIMD unfiltering (about twice
+    Pillow's speed) gives exactly Pillow's pixels, with only a band in memory. None where it does
+    not apply (other depths and colour types, colour keys, interlaced or animated files).
+    """
+    if not isinstance(im, ImageFile.ImageFile) or len(im.tile) != 1:
+        return None
+    tile = im.tile[0]
+    frames, interlaced = int(getattr(im, "n_frames", 1)), bool(im.info.get("interlace"))
+    keyed = "transparency" in im.info
+    if not spng_bandable(im.mode, tile.args, keyed=keyed, frames=frames, interlaced=interlaced):
+        return None
+    if tile.extents != (0, 0, *im.size):
+        return None
+    width, height = im.size
+    colour_type, pixel = _SPNG_BAND_TYPES[im.mode]
+    row_bytes = width * pixel + 1  # with its filter byte
+
+    def generate() -> Iterator[Image.Image]:
+        above = b""
+        for top, count, raw in _inflated_rows(data, tile.offset, row_bytes, height, rows):
+            lead = b"\x00" + above if above else b""
+            header = struct.pack(">IIBBBBB", width, count + bool(above), 8, colour_type, 0, 0, 0)
+            try:
+                array = pyspng.load(_png_of(header, lead, raw))
+            except RuntimeError as exc:  # libspng's errors: a bad filter type, say
+                raise OSError(f"PNG rows {top}-{top + count - 1} cannot be decoded: {exc}") from exc
+            band = Image.fromarray(array[1:] if above else array, im.mode)
+            above = array[-1].tobytes()
+            del array  # Pillow has its copy: not held while the band is used, nor the next decoded
+            band.info = dict(im.info)
+            yield band
+            del band
+
+    return generate()
+
+
+def _inflated_rows(
+    data: bytes, offset: int, row_bytes: int, height: int, rows: int
+) -> Iterator[tuple[int, int, memoryview]]:
+    """Yield (top, count, filtered rows) of the image data from the IDAT chunk at ``offset``, by ``rows``."""
+    inflater = zlib.decompressobj()
+    pending = b""
+    idat = _idat_data(data, offset - 8)
+    for top in range(0, height, rows):
+        count = min(rows, height - top)
+        wanted = count * row_bytes
+        raw = [pending]
+        have = len(pending)
+        while have < wanted:
+            # Input left over from the last call, else the next IDAT, else nothing: the inflater
+            # may still hold output when its input is used up.
+            chunk = inflater.unconsumed_tail or next(idat, b"")
+            out = inflater.decompress(chunk, wanted - have)
+            if not out and not chunk:
+                break
+            raw.append(out)
+            have += len(out)
+        pieces = [piece for piece in raw if piece]
+        joined = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # most bands: one piece, no copy
+        if len(joined) < wanted:
+            raise EOFError(f"PNG image data ends after {top + len(joined) // row_bytes} of {height} rows")
+        pending = joined[wanted:]
+        yield top, count, memoryview(joined)[:wanted]
+        del joined, pieces, raw  # not held while the next band is inflated
+
+
+def _png_of(header: bytes, lead: bytes, raw: memoryview) -> bytes:
+    """Return a PNG of IHDR ``header`` whose image data is ``lead`` then ``raw``, as stored deflate blocks.
+
+    Built in one join, so the rows are copied once.
+    """
+    blocks: list[bytes | memoryview] = [b"\x78\x01"]
+    parts: list[memoryview] = [memoryview(lead), raw] if lead else [raw]
+    for index, part in enumerate(parts):
+        for start in range(0, len(part), _STORED_BLOCK):
+            block = part[start : start + _STORED_BLOCK]
+            last = index == len(parts) - 1 and start + _STORED_BLOCK >= len(part)
+            blocks += [struct.pack("<BHH", last, len(block), 0xFFFF ^ len(block)), block]
+    adler = zlib.adler32(raw, zlib.adler32(lead))
+    blocks.append(struct.pack(">I", adler))
+    crc = zlib.crc32(b"IDAT")
+    for piece in blocks:
+        crc = zlib.crc32(piece, crc)
+    length = sum(len(piece) for piece in blocks)
+    head = [_SIGNATURE, _chunk(b"IHDR", header), struct.pack(">I4s", length, b"IDAT")]
+    return b"".join([*head, *blocks, struct.pack(">I", crc), _chunk(b"IEND", b"")])
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
+
+
+def spng_bandable(mode: str, rawmode: object, *, keyed: bool, frames: int, interlaced: bool) -> bool:
+    """Return whether :func:`spng_bands` decodes this PNG: 8-bit grey, RGB or RGBA, one frame, no key."""
+    simple = mode in _SPNG_BAND_TYPES and rawmode == mode and not keyed
+    return pyspng is not None and simple and frames == 1 and not interlaced
 
 
 def spng_usable(mode: str, rawmode: object, *, keyed: bool, frames: int) -> bool:
@@ -189,9 +273,9 @@ def _idat_data(data: bytes, start: int) -> Iterator[bytes]:
         yield data[offset : offset + length]
 
 
-def _feed(decoder: object, raw: bytes, *, header: bool, last: bool) -> None:
+def _feed(decoder: object, raw: bytes | memoryview, *, header: bool, last: bool) -> None:
     """Hand ``raw`` (whole filtered rows) to Pillow's zip decoder as stored deflate blocks."""
-    pieces = [b"\x78\x01"] if header else []
+    pieces: list[bytes | memoryview] = [b"\x78\x01"] if header else []
     for start in range(0, len(raw), _STORED_BLOCK):
         block = raw[start : start + _STORED_BLOCK]
         pieces.append(struct.pack("<BHH", 0, len(block), 0xFFFF ^ len(block)))
