@@ -134,9 +134,9 @@ def spng_bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image]
     if not isinstance(im, ImageFile.ImageFile) or len(im.tile) != 1:
         return None
     tile = im.tile[0]
-    frames, interlaced = int(getattr(im, "n_frames", 1)), bool(im.info.get("interlace"))
-    keyed = "transparency" in im.info
-    if not spng_bandable(im.mode, tile.args, keyed=keyed, frames=frames, interlaced=interlaced):
+    if pyspng is None or im.mode not in _SPNG_BAND_TYPES or tile.args != im.mode:
+        return None
+    if "transparency" in im.info or getattr(im, "n_frames", 1) != 1 or im.info.get("interlace"):
         return None
     if tile.extents != (0, 0, *im.size):
         return None
@@ -198,13 +198,7 @@ def _png_of(header: bytes, lead: bytes, raw: memoryview) -> bytes:
 
     Built in one join, so the rows are copied once.
     """
-    blocks: list[bytes | memoryview] = [b"\x78\x01"]
-    parts: list[memoryview] = [memoryview(lead), raw] if lead else [raw]
-    for index, part in enumerate(parts):
-        for start in range(0, len(part), _STORED_BLOCK):
-            block = part[start : start + _STORED_BLOCK]
-            last = index == len(parts) - 1 and start + _STORED_BLOCK >= len(part)
-            blocks += [struct.pack("<BHH", last, len(block), 0xFFFF ^ len(block)), block]
+    blocks: list[bytes | memoryview] = [b"\x78\x01", *_stored_blocks(lead), *_stored_blocks(raw, final=True)]
     adler = zlib.adler32(raw, zlib.adler32(lead))
     blocks.append(struct.pack(">I", adler))
     crc = zlib.crc32(b"IDAT")
@@ -215,14 +209,19 @@ def _png_of(header: bytes, lead: bytes, raw: memoryview) -> bytes:
     return b"".join([*head, *blocks, struct.pack(">I", crc), _chunk(b"IEND", b"")])
 
 
+def _stored_blocks(raw: bytes | memoryview, *, final: bool = False) -> list[bytes | memoryview]:
+    """Return ``raw`` as stored deflate blocks (headers and views of the bytes); ``final`` ends the stream."""
+    view = memoryview(raw)
+    blocks: list[bytes | memoryview] = []
+    for start in range(0, len(view), _STORED_BLOCK):
+        block = view[start : start + _STORED_BLOCK]
+        last = final and start + _STORED_BLOCK >= len(view)
+        blocks += [struct.pack("<BHH", last, len(block), 0xFFFF ^ len(block)), block]
+    return blocks
+
+
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
-
-
-def spng_bandable(mode: str, rawmode: object, *, keyed: bool, frames: int, interlaced: bool) -> bool:
-    """Return whether :func:`spng_bands` decodes this PNG: 8-bit grey, RGB or RGBA, one frame, no key."""
-    simple = mode in _SPNG_BAND_TYPES and rawmode == mode and not keyed
-    return pyspng is not None and simple and frames == 1 and not interlaced
 
 
 def spng_usable(mode: str, rawmode: object, *, keyed: bool, frames: int) -> bool:
@@ -276,10 +275,7 @@ def _idat_data(data: bytes, start: int) -> Iterator[bytes]:
 def _feed(decoder: object, raw: bytes | memoryview, *, header: bool, last: bool) -> None:
     """Hand ``raw`` (whole filtered rows) to Pillow's zip decoder as stored deflate blocks."""
     pieces: list[bytes | memoryview] = [b"\x78\x01"] if header else []
-    for start in range(0, len(raw), _STORED_BLOCK):
-        block = raw[start : start + _STORED_BLOCK]
-        pieces.append(struct.pack("<BHH", 0, len(block), 0xFFFF ^ len(block)))
-        pieces.append(block)
+    pieces += _stored_blocks(raw)
     consumed, error = decoder.decode(b"".join(pieces))  # type: ignore[attr-defined]
     if error < 0:
         raise OSError(f"PNG decoder error {error}")
