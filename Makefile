@@ -27,7 +27,13 @@ $(STAMP): pyproject.toml
 # The project's own modules, brought up to date before each run (quick when nothing changed).
 BYTECODE := $(PY) -m compileall -q -j 0 image_etl lambda_resizer lambda_upload_api pipelines >/dev/null
 
-setup: $(STAMP)
+# The progressive-JPEG scan decoder (C, loaded by lambda_resizer/formats/jpeg_scaled.py): rebuilt when
+# its source changes; without a compiler a warning says libjpeg decodes those files instead.
+NATIVE := lambda_resizer/formats/_jpeg_scaled_ac.so
+$(NATIVE): lambda_resizer/formats/jpeg_scaled_ac.c lambda_resizer/formats/jpeg_scaled_build.py $(STAMP)
+	@$(PY) -m lambda_resizer.formats.jpeg_scaled_build
+
+setup: $(STAMP) $(NATIVE)
 
 # Browser tests drive Debian's Chromium (never a downloaded build); install it once, loudly.
 $(CHROMIUM):

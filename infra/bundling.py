@@ -10,6 +10,7 @@ built layer is kept under ``infra/.cache/layers/<key>`` so a later synth only co
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -177,22 +178,40 @@ class PipLayerBundling:
 
 @jsii.implements(ILocalBundling)
 class PackageBundling:
-    """Copy one package folder to the root of the asset: the handler is ``<package>.handler``."""
+    """Copy one package folder to the root of the asset: the handler is ``<package>.handler``.
 
-    def __init__(self, *, package: Path) -> None:
+    A package's C objects (``NATIVE_BUILDS``) are compiled into the asset for the function's CPU,
+    never copied from this machine's checkout: when this machine's CPU or system is not the
+    function's, they are left out (the code falls back to what it does without them) and a
+    warning says so.
+    """
+
+    def __init__(self, *, package: Path, platform: LambdaPlatform | None = None) -> None:
         self.package = package
+        self.platform = platform
 
     def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
-        shutil.copytree(
-            self.package,
-            Path(output_dir) / self.package.name,
-            ignore=shutil.ignore_patterns(*_NOT_CODE),
-            dirs_exist_ok=True,
-        )
+        target = Path(output_dir) / self.package.name
+        shutil.copytree(self.package, target, ignore=shutil.ignore_patterns(*_NOT_CODE), dirs_exist_ok=True)
+        build = NATIVE_BUILDS.get(self.package.name)
+        if build is not None and self.platform is not None:
+            if sys.platform != "linux" or os.uname().machine != self.platform.machine:
+                print(
+                    f"WARNING: {self.package.name}'s C objects are not built for {self.platform.machine} "
+                    f"on this {sys.platform} {os.uname().machine} machine; the function runs without them",
+                    file=sys.stderr,
+                )
+            else:
+                module, subfolder = build
+                builder = importlib.import_module(module)
+                builder.build(target / subfolder)
         return True
 
 
-_NOT_CODE = ("__pycache__", "*.pyc", ".pytest_cache")
+#: Package -> (the module whose ``build(folder)`` compiles its C objects, the folder in the package).
+NATIVE_BUILDS = {"lambda_resizer": ("lambda_resizer.formats.jpeg_scaled_build", "formats")}
+#: Never code: bytecode, and compiled objects this checkout built for this machine.
+_NOT_CODE = ("__pycache__", "*.pyc", ".pytest_cache", "*.so", "*.so.partial")
 
 
 def layer_code(requirements: Path, *, platform: LambdaPlatform) -> lambda_.Code:
@@ -217,8 +236,8 @@ def layer_code(requirements: Path, *, platform: LambdaPlatform) -> lambda_.Code:
     )  # fmt: skip
 
 
-def package_code(package: Path) -> lambda_.Code:
-    """Return a function's code: the ``package`` folder alone at the asset root.
+def package_code(package: Path, *, platform: LambdaPlatform | None = None) -> lambda_.Code:
+    """Return a function's code: the ``package`` folder alone at the asset root, C objects built for it.
 
     The asset hash follows the package's files, so any change to the handler's code deploys it.
     """
@@ -234,7 +253,7 @@ def package_code(package: Path) -> lambda_.Code:
                 "-c",
                 f"mkdir -p /asset-output/{name} && cp -R /asset-input/. /asset-output/{name}/",
             ],
-            local=PackageBundling(package=package),  # type: ignore[arg-type]  # as above
+            local=PackageBundling(package=package, platform=platform),  # type: ignore[arg-type]  # as above
         ),
     )
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .colour import flatten
-from .formats import avif, bmp, heif, jpeg, jpeg_dc, png, tiff, webp
+from .formats import avif, bmp, heif, jpeg, jpeg_dc, jpeg_scaled, png, tiff, webp
 from .resample import REDUCING_GAP, integer_reduce, resample_ycc, resize
 
 _ORIENTATION_TAG = 0x0112
@@ -62,11 +62,18 @@ def decode_shrunk(
     :return: an image of exactly ``size``; mode YCbCr for colour without alpha, else one of
         L, LA, RGBA, CMYK, I, F.
     """
-    if data and jpeg_dc.applies(im) and jpeg.dct_scale(*im.size, size) == 1:
+    eighths = jpeg.dct_scale(*im.size, size) if im.format in ("JPEG", "MPO") else 8
+    if data and eighths == 1 and jpeg_dc.applies(im):
         # Progressive at 1/8 scale: from the DC scans alone (libjpeg would hold every coefficient).
         eighth = jpeg_dc.decode_eighth(data)
         if eighth is not None:
             return _resampled(eighth, size, resample, (0.0, 0.0, im.width / 8, im.height / 8))
+    if data and jpeg_scaled.applies(im, eighths):
+        # Progressive at 1/4, 3/8 or 1/2: each scan summed into the reduced IDCT (no coefficient array).
+        reduced = jpeg_scaled.decode_scaled(data, eighths)
+        if reduced is not None:
+            area = (0.0, 0.0, im.width * eighths / 8, im.height * eighths / 8)
+            return _resampled(reduced, size, resample, area)
     box = jpeg.shrink_on_load(im, size) if im.format in ("JPEG", "MPO") else None
     factor = 0 if box is not None or im.format in ("JPEG", "MPO") else reduce_factor(im.size, size)
     scaled = _webp_scaled(im, data, factor) if im.format == "WEBP" else None

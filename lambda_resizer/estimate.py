@@ -20,7 +20,7 @@ from typing import BinaryIO
 from PIL import Image, TiffImagePlugin
 
 from . import decoding
-from .formats import avif, heif, jpeg, jpeg_dc, png, tiff
+from .formats import avif, heif, jpeg, jpeg_dc, jpeg_scaled, png, tiff
 from .recipe import Recipe, fit
 from .sniffing import load_plugin, sniff
 
@@ -101,6 +101,10 @@ MODELS: dict[str, Model] = {
     # lookups and a piece's masks, over before the 1/8 image is resampled; plus 4 bytes per block
     # and 5 per restart interval (measured 11 to 100 MP: 11-12 MB fixed, 1.0-1.2 of the peak)
     "jpeg_dc": Model(per_pixel=0.0, fixed_mb=14.0, fixed_then_working=True),
+    # progressive at 1/4, 3/8 or 1/2, each scan summed into the reduced IDCT (formats.jpeg_scaled):
+    # the planes and the merged image, as libjpeg's output; plus each block's DC (2 bytes) and the
+    # largest component's sums and masks (2 n^2 + 16 bytes a block), one component at a time
+    "jpeg_scaled": Model(per_pixel=5.0, fixed_mb=5.0),
     "png": Model(per_pixel=1.0, fixed_mb=2.0),  # times Pillow's bytes per pixel of the mode
     # a band mapped, inflated, re-wrapped as stored blocks, converted; the map's pages released
     "png_bands": Model(per_pixel=0.0, fixed_mb=4.0),
@@ -221,10 +225,17 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         path = "jpeg_progressive" if header.progressive else "jpeg"
         if header.progressive and header.dc and eighths == 1:
             path = "jpeg_dc"
+        elif header.progressive and header.dc and eighths in jpeg_scaled.EIGHTHS and jpeg_scaled.available():
+            path = "jpeg_scaled"
         model = MODELS[path]
         decode = scaled * model.per_pixel
         if path == "jpeg_progressive":  # libjpeg keeps every DCT coefficient of every scan
             decode += jpeg_dc.coefficient_bytes(header.pixels, header.samples)
+        elif path == "jpeg_scaled":
+            if header.mode == "L":  # one plane, nothing merged: 2 bytes a pixel, not 5
+                decode = scaled * 2.0
+            blocks = -(-header.width // 8) * -(-header.height // 8)  # the fullest component's
+            decode += 2 * header.pixels * header.samples / 64 + blocks * (2 * eighths**2 + 16)
         elif path == "jpeg_dc":  # each block's DC value and difference (16 bits each)
             decode += 2 * 2 * header.pixels * header.samples / 64
             # Each restart interval's start and its data's last byte. A DRI may set or change the

@@ -59,7 +59,7 @@ class PythonFunction(Construct):
             runtime=platform.runtime,
             architecture=platform.architecture,
             handler=f"{package.name}.handler.lambda_handler",
-            code=package_code(package),
+            code=package_code(package, platform=platform),
             layers=[self.layer],
             environment=dict(environment),
             timeout=Duration.seconds(timeout_s),

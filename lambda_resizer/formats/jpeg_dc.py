@@ -72,6 +72,36 @@ class _Component:
     quant_dc: int = 0  # the quantisation table's DC entry, latched at the component's first scan
     dc: np.ndarray | None = None  # int16, one per block of the MCU-padded grid
     al: int = -1  # the point transform its DC values are known to (-1: no scan yet)
+    quant_table: tuple[int, ...] = ()  # the whole table (zigzag order), latched at its first scan
+    # the point transform each coefficient is known to, as libjpeg's coef_bits (-1: no scan yet)
+    coef_bits: list[int] = field(default_factory=lambda: [-1] * 64)
+
+
+@dataclass
+class DcScan:
+    """One DC scan, checked by the walk and recorded for :mod:`jpeg_scaled`, which decodes it."""
+
+    components: list[int]  # indices in the frame
+    tables: list[tuple[bytes, bytes]]  # each member's DC Huffman table: its code counts, its symbols
+    interleaved: bool
+    ah: int
+    al: int
+    restart: int  # MCUs an interval (0: none)
+    entropy: memoryview
+
+
+@dataclass
+class AcScan:
+    """One AC scan, as the walk found it (recorded for :mod:`jpeg_scaled`, which decodes them)."""
+
+    component: int  # index in the frame
+    ss: int
+    se: int
+    ah: int
+    al: int
+    table: tuple[bytes, bytes]  # the AC Huffman table then: its 16 code counts and its symbols
+    restart: int  # blocks an interval (0: none)
+    entropy: memoryview  # the scan's entropy-coded data, restart markers included
 
 
 @dataclass
@@ -82,6 +112,12 @@ class _Frame:
     quant: dict[int, int] = field(default_factory=dict)  # table id -> DC entry
     dc_tables: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     restart: int = 0
+    quant_tables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # table id -> 64 entries
+    # (class: 0 DC, 1 AC, table id) -> its code counts and symbols, as the file gives them
+    raw_tables: dict[tuple[int, int], tuple[bytes, bytes]] = field(default_factory=dict)
+    # recorded, not decoded, when asked (``_decode_dc(record=True)``): the DC grids are made empty
+    dc_scans: list[DcScan] | None = None
+    ac_scans: list[AcScan] | None = None
 
     @property
     def h_max(self) -> int:
@@ -240,16 +276,20 @@ def decode_eighth(data: bytes | memoryview) -> Image.Image | None:
     return Image.merge("YCbCr", planes)
 
 
-def _decode_dc(data: memoryview) -> _Frame | None:
+def _decode_dc(data: memoryview, *, record: bool = False) -> _Frame | None:
     """Walk the file's markers and decode every DC scan into the frame's components.
 
+    :param record: check every scan, but keep them in ``frame.dc_scans`` and ``frame.ac_scans``
+        instead of decoding them (:mod:`jpeg_scaled` decodes both in C).
     :return: the frame, or None when the file is not a progressive Huffman one this decoder reads.
     """
     if bytes(data[:2]) != b"\xff\xd8":
         return None
     frame: _Frame | None = None
     quant: dict[int, int] = {}
+    quant_tables: dict[int, tuple[int, ...]] = {}
     tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    raw_tables: dict[tuple[int, int], tuple[bytes, bytes]] = {}
     restart = 0
     position = 2
     size = len(data)
@@ -287,10 +327,12 @@ def _decode_dc(data: memoryview) -> _Frame | None:
             frame = _frame(body)
             if frame is None:
                 return None
+            if record:
+                frame.dc_scans, frame.ac_scans = [], []
         elif marker == 0xDB:
-            _read_quant(body, quant)
+            _read_quant(body, quant, quant_tables)
         elif marker == 0xC4:
-            _read_huffman(body, tables)
+            _read_huffman(body, tables, raw_tables)
         elif marker == 0xDD:
             if len(body) < 2:
                 raise JpegDataError("restart marker segment is short")
@@ -308,6 +350,7 @@ def _decode_dc(data: memoryview) -> _Frame | None:
                 raise JpegDataError("image file is truncated: the file ends inside a scan")
             end = match.start()
             frame.quant, frame.dc_tables, frame.restart = quant, tables, restart
+            frame.quant_tables, frame.raw_tables = quant_tables, raw_tables
             _scan(frame, body, data[position:end])
             position = end
 
@@ -334,20 +377,26 @@ def _frame(body: memoryview) -> _Frame | None:
     return frame
 
 
-def _read_quant(body: memoryview, quant: dict[int, int]) -> None:
-    """Keep each quantisation table's DC entry (its first, in zigzag order)."""
+def _read_quant(body: memoryview, quant: dict[int, int], tables: dict[int, tuple[int, ...]]) -> None:
+    """Keep each quantisation table's DC entry (its first, in zigzag order) and the whole table."""
     position = 0
     while position < len(body):
         precision, ident = body[position] >> 4, body[position] & 15
         entry = 2 if precision else 1
         if position + 1 + 64 * entry > len(body) or ident > 3:
             raise JpegDataError("quantisation table is short or numbered over 3")
-        quant[ident] = int.from_bytes(body[position + 1 : position + 1 + entry], "big")
+        raw = bytes(body[position + 1 : position + 1 + 64 * entry])
+        table = tuple(np.frombuffer(raw, ">u2" if precision else np.uint8).tolist())
+        quant[ident], tables[ident] = table[0], table
         position += 1 + 64 * entry
 
 
-def _read_huffman(body: memoryview, tables: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
-    """Keep each DC table as lookups by the next 16 bits (see ``_lookup``)."""
+def _read_huffman(
+    body: memoryview,
+    tables: dict[int, tuple[np.ndarray, np.ndarray]],
+    raw_tables: dict[tuple[int, int], tuple[bytes, bytes]],
+) -> None:
+    """Keep each DC table as lookups by the next 16 bits (see ``_lookup``), and every table as given."""
     position = 0
     while position < len(body):
         if position + 17 > len(body):
@@ -358,6 +407,7 @@ def _read_huffman(body: memoryview, tables: dict[int, tuple[np.ndarray, np.ndarr
         if len(symbols) != sum(counts) or ident > 3 or kind > 1:
             raise JpegDataError("Huffman table is short or numbered over 3")
         position += 17 + len(symbols)
+        raw_tables[kind, ident] = (bytes(counts), symbols)
         if kind == 0:
             tables[ident] = _lookup(counts, symbols)
 
@@ -400,6 +450,12 @@ def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
         members.append(_ScanComponent(by_id[ident], tables >> 4))
     ss, se, approx = header[1 + 2 * count], header[2 + 2 * count], header[3 + 2 * count]
     ah, al = approx >> 4, approx & 15
+    for i, member in enumerate(members):
+        c = member.component
+        if not c.quant_table and c.quant_id in frame.quant_tables:
+            c.quant_table = frame.quant_tables[c.quant_id]  # libjpeg latches it at the first scan
+        if ss != 0 and frame.ac_scans is not None:
+            _record_ac(frame, c, header[2 + 2 * i] & 15, ss, se, ah, al, count, entropy)
     if ss != 0:
         return  # AC coefficients: not needed at 1/8 scale
     if se != 0 or al > 13:
@@ -414,6 +470,14 @@ def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
                 raise JpegDataError(f"component {c.ident} uses quantisation table {c.quant_id}, not defined")
             if c.dc is not None:
                 raise JpegDataError(f"component {c.ident} has a second first DC scan")
+        if frame.dc_scans is not None:  # recorded: jpeg_scaled decodes it into these grids
+            across, down = frame.mcus
+            for member in members:
+                c = member.component
+                c.quant_dc, c.al = frame.quant[c.quant_id], al
+                c.dc = np.zeros((down * c.v, across * c.h), np.int16)
+            _record_dc(frame, members, layout, ah, al, entropy)
+            return
         lookups = [frame.dc_tables[m.table] for m in members]
         # The most bits an MCU can take: each block's longest code and magnitude in its table.
         worst = max(layout.per_unit, sum(int(lookups[slot][0].max()) for slot in layout.pattern))
@@ -432,12 +496,61 @@ def _scan(frame: _Frame, header: memoryview, entropy: memoryview) -> None:
             c = member.component
             if c.dc is None or c.al != ah or al != ah - 1:
                 raise JpegDataError(f"DC refinement of component {c.ident} to bit {al} out of order")
+        if frame.dc_scans is not None:
+            for member in members:
+                member.component.al = al
+            _record_dc(frame, members, layout, ah, al, entropy)
+            return
         bits = _refinement_bits(_intervals(entropy, layout.units, frame.restart, layout.per_unit), layout)
         for slot, member in enumerate(members):
             c = member.component
             assert c.dc is not None
             c.dc |= layout.place(slot, layout.take(bits, slot).astype(np.int16) << al)
             c.al = al
+
+
+def _record_dc(
+    frame: _Frame, members: list[_ScanComponent], layout: _Layout, ah: int, al: int, entropy: memoryview
+) -> None:
+    assert frame.dc_scans is not None
+    indices = [frame.components.index(m.component) for m in members]
+    # A refinement scan reads no table (its members' may be undefined): an empty one stands in.
+    tables = [frame.raw_tables.get((0, m.table), (bytes(16), b"")) for m in members]
+    frame.dc_scans.append(DcScan(indices, tables, layout.interleaved, ah, al, frame.restart, entropy))
+
+
+def _record_ac(
+    frame: _Frame,
+    c: _Component,
+    table: int,
+    ss: int,
+    se: int,
+    ah: int,
+    al: int,
+    count: int,
+    entropy: memoryview,
+) -> None:
+    """Check an AC scan as libjpeg does and keep it for decoding.
+
+    :raises JpegDataError: parameters libjpeg rejects (``JERR_BAD_PROGRESSION``) or no table.
+    :raises _LeftToLibjpeg: a progression libjpeg only warns about (a band decoded twice, a
+        refinement of a bit not yet known): its coefficients are not sums of what each scan adds.
+    """
+    if count != 1 or ss > se or se > 63 or al > 13 or (ah and al != ah - 1):
+        raise JpegDataError(
+            f"invalid progressive AC scan: {count} components, band {ss}-{se}, bits {ah}/{al}"
+        )
+    if (1, table) not in frame.raw_tables:
+        raise JpegDataError(f"AC scan uses Huffman table {table}, which is not defined")
+    if not c.quant_table:
+        raise JpegDataError(f"component {c.ident} uses quantisation table {c.quant_id}, not defined")
+    for k in range(ss, se + 1):
+        if c.coef_bits[k] != (ah if ah else -1):
+            raise _LeftToLibjpeg(f"component {c.ident}'s coefficient {k} refined out of order")
+        c.coef_bits[k] = al
+    assert frame.ac_scans is not None
+    index = frame.components.index(c)
+    frame.ac_scans.append(AcScan(index, ss, se, ah, al, frame.raw_tables[1, table], frame.restart, entropy))
 
 
 class _Layout:

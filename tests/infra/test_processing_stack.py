@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from importlib.metadata import version
 
 import pytest
@@ -174,6 +175,26 @@ def test_function_code_is_the_handler_package_alone(cloud: Cloud) -> None:
     assert sorted(path.name for path in code.iterdir()) == ["lambda_resizer"]
     assert (code / "lambda_resizer" / "handler.py").is_file()
     assert not list(code.rglob("__pycache__"))
+
+
+def test_function_code_carries_the_progressive_jpeg_decoder_built_for_x86_64_with_no_library_imports(
+    cloud: Cloud,
+) -> None:
+    # formats/jpeg_scaled.py loads it; compiled into the asset by infra/bundling.py, never copied
+    # from the checkout. It must need nothing from the C library, whose version Lambda's differs.
+    function = cloud.resources(cloud.processing, "AWS::Lambda::Function")[
+        cloud.logical_id(cloud.processing.resizer.function)
+    ]
+    code = cloud.asset_dir(function["Properties"]["Code"]["S3Key"])
+    built = code / "lambda_resizer" / "formats" / "_jpeg_scaled_ac.so"
+    assert built.read_bytes()[:4] == b"\x7fELF"
+    assert built.read_bytes()[18:20] == (62).to_bytes(2, "little")  # e_machine: EM_X86_64
+    symbols = subprocess.run(
+        ["nm", "-D", "--undefined-only", str(built)], capture_output=True, text=True, check=True
+    )
+    strong = [line.split()[-1] for line in symbols.stdout.splitlines() if line.split()[0] == "U"]
+    assert strong == []
+    assert [p.name for p in code.rglob("*.so")] == ["_jpeg_scaled_ac.so"]
 
 
 def test_alarms_fire_on_any_dead_letter_and_any_function_error(cloud: Cloud) -> None:
