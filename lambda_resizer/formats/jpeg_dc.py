@@ -412,21 +412,28 @@ def _read_huffman(
             tables[ident] = _lookup(counts, symbols)
 
 
-def _lookup(counts: list[int], symbols: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Return, by the next 16 bits, (bits the code and its magnitude take, magnitude bits); 0: no code."""
-    total = np.zeros(1 << 16, np.uint8)
-    magnitude = np.zeros(1 << 16, np.uint8)
+def codes(counts: bytes | list[int], symbols: bytes) -> Iterator[tuple[slice, int, int]]:
+    """Yield each code of a Huffman table: (the 16-bit windows that start with it, its length, its symbol).
+
+    :raises JpegDataError: more codes than the lengths allow.
+    """
     code, k = 0, 0
     for bits, count in enumerate(counts, start=1):
         for _ in range(count):
             if code >= 1 << bits:
                 raise JpegDataError("Huffman table has more codes than its lengths allow")
-            symbol = symbols[k]
-            if symbol <= _MAX_DC_CATEGORY:  # a larger one is invalid: left as no code
-                span = slice(code << (16 - bits), (code + 1) << (16 - bits))
-                total[span], magnitude[span] = bits + symbol, symbol
+            yield slice(code << (16 - bits), (code + 1) << (16 - bits)), bits, symbols[k]
             code, k = code + 1, k + 1
         code <<= 1
+
+
+def _lookup(counts: list[int], symbols: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Return, by the next 16 bits, (bits the code and its magnitude take, magnitude bits); 0: no code."""
+    total = np.zeros(1 << 16, np.uint8)
+    magnitude = np.zeros(1 << 16, np.uint8)
+    for span, bits, symbol in codes(counts, symbols):
+        if symbol <= _MAX_DC_CATEGORY:  # a larger one is invalid: left as no code
+            total[span], magnitude[span] = bits + symbol, symbol
     return total, magnitude
 
 

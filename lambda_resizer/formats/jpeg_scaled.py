@@ -126,16 +126,9 @@ def weights(quant: tuple[int, ...], n: int) -> np.ndarray:
 @cache
 def _lut(table: tuple[bytes, bytes]) -> np.ndarray:
     """Return a Huffman table as (length << 8) | symbol by the next 16 bits (0: no code)."""
-    counts, symbols = table
     lut = np.zeros(1 << 16, np.uint16)
-    code, k = 0, 0
-    for bits, count in enumerate(counts, start=1):
-        for _ in range(count):
-            if code >= 1 << bits:
-                raise jpeg_dc.JpegDataError("Huffman table has more codes than its lengths allow")
-            lut[code << (16 - bits) : (code + 1) << (16 - bits)] = bits << 8 | symbols[k]
-            code, k = code + 1, k + 1
-        code <<= 1
+    for span, bits, symbol in jpeg_dc.codes(*table):
+        lut[span] = bits << 8 | symbol
     return lut
 
 
@@ -164,11 +157,12 @@ def decode_scaled(data: bytes | memoryview, eighths: int) -> Image.Image | None:
         if c.dc is None or c.al != 0:
             what = "no DC scan" if c.dc is None else f"DC known only to bit {c.al}"
             raise jpeg_dc.JpegDataError(f"image file is truncated: component {c.ident} has {what}")
-        plane = _component(lib, frame, index, eighths)
+        n = dct_size(c.h, c.v, frame.h_max, frame.v_max, eighths)
+        plane = _component(lib, frame, index, n)
         if plane is None:
             return None
         c.dc = None
-        planes.append(_upsampled(plane, frame, c, eighths, out))
+        planes.append(_upsampled(plane, frame, c, n, eighths, out))
     frame.dc_scans = frame.ac_scans = None  # the views of the file's bytes
     return planes[0] if len(planes) == 1 else Image.merge("YCbCr", planes)
 
@@ -178,8 +172,8 @@ def _dc(lib: ctypes.CDLL, frame: jpeg_dc._Frame) -> bool:
     assert frame.dc_scans is not None
     for scan in frame.dc_scans:
         members = [frame.components[i] for i in scan.components]
-        grids = [m.dc for m in members]
-        assert all(g is not None for g in grids)
+        grids = [m.dc for m in members if m.dc is not None]
+        assert len(grids) == len(members)  # made by the walk at each member's first DC scan
         if scan.interleaved:
             across, down = frame.mcus
             h, v = [m.h for m in members], [m.v for m in members]
@@ -191,8 +185,8 @@ def _dc(lib: ctypes.CDLL, frame: jpeg_dc._Frame) -> bool:
         rc = lib.decode_dc_scan(
             entropy.ctypes.data, len(entropy), count,
             (ctypes.c_int32 * count)(*h), (ctypes.c_int32 * count)(*v),
-            (ctypes.c_void_p * count)(*[g.ctypes.data for g in grids if g is not None]),
-            (ctypes.c_int64 * count)(*[g.shape[1] for g in grids if g is not None]),
+            (ctypes.c_void_p * count)(*[g.ctypes.data for g in grids]),
+            (ctypes.c_int64 * count)(*[g.shape[1] for g in grids]),
             (ctypes.c_void_p * count)(*[t.ctypes.data for t in luts]),
             across, down, scan.restart, scan.ah, scan.al,
         )  # fmt: skip
@@ -210,11 +204,10 @@ def _check(rc: int, what: str) -> None:
         raise jpeg_dc.JpegDataError(f"image file is truncated: {what} ends early")
 
 
-def _component(lib: ctypes.CDLL, frame: jpeg_dc._Frame, index: int, eighths: int) -> np.ndarray | None:
-    """Decode one component's AC scans into its plane at its IDCT size (uint8), or None (libjpeg's route)."""
+def _component(lib: ctypes.CDLL, frame: jpeg_dc._Frame, index: int, n: int) -> np.ndarray | None:
+    """Decode one component's AC scans into its plane at IDCT size ``n`` (uint8), or None: libjpeg's route."""
     c = frame.components[index]
     assert c.dc is not None and frame.ac_scans is not None
-    n = dct_size(c.h, c.v, frame.h_max, frame.v_max, eighths)
     blocks_w, blocks_h = frame.blocks(c)
     blocks = blocks_w * blocks_h
     sums = np.zeros((blocks, n * n), np.uint16)
@@ -249,10 +242,14 @@ def _component(lib: ctypes.CDLL, frame: jpeg_dc._Frame, index: int, eighths: int
 
 
 def _upsampled(
-    plane: np.ndarray, frame: jpeg_dc._Frame, c: jpeg_dc._Component, eighths: int, out: tuple[int, int]
+    plane: np.ndarray,
+    frame: jpeg_dc._Frame,
+    c: jpeg_dc._Component,
+    n: int,
+    eighths: int,
+    out: tuple[int, int],
 ) -> Image.Image:
-    """Return a component's plane at the output size: upsampled (triangle filter) by what its IDCT left."""
-    n = dct_size(c.h, c.v, frame.h_max, frame.v_max, eighths)
+    """Return a component's plane (IDCT size ``n``) at the output size, upsampled by what its IDCT left."""
     across, down = frame.h_max * eighths // (c.h * n), frame.v_max * eighths // (c.v * n)
     image = Image.fromarray(plane, "L")
     if across > 1 or down > 1:
