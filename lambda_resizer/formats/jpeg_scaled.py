@@ -14,9 +14,9 @@ for each nonzero one): 24 bytes at 2x2, 48 at 4x4. One component is decoded at a
 component's sums exist at once, beside the finished planes.
 
 Each component gets the IDCT size libjpeg gives it (``dct_size``: chroma stored at half resolution
-gets twice luma's), and what is left is upsampled as libjpeg's fancy upsampling does (a triangle
-filter: Pillow's bilinear). The pixels are libjpeg's to within rounding
-(``tests/lambda_resizer/formats/test_jpeg_scaled.py``).
+gets twice luma's), and what is left is upsampled as libjpeg does: its fancy upsampling (a triangle
+filter: Pillow's bilinear) for 2x, replication for other ratios (4:1:1). The pixels are libjpeg's
+to within rounding (``tests/lambda_resizer/formats/test_jpeg_scaled.py``).
 
 Damage is handled as :mod:`jpeg_dc` handles it: junk before a marker is skipped, a bad Huffman code
 or data that ends early raises :class:`~jpeg_dc.JpegDataError`, a lost restart marker and
@@ -229,9 +229,10 @@ def _component(lib: ctypes.CDLL, frame: jpeg_dc._Frame, index: int, n: int) -> n
         if rc == _LOST_RESTART:
             return None  # libjpeg resynchronises at the next restart marker, as every viewer does
     del nonzero, negative
-    width = -(-frame.width * c.h // frame.h_max)
-    height = -(-frame.height * c.v // frame.v_max)
-    plane_w, plane_h = -(-width * n // 8), -(-height * n // 8)  # libjpeg's downsampled size
+    # libjpeg's downsampled size (jdmaster.c): rounded up once, from the image's size, so a plane
+    # can be a sample narrower than its full-resolution size scaled would be (37 px at 3/8 in 4:2:2).
+    plane_w = -(-frame.width * c.h * n // (frame.h_max * 8))
+    plane_h = -(-frame.height * c.v * n // (frame.v_max * 8))
     plane = np.empty((plane_h, plane_w), np.uint8)
     dc = c.dc
     lib.finish_plane(
@@ -253,7 +254,11 @@ def _upsampled(
     across, down = frame.h_max * eighths // (c.h * n), frame.v_max * eighths // (c.v * n)
     image = Image.fromarray(plane, "L")
     if across > 1 or down > 1:
-        image = image.resize((image.width * across, image.height * down), Image.Resampling.BILINEAR)
+        # libjpeg's choice (jdsample.c): its triangle filter for 2x across (planes over 2 wide),
+        # down or both, which is Pillow's bilinear; any other integral ratio (4:1:1) replicates.
+        fancy = (across, down) == (1, 2) or (across == 2 and down in (1, 2) and image.width > 2)
+        filter = Image.Resampling.BILINEAR if fancy else Image.Resampling.NEAREST
+        image = image.resize((image.width * across, image.height * down), filter)
     if image.size != out:
         if image.width < out[0] or image.height < out[1]:  # not from any sampling libjpeg reads
             image = image.resize(
