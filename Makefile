@@ -29,9 +29,9 @@ BYTECODE := $(PY) -m compileall -q -j 0 image_etl lambda_resizer lambda_upload_a
 
 # The progressive-JPEG scan decoder (C, loaded by lambda_resizer/formats/jpeg_scaled.py): rebuilt when
 # its source changes; without a compiler a warning says libjpeg decodes those files instead.
-NATIVE := lambda_resizer/formats/_jpeg_scaled_ac.so
-$(NATIVE): lambda_resizer/formats/jpeg_scaled_ac.c lambda_resizer/formats/jpeg_scaled_build.py $(STAMP)
-	@$(PY) -m lambda_resizer.formats.jpeg_scaled_build
+NATIVE := lambda_resizer/formats/_jpeg_scaled_ac.so lambda_resizer/formats/_webp_lossless_rows.so
+$(NATIVE) &: lambda_resizer/formats/jpeg_scaled_ac.c lambda_resizer/formats/webp_lossless_rows.c lambda_resizer/formats/native_build.py $(STAMP)
+	@$(PY) -m lambda_resizer.formats.native_build
 
 setup: $(STAMP) $(NATIVE)
 

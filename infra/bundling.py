@@ -209,7 +209,7 @@ class PackageBundling:
 
 
 #: Package -> (the module whose ``build(folder)`` compiles its C objects, the folder in the package).
-NATIVE_BUILDS = {"lambda_resizer": ("lambda_resizer.formats.jpeg_scaled_build", "formats")}
+NATIVE_BUILDS = {"lambda_resizer": ("lambda_resizer.formats.native_build", "formats")}
 #: Never code: bytecode, and compiled objects this checkout built for this machine.
 _NOT_CODE = ("__pycache__", "*.pyc", ".pytest_cache", "*.so", "*.so.partial")
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .colour import flatten
-from .formats import avif, bmp, heif, jpeg, jpeg_dc, jpeg_scaled, png, tiff, webp
+from .formats import avif, bmp, heif, jpeg, jpeg_dc, jpeg_scaled, png, tiff, webp, webp_lossless
 from .resample import REDUCING_GAP, integer_reduce, resample_ycc, resize
 
 _ORIENTATION_TAG = 0x0112
@@ -116,6 +116,8 @@ def _webp_scaled(im: Image.Image, data: bytes, factor: int) -> Image.Image | Non
     """Return a still WebP decoded by libwebp at 1/``factor`` of its size (full size below 2), or None."""
     if not data or getattr(im, "n_frames", 1) != 1:
         return None
+    if factor >= 2 and webp_lossless.applies(im, data):
+        return None  # a band at a time (band_decoder): libwebp would hold the whole ARGB image
     width, height = im.size
     size = (width // factor, height // factor) if factor >= 2 else (width, height)
     return webp.decode_scaled(im, data, size)
@@ -123,6 +125,9 @@ def _webp_scaled(im: Image.Image, data: bytes, factor: int) -> Image.Image | Non
 
 #: Decoded bytes of one band (Pillow stores every pixel in 1 or 4 bytes): small next to the image.
 BAND_BYTES = 8 * 2**20
+#: Lossless WebP's (formats.webp_lossless): its row decoder costs nothing a band, and a band is held
+#: about three times while converted and reduced (24 MP: 8 MB bands peaked at 91 MB, 2 MB at 74).
+LOSSLESS_WEBP_BAND_BYTES = 2 * 2**20
 
 
 def reduce_factor(source: tuple[int, int], size: tuple[int, int]) -> int:
@@ -137,25 +142,27 @@ def band_unit(im: Image.Image) -> int:
 
 def band_rows(im: Image.Image, factor: int) -> int:
     """Return the height of a band: about ``BAND_BYTES``, a multiple of ``factor`` and of the file's unit."""
-    return band_rows_for(im.size[0], factor, band_unit(im))
+    band_bytes = LOSSLESS_WEBP_BAND_BYTES if im.format == "WEBP" else BAND_BYTES
+    return band_rows_for(im.size[0], factor, band_unit(im), band_bytes)
 
 
-def band_rows_for(width: int, factor: int, unit: int) -> int:
+def band_rows_for(width: int, factor: int, unit: int, band_bytes: int = BAND_BYTES) -> int:
     """Return the band height for an image ``width`` wide, reduced by ``factor``, strips of ``unit`` rows.
 
     A multiple of the file's unit (strip or tile height) when it has one, else of ``factor``.
     """
     step = math.lcm(factor, unit)
-    if step * width * 4 > BAND_BYTES and unit > 1:
+    if step * width * 4 > band_bytes and unit > 1:
         step = unit  # e.g. 256-row tiles reduced by 10: bands of one tile row, the rest carried
-    return max(1, BAND_BYTES // (4 * width * step)) * step
+    return max(1, band_bytes // (4 * width * step)) * step
 
 
 def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | None:
     """Return the bands straight from the file or its library's buffer where the format allows.
 
     TIFF strips, tiles, raw and inflated rows, BMP rows and PNG bands are read from the file; HEIF and AVIF
-    frames are decoded by their library to YUV planes, converted to RGB a band at a time.
+    frames are decoded by their library to YUV planes, converted to RGB a band at a time; lossless
+    WebP stills by our row decoder.
     """
     if not data:
         return None
@@ -167,6 +174,8 @@ def band_decoder(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Imag
         return heif.bands(im, data, rows)
     if im.format == "AVIF":
         return avif.bands(im, data, rows)
+    if im.format == "WEBP":  # lossless stills; the others are decoded scaled by libwebp
+        return webp_lossless.bands(im, data, rows)
     if im.format == "PNG" and png_banded(im):  # not when loaded already: its tile is gone
         # Moderate sizes: libspng's whole decode where it reads the file (fastest there, measured);
         # larger ones a band at a time, by libspng where it can (twice Pillow's unfiltering speed).

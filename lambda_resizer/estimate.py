@@ -20,7 +20,7 @@ from typing import BinaryIO
 from PIL import Image, TiffImagePlugin
 
 from . import decoding
-from .formats import avif, heif, jpeg, jpeg_dc, jpeg_scaled, png, tiff
+from .formats import avif, heif, jpeg, jpeg_dc, jpeg_scaled, png, tiff, webp_lossless
 from .recipe import Recipe, fit
 from .sniffing import load_plugin, sniff
 
@@ -85,6 +85,11 @@ class Model:
     fixed_then_working: bool = False
 
 
+#: Lossless WebP's sub-images (predictor, cross-colour and entropy images, one 32-bit value per
+#: 2^bits x 2^bits block) and Huffman tables, per pixel of the image: libwebp's encoder uses 3-5
+#: bits: 0.02-0.08 measured on its output of a photo at every quality and method (bench/RESULTS.md).
+_LOSSLESS_SUBIMAGE_BYTES = 0.1
+
 #: The DC route's bytes per restart interval of a scan (formats.jpeg_dc): its start and, byte-aligned,
 #: at least a byte of data (measured: 10000 x 10000 grey, an interval a block, 5.0 bytes each).
 _BYTES_PER_RESTART_INTERVAL = 5
@@ -123,6 +128,10 @@ MODELS: dict[str, Model] = {
     "webp": Model(per_pixel=0.0, fixed_mb=12.0, open_copies=3.0),
     "webp_alpha": Model(per_pixel=1.0, fixed_mb=12.0, open_copies=3.0),
     "webp_lossless": Model(per_pixel=4.1, fixed_mb=0.0, open_copies=3.0),
+    # lossless stills a band at a time (formats.webp_lossless), opened without Pillow's copies: its
+    # ring of coded pixels (4 bytes each, at most 2^20), the transforms' sub-images and Huffman
+    # tables (per pixel: measured below), a band held about three times, the reduced image
+    "webp_lossless_bands": Model(per_pixel=0.0, fixed_mb=4.0, band_copies=3),
     "webp_animated": Model(per_pixel=16.0, fixed_mb=6.0, source_copies=3.0),  # Pillow's path
     # Decoded by their library to the YUV planes only, converted a band at a time (formats.heif,
     # formats.avif); per byte of the planes (at their bit depth, alpha included). HEIF: libde265's
@@ -247,11 +256,19 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         factor = decoding.reduce_factor((header.width, header.height), largest)
         if header.frames > 1:
             path = "webp_animated"
+        elif header.lossless and factor >= 2 and webp_lossless.available():
+            path = "webp_lossless_bands"
         else:
             path = "webp_lossless" if header.lossless else "webp_alpha" if header.mode == "RGBA" else "webp"
         model = MODELS[path]
         decode = header.pixels * model.per_pixel
-        if header.frames == 1:  # libwebp's scaled output, then converted for resampling
+        if path == "webp_lossless_bands":  # decoded at full size, a band at a time, as PNG's bands
+            width = header.width
+            rows = decoding.band_rows_for(width, factor, 1, decoding.LOSSLESS_WEBP_BAND_BYTES)
+            bands = rows * width * 4 * (model.band_copies + (2 if rows % factor else 0))
+            ring = min(header.pixels, webp_lossless.RING_PIXELS) * 4
+            decode = ring + header.pixels * _LOSSLESS_SUBIMAGE_BYTES + bands + header.pixels / factor**2 * 4
+        elif header.frames == 1:  # libwebp's scaled output, then converted for resampling
             scale = 1 / max(1, factor)
             decoded_8bit = decoded_8bit * scale**2
             decode += 2 * 4 * header.pixels * scale**2

@@ -13,6 +13,8 @@ import re
 
 from PIL import Image, UnidentifiedImageError
 
+from .formats import webp_lossless
+
 REJECT_CODES: tuple[str, ...] = (
     "empty",
     "not_an_image",
@@ -81,7 +83,9 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         if sniffed is not None:
             for opener in sniffed[1]:
                 load_plugin(opener)
-            return Image.open(io.BytesIO(data), formats=sniffed[1])
+            # Lossless stills without Pillow's two copies of the file (formats.webp_lossless).
+            still = webp_lossless.open_still(data) if sniffed[1] == ("WEBP",) else None
+            return still or Image.open(io.BytesIO(data), formats=sniffed[1])
     except Image.DecompressionBombError as exc:
         check_pixels(_header_size(data, sniffed[1] if sniffed else ()), max_pixels)
         raise too_many_pixels(exc, max_pixels) from exc

@@ -23,7 +23,7 @@ or data that ends early raises :class:`~jpeg_dc.JpegDataError`, a lost restart m
 progressions libjpeg only warns about (a band sent twice, bits refined out of order) go to
 libjpeg's route (``decode_scaled`` returns None).
 
-The C object is built by ``make setup`` (``python -m lambda_resizer.formats.jpeg_scaled_build``)
+The C object is built by ``make setup`` (``python -m lambda_resizer.formats.native_build``)
 and into the Lambda package by the CDK app; without it (no compiler) libjpeg decodes these files,
 and :func:`available` says so.
 """

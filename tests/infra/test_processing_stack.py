@@ -177,24 +177,36 @@ def test_function_code_is_the_handler_package_alone(cloud: Cloud) -> None:
     assert not list(code.rglob("__pycache__"))
 
 
-def test_function_code_carries_the_progressive_jpeg_decoder_built_for_x86_64_with_no_library_imports(
+#: What each C decoder may take from the C library: Lambda's (Amazon Linux) glibc is older than this
+#: machine's, so only symbols of versions every x86_64 glibc since 2.17 has.
+_LIBC_ALLOWED = {
+    "_jpeg_scaled_ac.so": set(),
+    "_webp_lossless_rows.so": {"malloc", "calloc", "free", "memcpy", "memset"},
+}
+
+
+def test_function_code_carries_the_c_decoders_built_for_x86_64_with_only_old_libc_symbols(
     cloud: Cloud,
 ) -> None:
-    # formats/jpeg_scaled.py loads it; compiled into the asset by infra/bundling.py, never copied
-    # from the checkout. It must need nothing from the C library, whose version Lambda's differs.
+    # formats/jpeg_scaled.py and formats/webp_lossless.py load them; compiled into the asset by
+    # infra/bundling.py, never copied from the checkout.
     function = cloud.resources(cloud.processing, "AWS::Lambda::Function")[
         cloud.logical_id(cloud.processing.resizer.function)
     ]
     code = cloud.asset_dir(function["Properties"]["Code"]["S3Key"])
-    built = code / "lambda_resizer" / "formats" / "_jpeg_scaled_ac.so"
-    assert built.read_bytes()[:4] == b"\x7fELF"
-    assert built.read_bytes()[18:20] == (62).to_bytes(2, "little")  # e_machine: EM_X86_64
-    symbols = subprocess.run(
-        ["nm", "-D", "--undefined-only", str(built)], capture_output=True, text=True, check=True
-    )
-    strong = [line.split()[-1] for line in symbols.stdout.splitlines() if line.split()[0] == "U"]
-    assert strong == []
-    assert [p.name for p in code.rglob("*.so")] == ["_jpeg_scaled_ac.so"]
+    assert sorted(p.name for p in code.rglob("*.so")) == sorted(_LIBC_ALLOWED)
+    for name, allowed in _LIBC_ALLOWED.items():
+        built = code / "lambda_resizer" / "formats" / name
+        assert built.read_bytes()[:4] == b"\x7fELF"
+        assert built.read_bytes()[18:20] == (62).to_bytes(2, "little")  # e_machine: EM_X86_64
+        symbols = subprocess.run(
+            ["nm", "-D", "--undefined-only", str(built)], capture_output=True, text=True, check=True
+        )
+        strong = [line.split()[-1] for line in symbols.stdout.splitlines() if line.split()[0] == "U"]
+        names = {symbol.split("@")[0] for symbol in strong}
+        assert names <= allowed, (name, strong)
+        versions = [tuple(map(int, s.split("@GLIBC_")[1].split("."))) for s in strong]
+        assert all(version <= (2, 17) for version in versions), (name, strong)
 
 
 def test_alarms_fire_on_any_dead_letter_and_any_function_error(cloud: Cloud) -> None:

@@ -7,13 +7,8 @@ memory; damage named or left to libjpeg; and libjpeg's route when the C object i
 from __future__ import annotations
 
 import io
-import json
-import os
-import subprocess
-import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +16,9 @@ from PIL import Image
 
 from lambda_resizer.core import Recipe, process_image
 from lambda_resizer.estimate import estimate_memory, read_header
-from lambda_resizer.formats import jpeg, jpeg_dc, jpeg_scaled, jpeg_scaled_build
+from lambda_resizer.formats import jpeg, jpeg_dc, jpeg_scaled
 from tests.lambda_resizer import progressive_jpeg
+from tests.lambda_resizer.formats.sanitizers import run_sanitized
 from tests.lambda_resizer.images import CORPUS, encode, jpeg_segments, photo, reject
 from tests.lambda_resizer.progressive_jpeg import Scan, script
 
@@ -330,39 +326,9 @@ print(json.dumps({name: damaged_outcomes(name, 1500) for name in FILES}))
 """
 
 
-def _run(command: list[str], *, check: bool = True, **options: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=check, **options)
-
-
 @pytest.mark.slow
 def test_the_c_decoder_stays_inside_its_buffers_on_damaged_scans(tmp_path):
-    # A read past a buffer or an overflowing shift does not crash on its own: built with
-    # AddressSanitizer and UBSan, the C decoder reports (and aborts on) either.
-    cc = jpeg_scaled_build.compiler()
-    assert cc, "no C compiler: make setup needs one too"
-    library = tmp_path / "sanitized.so"
-    sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
-    command = [
-        cc,
-        "-O1",
-        "-g",
-        *sanitizers,
-        "-shared",
-        "-fPIC",
-        "-o",
-        str(library),
-        str(jpeg_scaled_build.SOURCE),
-    ]
-    subprocess.run(command, check=True)
-    runtimes = [
-        _run([cc, f"-print-file-name={name}"]).stdout.strip() for name in ("libasan.so", "libubsan.so")
-    ]
-    assert all(Path(runtime).is_file() for runtime in runtimes), runtimes
-    env = {**os.environ, "LD_PRELOAD": " ".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0"}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
-    result = _run([sys.executable, "-c", _SANITIZED_RUN, str(library)], env=env, check=False)
-    assert result.returncode == 0 and "runtime error" not in result.stderr, result.stderr[-4000:]
-    outcomes = json.loads(result.stdout.splitlines()[-1])
+    outcomes = run_sanitized("_jpeg_scaled_ac.so", _SANITIZED_RUN, tmp_path)
     assert all(o["error"] > 100 and o["image"] > 20 for o in outcomes.values()), outcomes
 
 

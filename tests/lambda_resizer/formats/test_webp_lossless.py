@@ -1,0 +1,246 @@
+"""Lossless WebP a row at a time: libwebp's pixels exactly, its variants, its verdict on damage."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from PIL import Image, WebPImagePlugin
+
+from lambda_resizer.core import Recipe, process_image
+from lambda_resizer.estimate import estimate_memory, read_header
+from lambda_resizer.formats import webp_lossless
+from tests.lambda_resizer.formats.sanitizers import run_sanitized
+from tests.lambda_resizer.formats.test_tiff import psnr
+from tests.lambda_resizer.images import encode, photo, reject, rgb_profile
+
+RECIPE = Recipe(sizes=(("a", 600), ("b", 150)))  # a 2400 px file is reduced by 3 for 600 px
+
+
+def libwebps(data: bytes) -> np.ndarray:
+    """Return libwebp's decode of a WebP (Pillow's own plugin), as an array."""
+    im = WebPImagePlugin.WebPImageFile(io.BytesIO(data))
+    im.load()
+    return np.asarray(im)
+
+
+def ours(data: bytes) -> np.ndarray:
+    im = webp_lossless.open_still(data)
+    assert im is not None
+    im.load()
+    return np.asarray(im)
+
+
+def translucent(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(image.size))
+    return rgba
+
+
+def test_the_c_decoder_is_built_and_loads():
+    # Without it every lossless still decodes through libwebp's whole ARGB plane: the suite would
+    # pass on libwebp's route and the function would need its memory.
+    assert webp_lossless.LIBRARY.exists(), f"run `make setup`: it builds {webp_lossless.LIBRARY}"
+    assert webp_lossless.available()
+
+
+def _images() -> dict[str, Image.Image]:
+    base = photo(301, 203, seed=3)
+    noise = np.random.default_rng(1).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    return {
+        "photo": base,
+        "2 colours": base.quantize(2).convert("RGB"),  # colour indexing, 8 pixels a byte
+        "4 colours": base.quantize(4).convert("RGB"),
+        "12 colours": base.quantize(12).convert("RGB"),
+        "200 colours": base.quantize(200).convert("RGB"),
+        "translucent": translucent(base),
+        "noise": Image.fromarray(noise),  # mostly literals, no useful transform
+        "flat": Image.new("RGB", (64, 40), (10, 20, 30)),  # one colour: codes of no bits
+        "1 px": base.resize((1, 1)),
+        "3 x 2": base.resize((3, 2)),
+        "wide": photo(2100, 30, seed=4),
+        "tall": photo(30, 1200, seed=5),
+    }
+
+
+SETTINGS = [
+    {"quality": 0, "method": 0},
+    {"quality": 50, "method": 3},
+    {"quality": 100, "method": 6},
+    {"quality": 90, "method": 4, "exact": True},
+]
+
+
+@pytest.mark.parametrize("name", list(_images()))
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: f"q{s['quality']}m{s['method']}")
+def test_pixels_are_libwebps_exactly(name, settings):
+    data = encode(_images()[name], "WEBP", lossless=True, **settings)
+    assert np.array_equal(ours(data), libwebps(data))
+
+
+def test_backward_references_across_the_ring_and_at_the_longest_distance():
+    # The coded pixels live in a ring of 2^20: a file over it, copying from ~1.047M pixels back
+    # (the longest distance the format has, 1,048,456) and from 600 rows back.
+    tile = np.asarray(photo(1024, 1023, seed=6))
+    far = encode(
+        Image.fromarray(np.concatenate([tile, tile], axis=0)), "WEBP", lossless=True, quality=100, method=6
+    )
+    rows = np.asarray(photo(1000, 600, seed=7))
+    repeated = encode(Image.fromarray(np.concatenate([rows] * 4, axis=0)), "WEBP", lossless=True, quality=100)
+    palette = encode(photo(2400, 1700).quantize(16).convert("RGB"), "WEBP", lossless=True)
+    for data in (far, repeated, palette):
+        assert np.array_equal(ours(data), libwebps(data))
+
+
+def _variants(data: bytes, recipe: Recipe) -> list[Image.Image]:
+    return [
+        Image.open(io.BytesIO(v.encoded["jpeg"])).convert("RGB") for v in process_image(data, recipe).variants
+    ]
+
+
+@pytest.mark.parametrize("kind", ["photo", "translucent", "rotated with a profile"])
+def test_variants_match_libwebps_route(monkeypatch, kind):
+    source = photo(2400, 1600, seed=9)
+    options: dict[str, object] = {}
+    if kind == "translucent":
+        source = translucent(source)
+    elif kind == "rotated with a profile":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        options = {
+            "exif": exif.tobytes(),
+            "icc_profile": rgb_profile((0.515, 0.241, -0.001), (0.292, 0.692, 0.042), (0.157, 0.067, 0.784)),
+        }
+    data = encode(source, "WEBP", lossless=True, quality=25, method=2, **options)
+    estimate = estimate_memory(read_header(io.BytesIO(data)), RECIPE, source_bytes=len(data))
+    assert estimate.path == "webp_lossless_bands"
+    im = webp_lossless.open_still(data)
+    assert im is not None and (im.mode, im.info.get("icc_profile")) == (
+        source.mode,
+        options.get("icc_profile"),
+    )
+    result = process_image(data, RECIPE)
+    ours_ = _variants(data, RECIPE)
+    with monkeypatch.context() as patch:
+        patch.setattr(webp_lossless, "available", lambda: False)  # Pillow's open, libwebp's scaled decode
+        theirs_result = process_image(data, RECIPE)
+        theirs = _variants(data, RECIPE)
+    facts = ("width", "height", "format", "mode", "exif_orientation")
+    assert [getattr(result.info, f) for f in facts] == [getattr(theirs_result.info, f) for f in facts]
+    for a, b in zip(ours_, theirs, strict=True):
+        assert a.size == b.size
+        assert psnr(_jpeg(a), _jpeg(b)) >= 40
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    return encode(image, "JPEG", quality=95)
+
+
+def test_animations_and_lossy_files_keep_pillows_and_libwebps_route():
+    frames = [photo(64, 48, seed=s) for s in range(2)]
+    animated = encode(frames[0], "WEBP", lossless=True, save_all=True, append_images=frames[1:])
+    for data in (animated, encode(frames[0], "WEBP", quality=80), encode(translucent(frames[0]), "WEBP")):
+        assert webp_lossless.vp8l_chunk(data) is None and webp_lossless.open_still(data) is None
+    assert webp_lossless.vp8l_chunk(encode(frames[0], "WEBP", lossless=True)) is not None
+
+
+def test_a_cut_file_is_truncated_and_garbage_is_corrupt():
+    data = encode(photo(2400, 1600, seed=2), "WEBP", lossless=True, quality=25, method=2)
+    err = reject(data[: len(data) * 2 // 3], RECIPE)
+    assert err.code == "truncated" and "ends early" in err.message, err.message
+    garbled = bytearray(data)
+    garbled[40:-8] = np.random.default_rng(0).bytes(len(data) - 48)
+    err = reject(bytes(garbled), RECIPE)
+    assert err.code == "corrupt" and "WebP image data" in err.message, err.message
+
+
+def _mutations(data: bytes, seed: int, count: int) -> Iterator[bytes]:
+    """Yield ``data`` with a few random bytes of its bitstream replaced, some also cut short."""
+    rng = np.random.default_rng(seed)
+    start = webp_lossless.vp8l_chunk(data)
+    assert start is not None
+    for _ in range(count):
+        damaged = bytearray(data)
+        for at in rng.integers(start[0], len(data), rng.integers(1, 6)):
+            damaged[at] = (
+                int(rng.integers(256)) if rng.random() < 0.7 else damaged[at] ^ (1 << int(rng.integers(8)))
+            )
+        if rng.random() < 0.15:
+            damaged = damaged[: int(rng.integers(start[0], len(damaged)))]
+        yield bytes(damaged)
+
+
+FILES: dict[str, Callable[[], bytes]] = {
+    "photo": lambda: encode(photo(120, 80, seed=1), "WEBP", lossless=True, quality=60, method=4),
+    "palette": lambda: encode(photo(120, 80).quantize(6).convert("RGB"), "WEBP", lossless=True),
+    "translucent": lambda: encode(translucent(photo(90, 70)), "WEBP", lossless=True, quality=100, method=6),
+}
+
+
+def damaged_outcomes(name: str, count: int) -> dict[str, int]:
+    """Decode ``count`` damaged copies of ``FILES[name]`` by both decoders; return how each ended.
+
+    Where libwebp decodes a damaged file, ours must give its pixels; where it fails, ours must
+    raise OSError (libwebp's verdict, as the transcription promises). Anything else raises.
+    """
+    outcomes = {"same pixels": 0, "both failed": 0}
+    for damaged in _mutations(FILES[name](), seed=len(name), count=count):
+        try:
+            expected = libwebps(damaged)
+        except (OSError, SyntaxError, ValueError):
+            expected = None
+        if expected is None:
+            with pytest.raises((OSError, SyntaxError)):
+                im = webp_lossless.open_still(damaged)
+                if im is None:
+                    raise SyntaxError("not opened")
+                im.load()
+            outcomes["both failed"] += 1
+        else:
+            assert np.array_equal(ours(damaged), expected)
+            outcomes["same pixels"] += 1
+    return outcomes
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_damaged_files_get_libwebps_verdict(name):
+    outcomes = damaged_outcomes(name, 150)
+    assert outcomes["same pixels"] and outcomes["both failed"], outcomes
+
+
+_SANITIZED_RUN = """
+import json, sys
+from pathlib import Path
+from lambda_resizer.formats import webp_lossless
+webp_lossless.LIBRARY = Path(sys.argv[1])
+assert webp_lossless.available()
+from tests.lambda_resizer.formats.test_webp_lossless import FILES, damaged_outcomes
+print(json.dumps({name: damaged_outcomes(name, 800) for name in FILES}))
+"""
+
+
+@pytest.mark.slow
+def test_the_c_decoder_stays_inside_its_buffers_on_damaged_files(tmp_path):
+    outcomes = run_sanitized("_webp_lossless_rows.so", _SANITIZED_RUN, tmp_path)
+    assert all(o["same pixels"] > 20 and o["both failed"] > 100 for o in outcomes.values()), outcomes
+
+
+@pytest.fixture
+def no_c_object(monkeypatch, tmp_path):
+    """The C object missing (a machine without a compiler, a package built elsewhere)."""
+    webp_lossless._library.cache_clear()
+    monkeypatch.setattr(webp_lossless, "LIBRARY", tmp_path / "_webp_lossless_rows.so")
+    yield
+    webp_lossless._library.cache_clear()
+
+
+def test_without_the_c_object_libwebp_decodes_and_the_estimate_says_so(no_c_object, caplog):
+    data = encode(photo(2400, 1600), "WEBP", lossless=True, quality=25, method=2)
+    assert not webp_lossless.available() and "is not built" in caplog.text
+    assert webp_lossless.open_still(data) is None
+    estimate = estimate_memory(read_header(io.BytesIO(data)), RECIPE, source_bytes=len(data))
+    assert estimate.path == "webp_lossless"
+    variants = process_image(data, RECIPE).variants
+    assert [(v.name, v.width, v.height) for v in variants] == [("a", 600, 400), ("b", 150, 100)]
