@@ -24,7 +24,7 @@ import hashlib
 from PIL import Image
 
 from .colour import to_rgb, to_working
-from .decoding import TRANSPOSE, decode_shrunk, exif_orientation, png_banded
+from .decoding import TRANSPOSE, LibraryRouteNeeded, decode_shrunk, exif_orientation, png_banded
 from .encoding import encode
 from .formats import png, tiff
 from .phash import phash
@@ -61,6 +61,7 @@ __all__ = [
     "REJECT_CODES",
     "ImageInfo",
     "ImageRejected",
+    "LibraryRouteNeeded",
     "Recipe",
     "ResizeResult",
     "Variant",
@@ -73,11 +74,15 @@ __all__ = [
 SIGNAL_EDGE = 256  # longest edge of the image that brightness, blur_score and phash are measured on
 
 
-def process_image(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> ResizeResult:
+def process_image(
+    data: bytes, recipe: Recipe = DEFAULT_RECIPE, *, library_fallback: bool = True
+) -> ResizeResult:
     """Return the variants of an uploaded image and facts about it.
 
     :param data: the uploaded file's bytes.
     :param recipe: sizes, formats and encoder settings.
+    :param library_fallback: let a library decode a damaged file our decoders decline (at its
+        memory); False: raise :class:`LibraryRouteNeeded`, for a caller with a memory budget.
     :return: the source's :class:`ImageInfo` and one :class:`Variant` per recipe size.
     :raises ImageRejected: when the bytes can never become variants (see ``REJECT_CODES``).
     """
@@ -88,8 +93,8 @@ def process_image(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> ResizeResult:
         if im.format in ("JPEG", "MPO") and im.info.get("progressive"):
             check_jpeg_scans(data)  # only progressive decoding makes a pass over every pixel per scan
         try:
-            return _process(im, data, recipe)
-        except ImageRejected:
+            return _process(im, data, recipe, library_fallback)
+        except (ImageRejected, LibraryRouteNeeded):
             raise
         except MemoryError:
             raise
@@ -99,7 +104,7 @@ def process_image(data: bytes, recipe: Recipe = DEFAULT_RECIPE) -> ResizeResult:
             raise decode_error(exc, data) from exc
 
 
-def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
+def _process(im: Image.Image, data: bytes, recipe: Recipe, library_fallback: bool = True) -> ResizeResult:
     """Return the result for an opened image whose header passed the pixel cap (see process_image)."""
     source_format = "JPEG" if im.format == "MPO" else str(im.format)
     source_mode = im.mode
@@ -123,7 +128,10 @@ def _process(im: Image.Image, data: bytes, recipe: Recipe) -> ResizeResult:
     resample = FILTERS[recipe.filter]
 
     keep_alpha = "webp" in recipe.formats  # JPEG has no alpha: flatten onto white right away
-    base = decode_shrunk(im, largest[::-1] if swap else largest, resample, keep_alpha=keep_alpha, data=data)
+    shrunk_size = largest[::-1] if swap else largest
+    base = decode_shrunk(
+        im, shrunk_size, resample, keep_alpha=keep_alpha, data=data, library_fallback=library_fallback
+    )
     if base is not im:
         im.close()  # frees the decoded pixels now rather than when the caller's `with` ends
     if not applied_by_decoder and orientation in TRANSPOSE:

@@ -47,8 +47,23 @@ def exif_orientation(im: Image.Image) -> tuple[int, bool]:
     return (value, False) if isinstance(value, int) and 1 <= value <= 8 else (1, False)
 
 
+class LibraryRouteNeeded(Exception):
+    """Our decoder declined a damaged file its library recovers from (a lost JPEG restart marker).
+
+    The library's route holds what ours avoids (libjpeg: every DCT coefficient), more than the
+    header's estimate: the caller checks that memory first (``estimate_memory(...,
+    library_route=True)``), then decodes again with the library allowed.
+    """
+
+
 def decode_shrunk(
-    im: Image.Image, size: tuple[int, int], resample: Image.Resampling, *, keep_alpha: bool, data: bytes = b""
+    im: Image.Image,
+    size: tuple[int, int],
+    resample: Image.Resampling,
+    *,
+    keep_alpha: bool,
+    data: bytes = b"",
+    library_fallback: bool = True,
 ) -> Image.Image:
     """Return the first frame decoded and resampled to ``size``.
 
@@ -59,6 +74,8 @@ def decode_shrunk(
         Compositing onto a flat background commutes with premultiplied resampling, so this
         gives the JPEG variants the same pixels as flattening each variant would.
     :param data: the file's bytes, for formats decoded a band at a time (TIFF, BMP).
+    :param library_fallback: let libjpeg decode a damaged file our JPEG routes decline; False:
+        raise :class:`LibraryRouteNeeded` instead.
     :return: an image of exactly ``size``; mode YCbCr for colour without alpha, else one of
         L, LA, RGBA, CMYK, I, F.
     """
@@ -68,12 +85,16 @@ def decode_shrunk(
         eighth = jpeg_dc.decode_eighth(data)
         if eighth is not None:
             return _resampled(eighth, size, resample, (0.0, 0.0, im.width / 8, im.height / 8))
+        if not library_fallback:
+            raise LibraryRouteNeeded("a restart marker is lost: libjpeg's route resynchronises")
     if data and jpeg_scaled.applies(im, eighths):
         # Progressive at 1/4, 3/8 or 1/2: each scan summed into the reduced IDCT (no coefficient array).
         reduced = jpeg_scaled.decode_scaled(data, eighths)
         if reduced is not None:
             area = (0.0, 0.0, im.width * eighths / 8, im.height * eighths / 8)
             return _resampled(reduced, size, resample, area)
+        if not library_fallback:
+            raise LibraryRouteNeeded("a restart marker is lost or the progression is bogus: libjpeg's route")
     box = jpeg.shrink_on_load(im, size) if im.format in ("JPEG", "MPO") else None
     factor = 0 if box is not None or im.format in ("JPEG", "MPO") else reduce_factor(im.size, size)
     scaled = _webp_scaled(im, data, factor) if im.format == "WEBP" else None

@@ -215,12 +215,16 @@ def read_header(fp: BinaryIO) -> Header:
     return Header(fmt, im.mode, width, height)
 
 
-def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> MemoryEstimate:
+def estimate_memory(
+    header: Header, recipe: Recipe, *, source_bytes: int, library_route: bool = False
+) -> MemoryEstimate:
     """Return the peak memory processing the image will need, beyond what the process already holds.
 
     :param header: from :func:`read_header`.
     :param recipe: the sizes decide the decode scale (JPEG) and the band reduction (others).
     :param source_bytes: the file's size: its bytes are held while it decodes.
+    :param library_route: the memory of libjpeg's route for a file our JPEG decoders declined
+        (``decoding.LibraryRouteNeeded``: a damaged file) rather than of the route its header picks.
     """
     largest = max((fit(header.width, header.height, edge) for _, edge in recipe.sizes), key=_area)
     working = _area(largest) * _WORKING_PER_PIXEL
@@ -232,9 +236,10 @@ def estimate_memory(header: Header, recipe: Recipe, *, source_bytes: int) -> Mem
         scaled = -(-header.width * eighths // 8) * -(-header.height * eighths // 8)
         decoded_8bit = scaled * _channels(header.mode)
         path = "jpeg_progressive" if header.progressive else "jpeg"
-        if header.progressive and header.dc and eighths == 1:
+        ours = header.progressive and header.dc and not library_route
+        if ours and eighths == 1:
             path = "jpeg_dc"
-        elif header.progressive and header.dc and eighths in jpeg_scaled.EIGHTHS and jpeg_scaled.available():
+        elif ours and eighths in jpeg_scaled.EIGHTHS and jpeg_scaled.available():
             path = "jpeg_scaled"
         model = MODELS[path]
         decode = scaled * model.per_pixel

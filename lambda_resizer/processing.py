@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from botocore.exceptions import ClientError
 
 from lambda_resizer.config import ResizerConfig
-from lambda_resizer.core import ImageRejected, ResizeResult, content_type, process_image
+from lambda_resizer.core import ImageRejected, LibraryRouteNeeded, ResizeResult, content_type, process_image
 from lambda_resizer.estimate import MemoryEstimate, estimate_memory, read_header
 from lambda_resizer.records import (
     SourceObject,
@@ -259,7 +259,19 @@ class ImageProcessor:
                 source, image_id, response, "too_large", _too_large(size, config.max_object_bytes)
             )
         try:
-            result = process_image(data, config.recipe)
+            try:
+                result = process_image(data, config.recipe, library_fallback=memory_mb is None)
+            except LibraryRouteNeeded as declined:
+                # A damaged file our decoder declined: libjpeg's route holds more than the header's
+                # estimate, so its memory is checked as the header's was, then it decodes.
+                assert memory_mb is not None
+                estimate = self._estimate_from(io.BytesIO(data), size, source.key, library_route=True)
+                logger.info("library route for a damaged file", key=source.key, reason=str(declined))
+                if estimate is not None:
+                    refused = self._route_by_memory(source, image_id, estimate, memory_mb)
+                    if refused is not None:
+                        return refused
+                result = process_image(data, config.recipe)
         except ImageRejected as rejected:
             return self._fail(source, image_id, response, rejected.code, str(rejected))
 
@@ -296,16 +308,18 @@ class ImageProcessor:
         reader = RangedObject(self.s3, source.bucket, source.key)
         return self._estimate_from(io.BufferedReader(reader, buffer_size=_BLOCK), reader.size, source.key)
 
-    def _estimate_from(self, header_bytes: BinaryIO, size: int, key: str) -> MemoryEstimate | None:
+    def _estimate_from(
+        self, header_bytes: BinaryIO, size: int, key: str, *, library_route: bool = False
+    ) -> MemoryEstimate | None:
         """Return the estimated peak decoding memory of an image of ``size`` bytes whose header
         ``header_bytes`` holds, or None if unreadable: bad bytes are left for the full decode to
-        judge and name."""
+        judge and name. ``library_route``: see :func:`estimate_memory`."""
         try:
             header = read_header(header_bytes)
         except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError, SyntaxError) as error:
             logger.debug("header not readable for an estimate", key=key, reason=str(error))
             return None
-        return estimate_memory(header, self.config.recipe, source_bytes=size)
+        return estimate_memory(header, self.config.recipe, source_bytes=size, library_route=library_route)
 
     def _route_by_memory(
         self, source: SourceObject, image_id: str, estimate: MemoryEstimate, memory_mb: int

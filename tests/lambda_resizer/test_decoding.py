@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from PIL import Image, ImageOps
 
 from lambda_resizer.core import (
+    DEFAULT_RECIPE,
+    LibraryRouteNeeded,
     Recipe,
     process_image,
 )
+from lambda_resizer.estimate import estimate_memory, read_header
 from tests.lambda_resizer.images import (
     BLUE,
     GREEN,
@@ -21,6 +26,7 @@ from tests.lambda_resizer.images import (
     marked,
     mean_colour,
     near,
+    photo,
 )
 
 
@@ -58,3 +64,32 @@ def test_orientation_in_other_containers(fmt):
     img = decode(result.variants[0].encoded["jpeg"])
     assert img.size == (240, 160)
     assert near(mean_colour(img, (0.02, 0.02, 0.2, 0.2)), RED, 20)
+
+
+def test_a_damaged_jpeg_our_route_declines_asks_before_libjpeg_decodes_it():
+    # A lost restart marker: libjpeg resynchronises, holding every coefficient, which the header's
+    # estimate did not count; a caller with a memory budget checks that first (processing.py).
+    data = encode(
+        photo(4000, 3000), "JPEG", quality=90, progressive=True, subsampling=0, restart_marker_blocks=6
+    )
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    marker = next(
+        i for i in range(start + 400, len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7
+    )
+    damaged = data[:marker] + data[marker + 2 :]
+    with pytest.raises(LibraryRouteNeeded, match="restart marker"):
+        process_image(damaged, DEFAULT_RECIPE, library_fallback=False)
+    assert [v.name for v in process_image(damaged, DEFAULT_RECIPE).variants] == [
+        "large",
+        "medium",
+        "small",
+        "thumb",
+    ]
+    clean = process_image(data, DEFAULT_RECIPE, library_fallback=False)  # our route: no question asked
+    assert len(clean.variants) == 4
+    header = read_header(io.BytesIO(damaged))
+    ours = estimate_memory(header, DEFAULT_RECIPE, source_bytes=len(damaged))
+    libjpegs = estimate_memory(header, DEFAULT_RECIPE, source_bytes=len(damaged), library_route=True)
+    assert (ours.path, libjpegs.path) == ("jpeg_scaled", "jpeg_progressive")
+    assert libjpegs.peak_mb - ours.peak_mb > 60  # 36 M coefficients of 2 bytes

@@ -312,3 +312,72 @@ def test_an_image_over_both_budgets_fails_at_its_first_attempt_with_the_numbers(
     for name in (LOCAL.large_queue.name, LOCAL.queue.dlq_name, LOCAL.large_queue.dlq_name):
         assert queue_depth(stack, queue_url(stack, name)) == 0
     assert queue_depth(stack, stack.queue_url) == 0  # acknowledged at the first attempt
+
+
+def _damaged_progressive() -> bytes:
+    """Return a 12 MP progressive JPEG with a restart marker lost in its first scan.
+
+    Our decoder (at 3/8 for the default recipe) declines it and libjpeg, which resynchronises,
+    decodes it holding every DCT coefficient (72 MB in 4:4:4): more than the header's estimate.
+    """
+    data = encode(photo_like(7, (4000, 3000)), "JPEG", quality=90, progressive=True, subsampling=0,
+                  restart_marker_blocks=6)  # fmt: skip
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    markers = [i for i in range(start, len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+    return data[: markers[5]] + data[markers[5] + 2 :]
+
+
+def test_a_damaged_file_whose_library_route_is_over_the_budget_goes_to_the_large_tier(
+    stack: Settings,
+) -> None:
+    key, data = "uploads/scans/damaged.jpg", _damaged_progressive()
+    recipe = ResizerConfig.from_env(handler_environment(stack)).recipe
+    header = read_header(io.BytesIO(data))
+    ours = estimate_memory(header, recipe, source_bytes=len(data))
+    libjpegs = estimate_memory(header, recipe, source_bytes=len(data), library_route=True)
+    assert (ours.path, libjpegs.path) == ("jpeg_scaled", "jpeg_progressive")
+    assert libjpegs.peak_mb > ours.peak_mb + 50
+    held = resident_mb() + ResizerConfig.headroom_mb
+    between = dataclasses.replace(LOCAL.function, memory_mb=int(held + (ours.peak_mb + libjpegs.peak_mb) / 2))
+    large = dataclasses.replace(LOCAL.large_function, memory_mb=int(held + 3 * libjpegs.peak_mb))
+    worker = EventWorker(stack, function=between, enforce_limits=False)
+    large_url = queue_url(stack, LOCAL.large_queue.name)
+    stack.client("s3").put_object(Bucket=stack.upload_bucket, Key=key, Body=data)
+
+    _drain(worker, stack, key)
+    assert _record(stack, key) is None  # its header fitted; libjpeg's route did not: handed over
+    assert queue_depth(stack, large_url) == 1
+
+    handler.image_processor.cache_clear()
+    os.environ.pop("LARGE_QUEUE_URL", None)
+    _drain(EventWorker(stack, queue=LOCAL.large_queue, function=large, enforce_limits=False), stack, key)
+    record = _record(stack, key)
+    assert record is not None and record["status"] == "processed" and record["tier"] == "large"
+    assert record["memory_estimate_mb"] == pytest.approx(libjpegs.peak_mb, rel=0.01)
+    assert set(record["variants"]) == {"large", "medium", "small", "thumb"}
+
+
+def test_a_damaged_file_whose_library_route_is_over_both_budgets_fails_with_libjpegs_numbers(
+    stack: Settings,
+) -> None:
+    key, data = "uploads/scans/damaged-huge.jpg", _damaged_progressive()
+    recipe = ResizerConfig.from_env(handler_environment(stack)).recipe
+    header = read_header(io.BytesIO(data))
+    ours = estimate_memory(header, recipe, source_bytes=len(data)).peak_mb
+    libjpegs = estimate_memory(header, recipe, source_bytes=len(data), library_route=True).peak_mb
+    held = resident_mb() + ResizerConfig.headroom_mb
+    between = int(held + (ours + libjpegs) / 2)
+    worker = EventWorker(
+        stack, function=dataclasses.replace(LOCAL.function, memory_mb=between), enforce_limits=False
+    )
+    os.environ["LARGE_MEMORY_MB"] = str(between)  # the large tier no larger
+    stack.client("s3").put_object(Bucket=stack.upload_bucket, Key=key, Body=data)
+
+    _drain(worker, stack, key)
+    record = _record(stack, key)
+    assert (
+        record is not None and record["status"] == "failed" and record["error_code"] == "too_large_to_decode"
+    )
+    assert f"needs an estimated {libjpegs:.0f} MB" in record["error"]
+    assert queue_depth(stack, stack.queue_url) == 0  # acknowledged at the first attempt
