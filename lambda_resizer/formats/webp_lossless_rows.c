@@ -19,6 +19,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h> /* psadbw for the Select predictor: part of every x86_64 CPU */
+#endif
 
 enum { OK = 0, BITSTREAM = 1, TRUNCATED = 2, NOMEM = 3 };
 
@@ -627,6 +630,14 @@ static inline uint32_t clamped_half(uint32_t c0, uint32_t c1, uint32_t c2) {
     const int b = add_sub_half(ave & 0xff, c2 & 0xff);
     return ((uint32_t)a << 24) | ((uint32_t)r << 16) | ((uint32_t)g << 8) | (uint32_t)b;
 }
+/* libwebp's Select: a (top) when the channels' summed |b - c| is at most their summed |a - c|, else b. */
+#ifdef __SSE2__
+static inline uint32_t select_pixel(uint32_t a, uint32_t b, uint32_t c) {
+    const __m128i va = _mm_cvtsi32_si128((int)a), vb = _mm_cvtsi32_si128((int)b), vc = _mm_cvtsi32_si128((int)c);
+    const int pb = _mm_cvtsi128_si32(_mm_sad_epu8(vb, vc)), pa = _mm_cvtsi128_si32(_mm_sad_epu8(va, vc));
+    return pb - pa <= 0 ? a : b;
+}
+#else
 static inline int sub3(int a, int b, int c) {
     const int pb = b - c, pa = a - c;
     return abs(pb) - abs(pa);
@@ -636,26 +647,17 @@ static inline uint32_t select_pixel(uint32_t a, uint32_t b, uint32_t c) {
                             sub3((a >> 8) & 0xff, (b >> 8) & 0xff, (c >> 8) & 0xff) + sub3(a & 0xff, b & 0xff, c & 0xff);
     return pa_minus_pb <= 0 ? a : b;
 }
+#endif
 
-static inline uint32_t predict(int mode, uint32_t left, const uint32_t *top) {
-    switch (mode) {
-    case 0: return 0xff000000u;
-    case 1: return left;
-    case 2: return top[0];
-    case 3: return top[1];
-    case 4: return top[-1];
-    case 5: return average2(average2(left, top[1]), top[0]);
-    case 6: return average2(left, top[-1]);
-    case 7: return average2(left, top[0]);
-    case 8: return average2(top[-1], top[0]);
-    case 9: return average2(top[0], top[1]);
-    case 10: return average2(average2(left, top[-1]), average2(top[0], top[1]));
-    case 11: return select_pixel(top[0], left, top[-1]);
-    case 12: return clamped_full(left, top[0], top[-1]);
-    case 13: return clamped_half(left, top[0], top[-1]);
-    default: return 0xff000000u; /* modes 14, 15: libwebp pads its table with predictor 0 */
+/* One tile's run of a predictor mode: out[x] = row[x] + predictor(out[x - 1], top + x). */
+#define PREDICT_RUN(EXPR)                                                     \
+    for (; x < x_end; x++) {                                                  \
+        const uint32_t left = out[x - 1];                                     \
+        const uint32_t *t = top + x;                                          \
+        (void)left;                                                           \
+        (void)t;                                                              \
+        out[x] = add_pixels(row[x], (EXPR));                                  \
     }
-}
 
 static void predictor_row(Dec *d, const Transform *t, int y, uint32_t *row) {
     const int width = t->xsize;
@@ -671,7 +673,22 @@ static void predictor_row(Dec *d, const Transform *t, int y, uint32_t *row) {
             const int mode = (int)((modes[x >> t->bits] >> 8) & 0xf);
             int x_end = (x & ~(tile - 1)) + tile;
             if (x_end > width) x_end = width;
-            for (; x < x_end; x++) out[x] = add_pixels(row[x], predict(mode, out[x - 1], top + x));
+            switch (mode) {
+            case 1: PREDICT_RUN(left) break;
+            case 2: PREDICT_RUN(t[0]) break;
+            case 3: PREDICT_RUN(t[1]) break;
+            case 4: PREDICT_RUN(t[-1]) break;
+            case 5: PREDICT_RUN(average2(average2(left, t[1]), t[0])) break;
+            case 6: PREDICT_RUN(average2(left, t[-1])) break;
+            case 7: PREDICT_RUN(average2(left, t[0])) break;
+            case 8: PREDICT_RUN(average2(t[-1], t[0])) break;
+            case 9: PREDICT_RUN(average2(t[0], t[1])) break;
+            case 10: PREDICT_RUN(average2(average2(left, t[-1]), average2(t[0], t[1]))) break;
+            case 11: PREDICT_RUN(select_pixel(t[0], left, t[-1])) break;
+            case 12: PREDICT_RUN(clamped_full(left, t[0], t[-1])) break;
+            case 13: PREDICT_RUN(clamped_half(left, t[0], t[-1])) break;
+            default: PREDICT_RUN(0xff000000u) break; /* 0, and 14, 15: libwebp pads its table with predictor 0 */
+            }
         }
     }
     memcpy(row, out, (size_t)width * sizeof(uint32_t));
@@ -679,20 +696,23 @@ static void predictor_row(Dec *d, const Transform *t, int y, uint32_t *row) {
 }
 
 static void cross_color_row(const Transform *t, int y, uint32_t *row) {
-    const int width = t->xsize;
+    const int width = t->xsize, tile = 1 << t->bits;
     const uint32_t *codes = t->data + (int64_t)(y >> t->bits) * sub_sample(width, t->bits);
-    for (int x = 0; x < width; x++) {
-        const uint32_t code = codes[x >> t->bits];
-        const int8_t g2r = (int8_t)(code & 0xff), g2b = (int8_t)((code >> 8) & 0xff), r2b = (int8_t)((code >> 16) & 0xff);
-        const uint32_t argb = row[x];
-        const int8_t green = (int8_t)(argb >> 8);
-        int new_red = (int)((argb >> 16) & 0xff), new_blue = (int)(argb & 0xff);
-        new_red += ((int)g2r * green) >> 5;
-        new_red &= 0xff;
-        new_blue += ((int)g2b * green) >> 5;
-        new_blue += ((int)r2b * (int8_t)new_red) >> 5;
-        new_blue &= 0xff;
-        row[x] = (argb & 0xff00ff00u) | ((uint32_t)new_red << 16) | (uint32_t)new_blue;
+    for (int x0 = 0; x0 < width; x0 += tile) {
+        const uint32_t code = codes[x0 >> t->bits];
+        const int g2r = (int8_t)(code & 0xff), g2b = (int8_t)((code >> 8) & 0xff), r2b = (int8_t)((code >> 16) & 0xff);
+        const int x_end = x0 + tile < width ? x0 + tile : width;
+        for (int x = x0; x < x_end; x++) {
+            const uint32_t argb = row[x];
+            const int green = (int8_t)(argb >> 8);
+            int new_red = (int)((argb >> 16) & 0xff), new_blue = (int)(argb & 0xff);
+            new_red += (g2r * green) >> 5;
+            new_red &= 0xff;
+            new_blue += (g2b * green) >> 5;
+            new_blue += (r2b * (int8_t)new_red) >> 5;
+            new_blue &= 0xff;
+            row[x] = (argb & 0xff00ff00u) | ((uint32_t)new_red << 16) | (uint32_t)new_blue;
+        }
     }
 }
 
