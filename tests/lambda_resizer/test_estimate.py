@@ -199,6 +199,7 @@ def _files() -> dict[str, bytes]:
         "bmp": encode(image, "BMP"),
         "webp": encode(image, "WEBP", quality=80, method=0),
         "webp lossless": encode(image, "WEBP", lossless=True, quality=0, method=0),
+        "webp lossless rgba": encode(rgba, "WEBP", lossless=True, quality=50, method=4),
     }
     for fmt in ("HEIF", "AVIF"):
         fast = {"speed": 10} if fmt == "AVIF" else {}
