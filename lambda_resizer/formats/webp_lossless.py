@@ -34,11 +34,12 @@ LIBRARY = Path(__file__).with_name("_webp_lossless_rows.so")
 #: The decoder's ring of coded pixels (RING_BITS in the C): a backward reference reaches 2^20 back.
 RING_PIXELS = 1 << 20
 #: The C decoder's results.
-_OK, _BITSTREAM, _TRUNCATED, _NOMEM = 0, 1, 2, 3
+_OK, _BITSTREAM, _TRUNCATED, _NOMEM, _TOO_MANY_TABLES = 0, 1, 2, 3, 4
 _REASONS = {
     _BITSTREAM: "its lossless bitstream is invalid",
     _TRUNCATED: "image file is truncated: its lossless bitstream ends early",
     _NOMEM: "out of memory",
+    _TOO_MANY_TABLES: "its lossless bitstream asks for over 192 MB of Huffman tables (libwebp: under 60)",
 }
 
 

@@ -23,7 +23,7 @@
 #include <emmintrin.h> /* psadbw for the Select predictor: part of every x86_64 CPU */
 #endif
 
-enum { OK = 0, BITSTREAM = 1, TRUNCATED = 2, NOMEM = 3 };
+enum { OK = 0, BITSTREAM = 1, TRUNCATED = 2, NOMEM = 3, TOO_MANY_TABLES = 4 };
 
 #define NUM_LITERAL_CODES 256
 #define NUM_LENGTH_CODES 24
@@ -34,6 +34,12 @@ enum { OK = 0, BITSTREAM = 1, TRUNCATED = 2, NOMEM = 3 };
 #define LENGTHS_TABLE_BITS 7
 #define MAX_CODE_LENGTH 15
 #define RING_BITS 20
+/* Huffman tables kept for one image at most. The format allows 65,536 groups of five codes (up
+ * to 20 KB of tables each: 1.3 GB); libwebp's encoder writes at most 2,600. A file asking for more
+ * than this is refused rather than allowed to exhaust the function's memory. */
+#ifndef MAX_TABLE_BYTES /* lowered by a test */
+#define MAX_TABLE_BYTES ((int64_t)192 << 20)
+#endif
 
 static const uint16_t kAlphabetSize[5] = {NUM_LITERAL_CODES + NUM_LENGTH_CODES, NUM_LITERAL_CODES,
                                           NUM_LITERAL_CODES, NUM_LITERAL_CODES, NUM_DISTANCE_CODES};
@@ -392,6 +398,10 @@ static int read_codes(Dec *d, Stream *s, int allow_meta) {
         return fail(d, TRUNCATED);
     }
     const int table_size = kTableSize[s->cache_bits];
+    if ((int64_t)ngroups * table_size * (int64_t)sizeof(HCode) > MAX_TABLE_BYTES) {
+        free(mapping);
+        return fail(d, TOO_MANY_TABLES);
+    }
     s->groups = (Group *)calloc((size_t)ngroups, sizeof(Group));
     s->pool = (HCode *)malloc((size_t)ngroups * table_size * sizeof(HCode));
     d->held += (int64_t)ngroups * (table_size * (int64_t)sizeof(HCode) + (int64_t)sizeof(Group));

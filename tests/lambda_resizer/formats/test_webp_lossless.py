@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image, WebPImagePlugin
 
 from lambda_resizer.core import Recipe, process_image
 from lambda_resizer.estimate import estimate_memory, read_header
-from lambda_resizer.formats import webp_lossless
+from lambda_resizer.formats import native_build, webp_lossless
 from tests.lambda_resizer.formats.sanitizers import run_sanitized
 from tests.lambda_resizer.formats.test_tiff import psnr
 from tests.lambda_resizer.images import encode, photo, reject, rgb_profile
@@ -213,7 +214,9 @@ def test_damaged_files_get_libwebps_verdict(name):
 _SANITIZED_RUN = """
 import json, sys
 from pathlib import Path
-from lambda_resizer.formats import webp_lossless
+import subprocess
+
+from lambda_resizer.formats import native_build, webp_lossless
 webp_lossless.LIBRARY = Path(sys.argv[1])
 assert webp_lossless.available()
 from tests.lambda_resizer.formats.test_webp_lossless import FILES, damaged_outcomes
@@ -244,3 +247,26 @@ def test_without_the_c_object_libwebp_decodes_and_the_estimate_says_so(no_c_obje
     assert estimate.path == "webp_lossless"
     variants = process_image(data, RECIPE).variants
     assert [(v.name, v.width, v.height) for v in variants] == [("a", 600, 400), ("b", 150, 100)]
+
+
+def test_a_file_asking_for_too_many_huffman_tables_is_refused_not_decoded(tmp_path, monkeypatch):
+    # The format allows 65,536 groups of codes (1.3 GB of tables); the decoder refuses more than
+    # 192 MB. Built here with the limit lowered, a file of libwebp's with several groups meets it.
+    library = tmp_path / "_webp_lossless_rows.so"
+    cc = native_build.compiler()
+    assert cc
+    source = str(native_build.SOURCES["_webp_lossless_rows.so"])
+    subprocess.run(
+        [cc, "-O1", "-DMAX_TABLE_BYTES=40000", "-shared", "-fPIC", "-o", str(library), source], check=True
+    )
+    data = encode(photo(1200, 800, seed=4), "WEBP", lossless=True, quality=75, method=4)
+    small = Recipe(sizes=(("a", 300),))  # reduced by 2: the banded route
+    webp_lossless._library.cache_clear()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(webp_lossless, "LIBRARY", library)
+            err = reject(data, small)
+    finally:
+        webp_lossless._library.cache_clear()
+    assert err.code == "corrupt" and "Huffman tables" in err.message, err.message
+    assert len(process_image(data, small).variants) == 1  # the real limit: decoded
