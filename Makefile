@@ -80,6 +80,8 @@ notebook: setup
 bench: setup
 	$(UV) pip install --quiet --python $(PY) -e ".[dev,bench]"
 	$(PY) bench/resize.py
+	$(PY) bench/resize.py --memory
+	$(PY) bench/progressive_jpeg.py
 	$(PY) bench/manifest.py
 	$(PY) bench/local_stack.py
 
