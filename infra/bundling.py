@@ -204,7 +204,10 @@ class PackageBundling:
             else:
                 module, subfolder = build
                 builder = importlib.import_module(module)
-                builder.build(target / subfolder)
+                try:
+                    builder.build(target / subfolder)
+                except RuntimeError as error:  # no compiler: the code falls back, as on another CPU
+                    print(f"WARNING: {error}; the function runs without that C object", file=sys.stderr)
         return True
 
 

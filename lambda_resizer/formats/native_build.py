@@ -52,7 +52,10 @@ def build_one(name: str, directory: Path = HERE) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".so.partial")
     command = [cc, "-O3", "-shared", "-fPIC", "-fvisibility=default", "-o", str(partial), str(source)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:  # $CC names no program
+        raise RuntimeError(f"{cc} cannot be run to build {name}: {error}") from error
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
     partial.replace(target)  # atomic: a half-written object is never loaded

@@ -16,7 +16,9 @@ from infra.bundling import (
     CACHE,
     REPO,
     UPLOAD_API_REQUIREMENTS,
+    X86_64_PY312,
     BundlingError,
+    PackageBundling,
     PipLayerBundling,
     package_code,
 )
@@ -97,3 +99,19 @@ def test_missing_wheels_with_no_network_say_how_to_fix_it(
     bundling = PipLayerBundling(requirements=_small_layer(tmp_path), platform=ARM64_PY312, cache=tmp_path)
     with pytest.raises(BundlingError, match="make wheels"):
         bundling.try_bundle(str(tmp_path / "asset"), None)  # type: ignore[arg-type]
+
+
+def test_without_a_working_compiler_the_code_is_bundled_without_its_c_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The function falls back to libjpeg and libwebp without them (as on another CPU): a synth
+    # on a machine with no compiler must still produce the asset, and say what it left out.
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    package = REPO / "lambda_resizer"
+    bundling = PackageBundling(package=package, platform=X86_64_PY312)
+    out = tmp_path / "asset"
+    assert bundling.try_bundle(str(out), None)  # type: ignore[arg-type]  (jsii passes BundlingOptions)
+    assert (out / "lambda_resizer" / "handler.py").is_file()
+    assert not list(out.rglob("*.so"))
+    if os.uname().machine == "x86_64":
+        assert "no-such-cc cannot be run" in capsys.readouterr().err
