@@ -353,7 +353,11 @@ static int read_code(Dec *d, int alphabet_size, HCode *table) {
     }
     ok = ok && !br->eos;
     int size = 0;
-    if (ok) size = build_table(table, TABLE_BITS, code_lengths, alphabet_size, d->sorted);
+    /* Checked before it is built, as libwebp's VP8LBuildHuffmanTable does: an incomplete code is
+     * only found invalid at the end of a build, and one can need more table than a complete code of
+     * its alphabet (an incomplete distance code: over 500 entries, the group's tables keep 410). */
+    if (ok) size = build_table(NULL, TABLE_BITS, code_lengths, alphabet_size, d->sorted);
+    if (size) build_table(table, TABLE_BITS, code_lengths, alphabet_size, d->sorted);
     if (!ok || size == 0) {
         fail(d, br->eos ? TRUNCATED : BITSTREAM);
         return 0;

@@ -270,3 +270,75 @@ def test_a_file_asking_for_too_many_huffman_tables_is_refused_not_decoded(tmp_pa
         webp_lossless._library.cache_clear()
     assert err.code == "corrupt" and "Huffman tables" in err.message, err.message
     assert len(process_image(data, small).variants) == 1  # the real limit: decoded
+
+
+def _bits(fields: list[tuple[int, int]]) -> bytes:
+    """Pack (value, bit count) fields LSB first, as a VP8L bitstream is read."""
+    value = sum(v << shift for shift, (v, _) in zip(_offsets(fields), fields, strict=True))
+    return value.to_bytes((sum(n for _, n in fields) + 7) // 8, "little")
+
+
+def _offsets(fields: list[tuple[int, int]]) -> Iterator[int]:
+    shift = 0
+    for _, n in fields:
+        yield shift
+        shift += n
+
+
+def _normal_code(counts: list[int], alphabet: int) -> list[tuple[int, int]]:
+    """A normal prefix code: ``counts[n]`` symbols of length n + 1, in symbol order, the rest unused.
+
+    Its code lengths are sent with a code-length code giving each of the lengths 0-15 four bits.
+    """
+    lengths = [n + 1 for n, count in enumerate(counts) for _ in range(count)]
+    lengths += [0] * (alphabet - len(lengths))
+    order = [17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    fields = [(0, 1), (15, 4), *[(4 if s < 16 else 0, 3) for s in order], (0, 1)]
+    for length in lengths:  # the 4-bit code of length L is L itself, its first bit read first
+        fields += [((length >> (3 - i)) & 1, 1) for i in range(4)]
+    return fields
+
+
+def incomplete_distance_code_file(complete: bool = False) -> bytes:
+    """A 1x1 lossless WebP whose codes need the most table a group of five can (libwebp's
+    kTableSize) and, unless ``complete``, an incomplete distance code needing 538 entries of the
+    410 left for it: invalid, and found so only once its table is built."""
+    distance = (
+        [1, 1, 1, 1, 1, 0, 0, 0, 10, 3, 17, 1, 1, 1, 2]
+        if complete
+        else [0, 0, 1, 0, 0, 0, 0, 0, 7, 21, 0, 3, 1, 0, 7]
+    )
+    literal = [1, 1, 0, 0, 0, 0, 0, 0, 71, 49, 129, 1, 1, 1, 2]  # 630 entries, the most for 256 symbols
+    header = [(0x2F, 8), (0, 14), (0, 14), (0, 1), (0, 3)]  # signature, 1x1, no alpha, version 0
+    fields = [*header, (0, 1), (0, 1), (0, 1)]  # no transform, no colour cache, no meta codes
+    fields += _normal_code([1, 0, 1, 0, 0, 0, 1, 0, 153, 53, 17, 17, 33, 1, 2], 280)  # green: 652 entries
+    fields += 3 * _normal_code(literal, 256) + _normal_code(distance, 40) + [(0, 64)]
+    vp8l = _bits(fields)
+    chunk = b"VP8L" + len(vp8l).to_bytes(4, "little") + vp8l + b"\0" * (len(vp8l) & 1)
+    return b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk
+
+
+_SANITIZED_INCOMPLETE = """
+import json, sys
+from pathlib import Path
+from lambda_resizer.formats import webp_lossless
+webp_lossless.LIBRARY = Path(sys.argv[1])
+from tests.lambda_resizer.formats.test_webp_lossless import incomplete_distance_code_file, ours
+print(json.dumps(ours(incomplete_distance_code_file(complete=True)).tolist()))
+try:
+    ours(incomplete_distance_code_file())
+except OSError as error:
+    print(json.dumps(str(error)))
+"""
+
+
+def test_an_incomplete_code_is_refused_before_its_table_is_written(tmp_path):
+    # A code is checked before its table is built (libwebp's VP8LBuildHuffmanTable): an incomplete
+    # one can need more entries than a complete one of its alphabet, and the last group's were
+    # written past the end of its tables before the check at the end of the build refused it.
+    valid = incomplete_distance_code_file(complete=True)
+    assert np.array_equal(ours(valid), libwebps(valid))  # the most table a group can need: decoded
+    with pytest.raises(OSError):
+        libwebps(incomplete_distance_code_file())
+    message = run_sanitized("_webp_lossless_rows.so", _SANITIZED_INCOMPLETE, tmp_path)
+    assert "lossless bitstream is invalid" in message, message
