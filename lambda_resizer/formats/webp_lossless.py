@@ -106,21 +106,27 @@ class LosslessStill(ImageFile.ImageFile):
         super().__init__(io.BytesIO(data[:30]))
 
     def _open(self) -> None:
-        alpha, canvas, size = None, None, None
+        alpha, canvas, size, flags = False, None, None, 0
         view = memoryview(self._data)  # slicing the bytes would copy the image's chunk
-        for kind, offset, length in _chunks(view):
+        for index, (kind, offset, length) in enumerate(_chunks(view)):
             body = (
                 view[offset : offset + min(length, 16)] if kind == b"VP8L" else view[offset : offset + length]
             )
-            if kind == b"VP8X" and length >= 10:
-                alpha = bool(body[0] & 0x10)
+            if kind == b"VP8X" and index == 0 and length >= 10:
+                flags = body[0]
                 canvas = (int.from_bytes(body[4:7], "little") + 1, int.from_bytes(body[7:10], "little") + 1)
             elif kind in _INFO_CHUNKS:
-                self.info[_INFO_CHUNKS[kind]] = bytes(body)
+                # libwebp's demuxer keeps a metadata chunk only when VP8X flags it (none in a simple
+                # file), and Pillow reports the first of its kind.
+                key, flag = _INFO_CHUNKS[kind]
+                if flags & flag and key not in self.info:
+                    self.info[key] = bytes(body)
             elif kind == b"VP8L" and length >= 5 and body[0] == 0x2F:
                 bits = int.from_bytes(body[1:5], "little")
                 size = ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
-                alpha = bool(bits >> 28 & 1) if alpha is None else alpha  # the VP8X flag decides
+                # The bitstream's alpha bit, not VP8X's flag: WebPGetFeatures (Pillow's mode) reads
+                # VP8X's, then VP8LGetInfo overwrites it.
+                alpha = bool(bits >> 28 & 1)
         if size is None or (canvas is not None and canvas != size):
             raise SyntaxError("not a lossless still WebP this reader opens")
         self._size = size
@@ -141,8 +147,8 @@ class LosslessStill(ImageFile.ImageFile):
         return Image.Image.load(self)
 
 
-#: RIFF chunks Pillow's plugin exposes in ``info``.
-_INFO_CHUNKS = {b"ICCP": "icc_profile", b"EXIF": "exif", b"XMP ": "xmp"}
+#: RIFF chunks Pillow's plugin exposes in ``info``: their key, and the VP8X flag that must be set.
+_INFO_CHUNKS = {b"ICCP": ("icc_profile", 0x20), b"EXIF": ("exif", 0x08), b"XMP ": ("xmp", 0x04)}
 
 
 def open_still(data: bytes) -> Image.Image | None:

@@ -342,3 +342,51 @@ def test_an_incomplete_code_is_refused_before_its_table_is_written(tmp_path):
         libwebps(incomplete_distance_code_file())
     message = run_sanitized("_webp_lossless_rows.so", _SANITIZED_INCOMPLETE, tmp_path)
     assert "lossless bitstream is invalid" in message, message
+
+
+def _rechunked(data: bytes, edit: Callable[[list[list[bytes]]], None]) -> bytes:
+    """Return ``data`` with its RIFF chunks ([fourcc, payload] lists) changed by ``edit``."""
+    chunks, position = [], 12
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position + 4 : position + 8], "little")
+        chunks.append([data[position : position + 4], data[position + 8 : position + 8 + length]])
+        position += 8 + length + (length & 1)
+    edit(chunks)
+    body = b"".join(k + len(v).to_bytes(4, "little") + v + b"\0" * (len(v) & 1) for k, v in chunks)
+    return b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WEBP" + body
+
+
+def _flags(chunks: list[list[bytes]], set_: int = 0, clear: int = 0) -> None:
+    vp8x = chunks[0][1]
+    chunks[0][1] = bytes([(vp8x[0] | set_) & ~clear]) + vp8x[1:]
+
+
+_PRIMARIES = ((0.515, 0.241, -0.001), (0.292, 0.692, 0.042), (0.157, 0.067, 0.784))
+_EXIF = Image.Exif()
+_EXIF[0x0112] = 6
+EDITS: dict[str, tuple[str, Callable[[list[list[bytes]]], None]]] = {
+    # WebPGetFeatures reads VP8X's alpha flag, then VP8LGetInfo overwrites it with the bitstream's bit.
+    "alpha flag without the bitstream's": ("RGB", lambda c: _flags(c, set_=0x10)),
+    "bitstream alpha without the flag": ("RGBA", lambda c: _flags(c, clear=0x10)),
+    # libwebp's demuxer keeps a metadata chunk only when VP8X flags it; Pillow gives the first.
+    "EXIF without its flag": ("RGB", lambda c: _flags(c, clear=0x08)),
+    "two EXIF chunks": ("RGB", lambda c: c.append([b"EXIF", Image.Exif().tobytes()])),
+    "ICC profile without its flag": ("RGB", lambda c: c.insert(1, [b"ICCP", rgb_profile(*_PRIMARIES)])),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_mode_and_metadata_are_pillows_for_edited_chunks(edit):
+    mode, change = EDITS[edit]
+    source = photo(40, 30, seed=8)
+    image = translucent(source) if mode == "RGBA" else source
+    data = _rechunked(encode(image, "WEBP", lossless=True, exif=_EXIF.tobytes()), change)
+    theirs = WebPImagePlugin.WebPImageFile(io.BytesIO(data))
+    theirs.load()
+    im = webp_lossless.open_still(data)
+    assert im is not None
+    im.load()
+    assert (im.mode, im.size) == (theirs.mode, theirs.size)
+    facts = ("icc_profile", "exif", "xmp")
+    assert {k: im.info.get(k) for k in facts} == {k: theirs.info.get(k) for k in facts}
+    assert np.array_equal(np.asarray(im), np.asarray(theirs))
