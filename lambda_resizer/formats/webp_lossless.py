@@ -3,7 +3,7 @@
 libwebp decodes a lossless (VP8L) image into one 32-bit plane of the whole image before its
 transforms or its scaler see a row, because a backward reference may copy from any earlier pixel
 (24 MP: 96 MB, a 100 MP file 400 MB). The format bounds how far back a copy reaches (about 2^20
-pixels), so ``webp_lossless_rows.c`` keeps the coded pixels in a ring of 2^21 (8 MB) and hands out
+pixels), so ``webp_lossless_rows.c`` keeps the coded pixels in a ring of 2^20 (4 MB) and hands out
 each row inverse-transformed as soon as it is complete; the bands are then box-reduced as PNG's
 and TIFF's are. The pixels are libwebp's exactly (the C is a transcription of its decoder:
 ``tests/lambda_resizer/formats/test_webp_lossless.py``).
