@@ -68,3 +68,12 @@ def tiled_tiff(image: Image.Image, tile: int = 256, *, deflate: bool = True, ori
     out += struct.pack("<HHH", 8, 8, 8)
     out += struct.pack(f"<{len(tiles)}I", *offsets) + struct.pack(f"<{len(tiles)}I", *map(len, tiles))
     return bytes(out) + b"".join(tiles)
+
+
+def without_restart_marker(data: bytes, index: int = 5) -> bytes:
+    """Return a JPEG with the ``index``-th restart marker of its first scan removed (a lost marker:
+    libjpeg resynchronises; our progressive decoders leave such a file to it)."""
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    markers = [i for i in range(start, len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+    return data[: markers[index]] + data[markers[index] + 2 :]

@@ -206,11 +206,11 @@ def bands(im: Image.Image, data: bytes, rows: int) -> Iterator[Image.Image] | No
     handle = lib.vp8l_open(payload.ctypes.data, length, info)
     if not handle:
         raise OSError(f"the WebP image data cannot be decoded: {_REASONS.get(info[3], f'status {info[3]}')}")
-    width, height, alpha = info[0], info[1], info[2]
+    width, height = info[0], info[1]
     if (width, height) != im.size:
         lib.vp8l_close(handle)
         raise OSError(f"the WebP canvas is {im.size[0]}x{im.size[1]} but its image is {width}x{height}")
-    del alpha  # libwebp's output has alpha when the file says so (Pillow's mode), from the bitstream's values
+    # Alpha when Pillow's mode says so (the bitstream's bit), with the bitstream's values, as libwebp.
     return _bands(lib, handle, payload, (width, height), "RGBA" if im.mode == "RGBA" else "RGB", rows)
 
 

@@ -14,6 +14,7 @@ from lambda_resizer.core import (
     process_image,
 )
 from lambda_resizer.estimate import estimate_memory, read_header
+from tests.imaging import without_restart_marker
 from tests.lambda_resizer.images import (
     BLUE,
     GREEN,
@@ -72,12 +73,7 @@ def test_a_damaged_jpeg_our_route_declines_asks_before_libjpeg_decodes_it():
     data = encode(
         photo(4000, 3000), "JPEG", quality=90, progressive=True, subsampling=0, restart_marker_blocks=6
     )
-    sos = data.index(b"\xff\xda")
-    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-    marker = next(
-        i for i in range(start + 400, len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7
-    )
-    damaged = data[:marker] + data[marker + 2 :]
+    damaged = without_restart_marker(data)
     with pytest.raises(LibraryRouteNeeded, match="restart marker"):
         process_image(damaged, DEFAULT_RECIPE, library_fallback=False)
     assert [v.name for v in process_image(damaged, DEFAULT_RECIPE).variants] == [

@@ -19,10 +19,10 @@ from image_etl.resource_shapes import LOCAL, QueueShape, ResizeFunctionShape
 from image_etl.settings import Settings, settings_variables
 from lambda_resizer import handler
 from lambda_resizer.config import ResizerConfig
-from lambda_resizer.estimate import estimate_memory, read_header
+from lambda_resizer.estimate import MemoryEstimate, estimate_memory, read_header
 from lambda_resizer.records import from_item, image_id_for
 from tests.conftest import REPO
-from tests.imaging import encode, photo_like
+from tests.imaging import encode, photo_like, without_restart_marker
 from tests.stack_process import in_this_process
 
 pytestmark = pytest.mark.slow  # the event worker against a moto server, some in a process of their own
@@ -322,23 +322,25 @@ def _damaged_progressive() -> bytes:
     """
     data = encode(photo_like(7, (4000, 3000)), "JPEG", quality=90, progressive=True, subsampling=0,
                   restart_marker_blocks=6)  # fmt: skip
-    sos = data.index(b"\xff\xda")
-    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-    markers = [i for i in range(start, len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
-    return data[: markers[5]] + data[markers[5] + 2 :]
+    return without_restart_marker(data)
+
+
+def _damaged_budgets(stack: Settings, data: bytes) -> tuple[MemoryEstimate, MemoryEstimate, float]:
+    """Return the header's estimate of ``data``, libjpeg's route's, and what this process holds (MB)."""
+    recipe = ResizerConfig.from_env(handler_environment(stack)).recipe
+    header = read_header(io.BytesIO(data))
+    ours = estimate_memory(header, recipe, source_bytes=len(data))
+    libjpegs = estimate_memory(header, recipe, source_bytes=len(data), library_route=True)
+    return ours, libjpegs, resident_mb() + ResizerConfig.headroom_mb
 
 
 def test_a_damaged_file_whose_library_route_is_over_the_budget_goes_to_the_large_tier(
     stack: Settings,
 ) -> None:
     key, data = "uploads/scans/damaged.jpg", _damaged_progressive()
-    recipe = ResizerConfig.from_env(handler_environment(stack)).recipe
-    header = read_header(io.BytesIO(data))
-    ours = estimate_memory(header, recipe, source_bytes=len(data))
-    libjpegs = estimate_memory(header, recipe, source_bytes=len(data), library_route=True)
+    ours, libjpegs, held = _damaged_budgets(stack, data)
     assert (ours.path, libjpegs.path) == ("jpeg_scaled", "jpeg_progressive")
     assert libjpegs.peak_mb > ours.peak_mb + 50
-    held = resident_mb() + ResizerConfig.headroom_mb
     between = dataclasses.replace(LOCAL.function, memory_mb=int(held + (ours.peak_mb + libjpegs.peak_mb) / 2))
     large = dataclasses.replace(LOCAL.large_function, memory_mb=int(held + 3 * libjpegs.peak_mb))
     worker = EventWorker(stack, function=between, enforce_limits=False)
@@ -362,12 +364,8 @@ def test_a_damaged_file_whose_library_route_is_over_both_budgets_fails_with_libj
     stack: Settings,
 ) -> None:
     key, data = "uploads/scans/damaged-huge.jpg", _damaged_progressive()
-    recipe = ResizerConfig.from_env(handler_environment(stack)).recipe
-    header = read_header(io.BytesIO(data))
-    ours = estimate_memory(header, recipe, source_bytes=len(data)).peak_mb
-    libjpegs = estimate_memory(header, recipe, source_bytes=len(data), library_route=True).peak_mb
-    held = resident_mb() + ResizerConfig.headroom_mb
-    between = int(held + (ours + libjpegs) / 2)
+    ours, libjpegs, held = _damaged_budgets(stack, data)
+    between = int(held + (ours.peak_mb + libjpegs.peak_mb) / 2)
     worker = EventWorker(
         stack, function=dataclasses.replace(LOCAL.function, memory_mb=between), enforce_limits=False
     )
@@ -379,5 +377,5 @@ def test_a_damaged_file_whose_library_route_is_over_both_budgets_fails_with_libj
     assert (
         record is not None and record["status"] == "failed" and record["error_code"] == "too_large_to_decode"
     )
-    assert f"needs an estimated {libjpegs:.0f} MB" in record["error"]
+    assert f"needs an estimated {libjpegs.peak_mb:.0f} MB" in record["error"]
     assert queue_depth(stack, stack.queue_url) == 0  # acknowledged at the first attempt

@@ -18,7 +18,7 @@ from lambda_resizer.core import Recipe, process_image
 from lambda_resizer.estimate import estimate_memory, read_header
 from lambda_resizer.formats import jpeg, jpeg_dc, jpeg_scaled
 from tests.lambda_resizer import progressive_jpeg
-from tests.lambda_resizer.formats.sanitizers import run_sanitized
+from tests.lambda_resizer.formats.c_objects import damaged_outcomes_sanitized, without_c_object
 from tests.lambda_resizer.images import CORPUS, encode, jpeg_segments, photo, reject
 from tests.lambda_resizer.progressive_jpeg import Scan, script
 
@@ -315,30 +315,16 @@ def test_damaged_scans_end_as_a_named_error_or_libjpegs_route_never_a_crash(name
     assert outcomes["error"] and outcomes["image"], outcomes  # the damage reached the decoder
 
 
-_SANITIZED_RUN = """
-import json, sys
-from pathlib import Path
-from lambda_resizer.formats import jpeg_scaled
-jpeg_scaled.LIBRARY = Path(sys.argv[1])
-assert jpeg_scaled.available()
-from tests.lambda_resizer.formats.test_jpeg_scaled import FILES, damaged_outcomes
-print(json.dumps({name: damaged_outcomes(name, 1500) for name in FILES}))
-"""
-
-
 @pytest.mark.slow
 def test_the_c_decoder_stays_inside_its_buffers_on_damaged_scans(tmp_path):
-    outcomes = run_sanitized("_jpeg_scaled_ac.so", _SANITIZED_RUN, tmp_path)
+    outcomes = damaged_outcomes_sanitized(jpeg_scaled, __name__, 1500, tmp_path)
     assert all(o["error"] > 100 and o["image"] > 20 for o in outcomes.values()), outcomes
 
 
 @pytest.fixture
 def no_c_object(monkeypatch, tmp_path):
     """The C object missing (a machine without a compiler, a package built elsewhere)."""
-    jpeg_scaled._library.cache_clear()
-    monkeypatch.setattr(jpeg_scaled, "LIBRARY", tmp_path / "_jpeg_scaled_ac.so")
-    yield
-    jpeg_scaled._library.cache_clear()
+    yield from without_c_object(jpeg_scaled, monkeypatch, tmp_path)
 
 
 def test_without_the_c_object_libjpeg_decodes_and_the_estimate_says_so(

@@ -13,7 +13,7 @@ from PIL import Image, WebPImagePlugin
 from lambda_resizer.core import Recipe, process_image
 from lambda_resizer.estimate import estimate_memory, read_header
 from lambda_resizer.formats import native_build, webp_lossless
-from tests.lambda_resizer.formats.sanitizers import run_sanitized
+from tests.lambda_resizer.formats.c_objects import damaged_outcomes_sanitized, run_sanitized, without_c_object
 from tests.lambda_resizer.formats.test_tiff import psnr
 from tests.lambda_resizer.images import encode, photo, reject, rgb_profile
 
@@ -211,32 +211,16 @@ def test_damaged_files_get_libwebps_verdict(name):
     assert outcomes["same pixels"] and outcomes["both failed"], outcomes
 
 
-_SANITIZED_RUN = """
-import json, sys
-from pathlib import Path
-import subprocess
-
-from lambda_resizer.formats import native_build, webp_lossless
-webp_lossless.LIBRARY = Path(sys.argv[1])
-assert webp_lossless.available()
-from tests.lambda_resizer.formats.test_webp_lossless import FILES, damaged_outcomes
-print(json.dumps({name: damaged_outcomes(name, 800) for name in FILES}))
-"""
-
-
 @pytest.mark.slow
 def test_the_c_decoder_stays_inside_its_buffers_on_damaged_files(tmp_path):
-    outcomes = run_sanitized("_webp_lossless_rows.so", _SANITIZED_RUN, tmp_path)
+    outcomes = damaged_outcomes_sanitized(webp_lossless, __name__, 800, tmp_path)
     assert all(o["same pixels"] > 20 and o["both failed"] > 100 for o in outcomes.values()), outcomes
 
 
 @pytest.fixture
 def no_c_object(monkeypatch, tmp_path):
     """The C object missing (a machine without a compiler, a package built elsewhere)."""
-    webp_lossless._library.cache_clear()
-    monkeypatch.setattr(webp_lossless, "LIBRARY", tmp_path / "_webp_lossless_rows.so")
-    yield
-    webp_lossless._library.cache_clear()
+    yield from without_c_object(webp_lossless, monkeypatch, tmp_path)
 
 
 def test_without_the_c_object_libwebp_decodes_and_the_estimate_says_so(no_c_object, caplog):
